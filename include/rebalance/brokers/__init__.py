@@ -1,0 +1,1 @@
+"""Broker adapters behind one small interface (``base.Broker``)."""

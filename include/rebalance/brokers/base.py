@@ -1,0 +1,193 @@
+"""The one Broker interface, its value types and the project's broker error hierarchy.
+
+Every adapter (``zerodha.py``, ``angelone.py``, ``paper.py``) implements ``Broker`` and translates its
+client library's exceptions into the errors below, so that retry rules depend on our types:
+
+* reads (holdings, quotes, cash, orders) may be retried on ``TemporaryBrokerError``;
+* an order placement is never retried blindly: ``OrderOutcomeUnknown`` is settled by reading the
+  order book and matching our tag (see ``execution.py``), ``OrderRejected`` is definitive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderStatus(StrEnum):
+    """An order's state at the broker, in our words."""
+
+    OPEN = "open"  # accepted, waiting in the book (includes trigger pending / modified)
+    COMPLETE = "complete"  # fully filled
+    PARTIALLY_FILLED = "partially_filled"  # some filled, the rest still open
+    CANCELLED = "cancelled"  # cancelled, possibly after a partial fill (see filled_quantity)
+    REJECTED = "rejected"  # refused by the broker or exchange
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (OrderStatus.COMPLETE, OrderStatus.CANCELLED, OrderStatus.REJECTED)
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One position in an account. Quantities are whole shares; prices are rupees."""
+
+    symbol: str  # canonical: the NSE trading symbol, e.g. "INFY" (never "INFY-EQ")
+    exchange: str  # "NSE" | "BSE"
+    quantity: int  # total held (settled + T1)
+    sellable_quantity: int  # what may be sold today (excludes pledged / unsettled / collateral)
+    average_price: float
+    last_price: float
+    isin: str | None = None
+    acquired_on: date | None = None  # when known (paper broker files); used by min_holding_days
+
+
+@dataclass(frozen=True)
+class Instrument:
+    symbol: str
+    exchange: str = "NSE"
+
+    @property
+    def key(self) -> str:
+        return f"{self.exchange}:{self.symbol}"
+
+
+@dataclass(frozen=True)
+class Quote:
+    symbol: str
+    exchange: str
+    last_price: float
+    previous_close: float | None = None  # for today's winners/losers
+    as_of: datetime | None = None  # exchange timestamp of the last trade, when given
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A delivery (CNC) market or limit order, carrying our idempotency tag."""
+
+    symbol: str
+    exchange: str
+    side: Side
+    quantity: int
+    tag: str  # deterministic, alphanumeric, <= 15 chars (see execution.order_tag)
+    price: float | None = None  # None = market order
+
+    def __post_init__(self) -> None:
+        if self.quantity <= 0:
+            raise ValueError(f"{self.symbol}: order quantity must be positive, got {self.quantity}")
+        if not self.tag.isalnum() or len(self.tag) > 15:
+            raise ValueError(f"order tag {self.tag!r} must be alphanumeric, at most 15 characters")
+
+
+@dataclass(frozen=True)
+class OrderReport:
+    """What the broker says about one order."""
+
+    broker_order_id: str
+    tag: str | None
+    symbol: str
+    exchange: str
+    side: Side
+    quantity: int
+    status: OrderStatus
+    filled_quantity: int = 0
+    average_price: float | None = None
+    message: str | None = None  # the broker's status message (e.g. rejection reason)
+    raw_status: str | None = None
+
+
+@dataclass(frozen=True)
+class Funds:
+    available_cash: float  # rupees usable for delivery buys now
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+@dataclass
+class BrokerError(Exception):
+    """Base of every broker failure. ``broker`` names which, ``message`` says it in words."""
+
+    broker: str
+    message: str
+    details: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.broker}: {self.message}"
+
+
+class AuthError(BrokerError):
+    """Credentials missing, wrong or expired (Kite's access token expires daily). Not retried."""
+
+
+class TemporaryBrokerError(BrokerError):
+    """Network error, timeout on a read, 5xx on a read: safe to retry a read."""
+
+
+class RateLimited(TemporaryBrokerError):
+    """HTTP 429 or the broker's 'too many requests'. Retry after a pause."""
+
+
+class BadResponse(BrokerError):
+    """The broker answered with data we cannot trust (missing fields, zero price, ...)."""
+
+
+class OrderRejected(BrokerError):
+    """Definitive: the broker refused the order. Nothing was placed."""
+
+
+class SellNotAuthorised(OrderRejected):
+    """A sell the depository has not authorised (no DDPI / POA / eDIS for this scrip today)."""
+
+
+class OrderOutcomeUnknown(BrokerError):
+    """We sent an order and do not know whether it was placed (timeout, 5xx, unreadable reply).
+
+    Never resend: reconcile by reading the order book and matching the tag.
+    """
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """One account at one broker."""
+
+    name: str  # "zerodha" | "angelone" | "paper"
+
+    def holdings(self) -> list[Holding]:
+        """Delivery holdings with last prices. Raises BrokerError subclasses."""
+        ...
+
+    def quotes(self, instruments: Sequence[Instrument]) -> dict[str, Quote]:
+        """Last prices keyed by canonical symbol; batches internally within the broker's limit."""
+        ...
+
+    def funds(self) -> Funds:
+        """Cash available for delivery buys."""
+        ...
+
+    def place_order(self, order: OrderRequest) -> str:
+        """Send one order; return the broker's order id.
+
+        Raises OrderRejected (definitive) or OrderOutcomeUnknown (settle by reconciliation).
+        """
+        ...
+
+    def orders(self) -> list[OrderReport]:
+        """Today's order book (every order of the account, ours carry our tag)."""
+        ...
+
+    def order(self, broker_order_id: str) -> OrderReport:
+        """The current state of one order, with fills."""
+        ...
+
+    def cancel(self, broker_order_id: str) -> None:
+        """Cancel an open order."""
+        ...

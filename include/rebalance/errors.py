@@ -1,0 +1,30 @@
+"""Errors a person sees: each one names where the bad input is."""
+
+from __future__ import annotations
+
+
+class RebalanceError(Exception):
+    """Base of the project's own errors."""
+
+
+class ConfigError(RebalanceError, ValueError):
+    """A portfolio file (or an override, or a policy setting) is invalid.
+
+    The message names the file and the field, e.g. ``portfolios/core.yaml: policy.max_trades: ...``.
+    """
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: invalid configuration\n{lines}")
+
+
+class InputDataError(RebalanceError, ValueError):
+    """Holdings or quotes that failed validation. Nothing is planned or ordered on such data."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: invalid data\n{lines}")

@@ -1,0 +1,112 @@
+"""The planner's output: a TradePlan of orders, per-symbol positions and summary metrics.
+
+The JSON form (``to_dict``) is the contract of ``rebalance plan --format json`` (see design.md);
+``plan_hash`` identifies exactly what a person approved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rebalance.brokers.base import Side
+
+
+@dataclass(frozen=True)
+class PlannedOrder:
+    """One proposed delivery order. ``price`` is the planning price (LTP), rupees."""
+
+    symbol: str
+    exchange: str
+    side: Side
+    quantity: int
+    price: float
+    notional: float
+    reasons: tuple[str, ...]
+    charges: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["side"] = str(self.side)
+        data["reasons"] = list(self.reasons)
+        return data
+
+
+@dataclass(frozen=True)
+class PositionLine:
+    """A symbol's weights before and after the plan (fractions), and why it was left alone."""
+
+    symbol: str
+    weight_before: float
+    target_weight: float
+    weight_after: float
+    quantity_before: int = 0
+    quantity_after: int = 0
+    skipped: tuple[str, ...] = ()  # e.g. ("inside_band",) when no order was made
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["skipped"] = list(self.skipped)
+        return data
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    portfolio_value: float  # rupees, holdings (+ cash when modelled)
+    turnover_pct: float  # (buys + sells) / value, %
+    budget_used_pct: float  # measured as the policy's budget_mode, %
+    max_drift_before: float  # fraction
+    max_drift_after: float  # fraction
+    trades: int
+    estimated_charges: float  # rupees
+    cash_before: float | None = None
+    cash_after: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TradePlan:
+    orders: tuple[PlannedOrder, ...]
+    positions: tuple[PositionLine, ...]
+    summary: PlanSummary
+    notes: tuple[str, ...] = field(default=())  # plan-level explanations (e.g. budget scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "orders": [o.to_dict() for o in self.orders],
+            "positions": [p.to_dict() for p in self.positions],
+            "summary": self.summary.to_dict(),
+            "notes": list(self.notes),
+        }
+
+    @property
+    def plan_hash(self) -> str:
+        """SHA-256 of the orders (symbol, side, quantity, price): what an approval approves."""
+        payload = [
+            [o.symbol, o.exchange, str(o.side), o.quantity, round(o.price, 4)] for o in self.orders
+        ]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TradePlan:
+        orders = tuple(
+            PlannedOrder(
+                symbol=o["symbol"],
+                exchange=o["exchange"],
+                side=Side(o["side"]),
+                quantity=int(o["quantity"]),
+                price=float(o["price"]),
+                notional=float(o["notional"]),
+                reasons=tuple(o.get("reasons", ())),
+                charges=float(o.get("charges", 0.0)),
+            )
+            for o in data["orders"]
+        )
+        positions = tuple(
+            PositionLine(**{**p, "skipped": tuple(p.get("skipped", ()))}) for p in data["positions"]
+        )
+        return cls(orders, positions, PlanSummary(**data["summary"]), tuple(data.get("notes", ())))

@@ -1,0 +1,94 @@
+"""The rebalance policy: every knob of the notes' sections 4, 5, 7 and 12.
+
+Percentages are percent numbers as a person reads them (10 means 10%); the planner converts them to
+fractions. Defaults are the notes' section 12 starter values.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TiltMode(StrEnum):
+    NEUTRAL = "neutral"
+    MEAN_REVERSION = "mean_reversion"
+    MOMENTUM = "momentum"
+
+
+class UnlistedHoldings(StrEnum):
+    """What to do with symbols held in the account but absent from the targets."""
+
+    IGNORE = "ignore"  # leave them alone; they are not part of the portfolio's value
+    SELL = "sell"  # target 0: sell them out (subject to the same budget and guardrails)
+
+
+class TradeFilter(StrEnum):
+    BOTH = "both"
+    BUYS_ONLY = "buys_only"
+    SELLS_ONLY = "sells_only"
+
+
+class BudgetMode(StrEnum):
+    """How the budget of section 4.3 is measured against the trades."""
+
+    MAX_SIDE = "max_side"  # scale = min(1, budget / max(total_buy, total_sell))
+    TURNOVER = "turnover"  # scale = min(1, budget / (total_buy + total_sell))
+
+
+class Policy(BaseModel):
+    """Parameters that decide a rebalance. Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    rebalance_budget_pct: float = Field(10.0, ge=0, le=100, description="budget, % of value")
+    rebalance_budget_inr: float | None = Field(
+        None, gt=0, description="fixed budget in rupees; overrides rebalance_budget_pct"
+    )
+    budget_mode: BudgetMode = BudgetMode.MAX_SIDE
+    drift_band_abs_pct: float = Field(2.0, ge=0, le=100, description="absolute drift band, %")
+    drift_band_rel_pct: float = Field(
+        15.0, ge=0, le=1000, description="relative drift band, % of the target weight"
+    )
+    max_trades: int = Field(10, ge=0, description="most orders in one rebalance")
+    min_trade_value_inr: float = Field(2000.0, ge=0, description="smallest order, rupees")
+    max_position_weight_pct: float = Field(
+        15.0, gt=0, le=100, description="never buy above; holdings above are trimmed"
+    )
+    no_buy: frozenset[str] = Field(default_factory=frozenset, description="never buy these")
+    no_sell: frozenset[str] = Field(default_factory=frozenset, description="never sell these")
+    trade_filter: TradeFilter = TradeFilter.BOTH
+    unlisted_holdings: UnlistedHoldings = UnlistedHoldings.IGNORE
+    use_sell_proceeds: bool = Field(True, description="buys may be funded by this run's sells")
+    tilt_mode: TiltMode = TiltMode.NEUTRAL
+    tilt_strength_pct: float = Field(
+        25.0, ge=0, le=100, description="how much a tilt scales the tilted trades, %"
+    )
+    profit_take_threshold_pct: float | None = Field(
+        None, description="P&L % at which a winner over target gets a stronger sell (off: null)"
+    )
+    profit_take_boost_pct: float = Field(20.0, ge=0, le=100)
+    today_winners_bias: bool = Field(False, description="use today's winners% as a macro bias")
+    today_winners_high_pct: float = Field(70.0, ge=0, le=100)
+    today_winners_low_pct: float = Field(30.0, ge=0, le=100)
+    today_bias_pct: float = Field(10.0, ge=0, le=100)
+    min_holding_days: int | None = Field(
+        None, ge=0, description="don't sell lots held fewer than N days (e.g. 365 for LTCG)"
+    )
+    max_price_move_pct: float = Field(
+        2.0, gt=0, description="stop placing if prices moved more than this since planning"
+    )
+
+    @model_validator(mode="after")
+    def _check_bias_thresholds(self) -> Self:
+        if self.today_winners_low_pct > self.today_winners_high_pct:
+            raise ValueError("today_winners_low_pct must not exceed today_winners_high_pct")
+        return self
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Policy:
+        """A copy with some keys replaced (from the CLI's --set or the Airflow Params form)."""
+        merged = self.model_dump()
+        merged.update(overrides)
+        return Policy.model_validate(merged)

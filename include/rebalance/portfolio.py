@@ -1,0 +1,241 @@
+"""A model portfolio: the YAML file a person writes, loaded into frozen, strict models.
+
+A file looks like ``portfolios/example.yaml`` (annotated). Every error names the file and the
+field, e.g. ``portfolios/core.yaml: invalid configuration - targets: weights sum to 90.0% ...``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rebalance.errors import ConfigError
+from rebalance.policy import Policy
+from rebalance.schedule import Schedule
+
+WEIGHT_SUM_TOLERANCE_PCT = 0.01
+_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9&_.\-]{0,29}$")
+_PORTFOLIO_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
+
+
+class BrokerName(StrEnum):
+    ZERODHA = "zerodha"
+    ANGELONE = "angelone"
+    PAPER = "paper"
+
+
+class ExecutionMode(StrEnum):
+    DRY_RUN = "dry_run"  # plan and record, order nothing
+    PAPER = "paper"  # orders go to the paper broker
+    LIVE = "live"  # orders go to the account's broker
+
+
+class ApprovalMode(StrEnum):
+    AUTO = "auto"
+    MANUAL = "manual"
+
+
+class Account(BaseModel):
+    """One broker account a portfolio is held in: one lane of the DAG (notes section 10.A)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_]{0,31}$", description="lane id, e.g. zerodha_main")
+    broker: BrokerName
+    connection_id: str | None = Field(
+        None, description="Airflow connection holding the credentials (never the secrets here)"
+    )
+    holdings_file: str | None = Field(
+        None, description="paper broker: CSV of holdings, relative to the portfolio file"
+    )
+    cash_inr: float | None = Field(None, ge=0, description="paper broker: available cash")
+
+    @model_validator(mode="after")
+    def _needs_source(self) -> Self:
+        if self.broker is BrokerName.PAPER and self.holdings_file is None:
+            raise ValueError("a paper account needs holdings_file")
+        if self.broker is not BrokerName.PAPER and self.connection_id is None:
+            raise ValueError(f"a {self.broker} account needs connection_id (an Airflow connection)")
+        return self
+
+
+class Execution(BaseModel):
+    """How approved plans turn into orders."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: ExecutionMode = ExecutionMode.PAPER
+    approval: ApprovalMode = ApprovalMode.MANUAL
+    auto_approve_max_turnover_pct: float | None = Field(
+        None, gt=0, le=200, description="auto approval only while turnover stays under this %"
+    )
+    approval_cutoff: time = Field(time(15, 25), description="no answer by then (IST) = expired")
+    order_deadline_minutes: int = Field(10, ge=1, le=120, description="poll fills this long")
+
+
+class Portfolio(BaseModel):
+    """A model portfolio: targets, policy, schedule, accounts and execution settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="from the file name; the DAG id is rebalance_<id>")
+    name: str
+    description: str = ""
+    owner: str = "rebalance"
+    tags: tuple[str, ...] = ()
+    exchange: str = Field("NSE", pattern=r"^(NSE|BSE)$")
+    targets: dict[str, float] = Field(
+        description="symbol -> target weight in %; a list of symbols means equal weight"
+    )
+    cash_target_pct: float | None = Field(
+        None, ge=0, lt=100, description="cash as a position; null = fully invested"
+    )
+    policy: Policy = Field(default_factory=Policy)  # type: ignore[arg-type]
+    schedule: Schedule = Field(default_factory=Schedule)  # type: ignore[arg-type]
+    accounts: tuple[Account, ...] = Field(min_length=1)
+    execution: Execution = Field(default_factory=Execution)  # type: ignore[arg-type]
+    holiday_overrides: str | None = Field(
+        None, description="YAML of dated holiday additions/removals, relative to this file"
+    )
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _equal_weight_list(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("at least one symbol is needed")
+            seen: set[str] = set()
+            for symbol in value:
+                if symbol in seen:
+                    raise ValueError(f"duplicate symbol {symbol!r}")
+                seen.add(symbol)
+            return {symbol: None for symbol in value}
+        return value
+
+    @field_validator("targets", mode="wrap")
+    @classmethod
+    def _targets(cls, value: Any, handler: Any) -> dict[str, float]:
+        if isinstance(value, Mapping) and value and all(v is None for v in value.values()):
+            equal = 100.0 / len(value)
+            value = {k: equal for k in value}
+        parsed: dict[str, float] = handler(value)
+        if not parsed:
+            raise ValueError("at least one symbol is needed")
+        for symbol, weight in parsed.items():
+            if not _SYMBOL.match(symbol):
+                raise ValueError(f"{symbol!r} is not a valid symbol (upper case, e.g. INFY)")
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"{symbol}: weight must be a number >= 0, got {weight}")
+        return parsed
+
+    @model_validator(mode="after")
+    def _weights_sum(self) -> Self:
+        cash = self.cash_target_pct or 0.0
+        total = sum(self.targets.values()) + cash
+        if abs(total - 100.0) > WEIGHT_SUM_TOLERANCE_PCT:
+            cash_note = f" + cash {cash}%" if self.cash_target_pct else " (no cash target)"
+            raise ValueError(
+                f"targets: weights sum to {sum(self.targets.values()):g}%{cash_note} = {total:g}%, "
+                "expected 100%"
+            )
+        names = [a.name for a in self.accounts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"accounts: duplicate account name(s) {', '.join(dupes)}")
+        return self
+
+    @property
+    def dag_id(self) -> str:
+        return f"rebalance_{self.id}"
+
+    def target_fractions(self) -> dict[str, float]:
+        """Target weights as fractions of portfolio value (0.1 = 10%)."""
+        return {symbol: weight / 100.0 for symbol, weight in self.targets.items()}
+
+    @property
+    def cash_target_fraction(self) -> float | None:
+        return None if self.cash_target_pct is None else self.cash_target_pct / 100.0
+
+
+def portfolio_id_from_path(path: Path) -> str:
+    """``portfolios/Nifty Core.yaml`` -> ``nifty_core``; the DAG id is ``rebalance_<id>``."""
+    stem = re.sub(r"[^a-z0-9]+", "_", path.stem.lower()).strip("_")
+    if not _PORTFOLIO_ID.match(stem):
+        raise ConfigError(str(path), [f"file name {path.name!r} does not give a usable id"])
+    return stem
+
+
+def _format_validation_error(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(f"{where}: {message}")
+    return problems
+
+
+def parse_portfolio(data: Any, source: str, portfolio_id: str) -> Portfolio:
+    """Validate already-parsed YAML. ``source`` names the file in error messages."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of keys to values"])
+    if "id" in data:
+        raise ConfigError(source, ["id: unknown key (the id comes from the file name)"])
+    try:
+        return Portfolio.model_validate({**data, "id": portfolio_id})
+    except ValidationError as exc:
+        raise ConfigError(source, _format_validation_error(exc)) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_portfolio(path: Path | str) -> Portfolio:
+    """Read and validate one portfolio file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), [f"{where}malformed YAML: {problem}"]) from None
+    return parse_portfolio(data, str(path), portfolio_id_from_path(path))
+
+
+def portfolio_files(folder: Path | str) -> list[Path]:
+    """The portfolio files of a folder, sorted; ``_``-prefixed files are ignored (drafts)."""
+    folder = Path(folder)
+    files = [*folder.glob("*.yaml"), *folder.glob("*.yml")]
+    return sorted(p for p in files if not p.name.startswith("_"))
+
+
+def resolve_relative(portfolio_file: Path | str, relative: str) -> Path:
+    """A path written in a portfolio file is relative to that file."""
+    candidate = Path(relative)
+    return candidate if candidate.is_absolute() else Path(portfolio_file).parent / candidate
