@@ -1,12 +1,14 @@
 """The one Broker interface, its value types and the project's broker error hierarchy.
 
-Every adapter (``zerodha.py``, ``angelone.py``, ``paper.py``) implements ``Broker`` and translates its
-client library's exceptions into the errors below, so that retry rules depend on our types:
+Every adapter (``zerodha.py``, ``angelone.py``, ``paper.py``) implements ``Broker`` and translates
+its client library's exceptions into the errors below, so that retry rules depend on our types:
 
 * reads (holdings, quotes, cash, orders) may be retried on ``TemporaryBrokerError``;
 * an order placement is never retried blindly: ``OrderOutcomeUnknown`` is settled by reading the
   order book and matching our tag (see ``execution.py``), ``OrderRejected`` is definitive.
 """
+
+# ruff: noqa: N818  (the error names are a published contract: others code against them)
 
 from __future__ import annotations
 
@@ -153,6 +155,14 @@ class OrderOutcomeUnknown(BrokerError):
 
     Never resend: reconcile by reading the order book and matching the tag.
     """
+
+
+class OrderNotFound(BrokerError):
+    """The broker has no order with this id (in today's book)."""
+
+
+class CancelRejected(BrokerError):
+    """The broker refused to cancel (the order is already complete, rejected or cancelled)."""
 
 
 @runtime_checkable
