@@ -1,0 +1,128 @@
+"""Checks on what a broker sends back, and the words for its rejections.
+
+Adapters parse every field through these helpers, so a missing field, a zero price or a negative
+quantity becomes a ``BadResponse`` that names the broker, the call, the symbol and the field,
+instead of a KeyError or a wrong trade.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from rebalance.brokers.base import BadResponse, OrderRejected, OrderReport, SellNotAuthorised
+
+# Phrases the brokers use when the depository has not authorised a sell (no DDPI / POA, no
+# eDIS / TPIN authorisation for today). Kite: "... holdings are not authorised for sale ...
+# CDSL TPIN"; SmartAPI: "... Please authorize your holdings (eDIS) ...".
+_SELL_AUTH = re.compile(
+    r"not\s+authori[sz]ed|authori[sz]e\s+(your\s+)?holdings|\bedis\b|\bddpi\b|\btpin\b|"
+    r"\bpoa\b|cdsl\s+authori[sz]ation|pledge.*not.*authori",
+    re.IGNORECASE,
+)
+
+
+def is_sell_not_authorised(message: str | None) -> bool:
+    return bool(message) and bool(_SELL_AUTH.search(message or ""))
+
+
+def sell_not_authorised_text(symbol: str, quantity: int | None, broker: str) -> str:
+    qty = f"{quantity} " if quantity else ""
+    how = {
+        "zerodha": "authorise it in Kite (Holdings > Authorisation, CDSL TPIN) or sign the DDPI",
+        "angelone": "authorise it in the Angel One app (eDIS with CDSL TPIN) or submit the DDPI",
+    }.get(broker, "authorise the sale with your depository (eDIS / TPIN) or set up DDPI")
+    return (
+        f"sell of {qty}{symbol} was refused: your demat holdings of {symbol} are not authorised "
+        f"for sale today; {how}, then run the rebalance again"
+    )
+
+
+def rejection_error(report: OrderReport, broker: str) -> OrderRejected:
+    """The error that explains a REJECTED order report (SellNotAuthorised where it applies)."""
+    details = {"order_id": report.broker_order_id, "symbol": report.symbol}
+    raw = report.message or "no reason given"
+    if report.side == "SELL" and is_sell_not_authorised(raw):
+        return SellNotAuthorised(
+            broker,
+            sell_not_authorised_text(report.symbol, report.quantity, broker) + f" ({raw})",
+            details,
+        )
+    return OrderRejected(broker, f"{report.side} {report.symbol} rejected: {raw}", details)
+
+
+class Fields:
+    """Typed access to one record of a broker response, with errors that say where."""
+
+    def __init__(self, broker: str, what: str, record: Any, label: str | None = None) -> None:
+        if not isinstance(record, Mapping):
+            raise BadResponse(broker, f"{what}: expected an object, got {type(record).__name__}")
+        self.broker = broker
+        self.what = what
+        self.record = record
+        self.label = label
+
+    def _where(self, name: str) -> str:
+        who = f" {self.label}" if self.label else ""
+        return f"{self.what}{who}: field '{name}'"
+
+    def bad(self, name: str, problem: str) -> BadResponse:
+        return BadResponse(
+            self.broker, f"{self._where(name)} {problem}", {"field": name, "what": self.what}
+        )
+
+    def has(self, name: str) -> bool:
+        return self.record.get(name) not in (None, "")
+
+    def text(self, name: str, *, default: str | None = None) -> str:
+        value = self.record.get(name)
+        if value in (None, ""):
+            if default is not None:
+                return default
+            raise self.bad(name, "is missing")
+        return str(value)
+
+    def opt_text(self, name: str) -> str | None:
+        value = self.record.get(name)
+        return None if value in (None, "") else str(value)
+
+    def number(self, name: str, *, default: float | None = None) -> float:
+        value = self.record.get(name)
+        if value in (None, ""):
+            if default is not None:
+                return default
+            raise self.bad(name, "is missing")
+        if isinstance(value, bool):
+            raise self.bad(name, f"is not a number ({value!r})")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise self.bad(name, f"is not a number ({value!r})") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise self.bad(name, f"is not a finite number ({value!r})")
+        return number
+
+    def price(self, name: str) -> float:
+        """A price that must be > 0 rupees."""
+        value = self.number(name)
+        if value <= 0:
+            raise self.bad(name, f"is {value:g}, not a usable price (must be > 0)")
+        return value
+
+    def quantity(self, name: str, *, default: int | None = None) -> int:
+        """A share count that must be a whole number >= 0."""
+        value = self.number(name, default=None if default is None else float(default))
+        if value < 0:
+            raise self.bad(name, f"is {value:g}, a negative quantity")
+        if value != int(value):
+            raise self.bad(name, f"is {value:g}, not a whole number of shares")
+        return int(value)
+
+
+__all__ = [
+    "Fields",
+    "is_sell_not_authorised",
+    "rejection_error",
+    "sell_not_authorised_text",
+]
