@@ -28,3 +28,12 @@ class InputDataError(RebalanceError, ValueError):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{source}: invalid data\n{lines}")
+
+
+class CalendarError(RebalanceError):
+    """A schedule date cannot be decided from the trading calendar.
+
+    Raised when a date lies beyond the known calendar (exchange_calendars' XBOM data plus any
+    holiday override file), or when a rule cannot be met in a period (e.g. the 19th trading day of
+    a month with 18). Never answered by guessing that an unknown day is a trading day.
+    """
