@@ -1,0 +1,1 @@
+"""Test helpers that other suites reuse: broker emulators, fixtures data."""

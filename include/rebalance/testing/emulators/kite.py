@@ -1,0 +1,292 @@
+"""An emulator of the Kite Connect v3 REST endpoints the Zerodha adapter uses.
+
+Envelopes as Kite sends them: ``{"status": "success", "data": ...}`` and
+``{"status": "error", "message": ..., "error_type": "TokenException", "data": null}`` with the
+HTTP status Kite uses (403 token, 400 input, 429 rate limit, 503 network).
+
+    with KiteEmulator() as kite:
+        client = KiteConnect("key", access_token="token", root=kite.url)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import parse_qs
+
+from rebalance.testing.emulators._server import (
+    DEMO_HOLDINGS,
+    EXTRA_PRICES,
+    EmulatorServer,
+    Holding,
+    Reply,
+    apply_patch,
+)
+
+SELL_NOT_AUTHORISED = (
+    "RMS:Rule: Check holding authorisation. Your holdings are not authorised for sale: "
+    "authorise them with CDSL TPIN (eDIS) or submit the DDPI."
+)
+
+
+class KiteEmulator(EmulatorServer):
+    broker = "zerodha"
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "kiteapikey123",
+        access_token: str = "kiteaccesstoken0123456789",
+        api_secret: str = "kiteapisecret987",
+        request_token: str = "kiterequesttoken555",
+        cash: float = 100_000.0,
+        holdings: list[Holding] | None = None,
+    ) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.access_token = access_token
+        self.api_secret = api_secret
+        self.request_token = request_token
+        self.cash = cash
+        for h in holdings if holdings is not None else DEMO_HOLDINGS:
+            self.add_holding(Holding(**h.__dict__))
+        self.prices = {s: p for s, (p, *_r) in EXTRA_PRICES.items()}
+        self._next_id = 1
+
+    # --- envelopes --------------------------------------------------------------------------
+
+    @staticmethod
+    def ok(data: Any) -> Reply:
+        return Reply(200, {"status": "success", "data": data})
+
+    @staticmethod
+    def error(status: int, error_type: str, message: str) -> Reply:
+        return Reply(
+            status, {"status": "error", "message": message, "error_type": error_type, "data": None}
+        )
+
+    # --- routing ----------------------------------------------------------------------------
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        headers: dict[str, str],
+    ) -> Reply:
+        form = {k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+        if self.take("rate_limit_next"):
+            return self.error(429, "NetworkException", "Too many requests")
+        if self.take("server_error_next"):
+            return self.error(503, "NetworkException", "Gateway timed out / service unavailable")
+        if method == "POST" and path == "/session/token":
+            return self._session(form)
+        auth = headers.get("Authorization") or headers.get("authorization") or ""
+        if self.faults.expired_token or auth != f"token {self.api_key}:{self.access_token}":
+            return self.error(403, "TokenException", "Incorrect `api_key` or `access_token`.")
+        with self.lock:
+            if method == "GET" and path == "/portfolio/holdings":
+                return self.ok(self._holdings())
+            if method == "GET" and path == "/quote":
+                return self.ok(self._quotes(query.get("i", [])))
+            if method == "GET" and path in ("/user/margins/equity", "/user/margins"):
+                equity = {
+                    "enabled": True,
+                    "net": round(self.cash, 2),
+                    "available": {"cash": round(self.cash, 2), "live_balance": round(self.cash, 2)},
+                    "utilised": {"debits": 0},
+                }
+                return self.ok(equity if path.endswith("equity") else {"equity": equity})
+            if method == "GET" and path == "/orders":
+                return self.ok(list(self.orders))
+            if method == "GET" and path.startswith("/orders/"):
+                found = self._find(path.rsplit("/", 1)[-1])
+                if found is None:
+                    return self.error(400, "InputException", "Couldn't find that `order_id`.")
+                return self.ok([found])
+            if method == "POST" and path == "/orders/regular":
+                return self._place(form)
+            if method == "DELETE" and path.startswith("/orders/regular/"):
+                return self._cancel(path.rsplit("/", 1)[-1])
+        return self.error(404, "GeneralException", f"Route not found: {method} {path}")
+
+    def _session(self, form: dict[str, str]) -> Reply:
+        expected = hashlib.sha256(
+            (self.api_key + self.request_token + self.api_secret).encode()
+        ).hexdigest()
+        if form.get("api_key") != self.api_key or form.get("checksum") != expected:
+            return self.error(403, "TokenException", "Invalid `checksum`.")
+        self.access_token = "kitefreshtoken" + hashlib.sha256(expected.encode()).hexdigest()[:12]
+        return self.ok(
+            {
+                "user_id": "ZX1234",
+                "user_name": "Emulated User",
+                "access_token": self.access_token,
+                "public_token": "publictoken",
+                "login_time": "2026-01-05 08:30:00",
+            }
+        )
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def _holdings(self) -> list[dict[str, Any]]:
+        out = []
+        for h in self.holdings.values():
+            rec = {
+                "tradingsymbol": h.symbol,
+                "exchange": "NSE",
+                "instrument_token": int(h.token or 0),
+                "isin": h.isin,
+                "product": "CNC",
+                "quantity": h.quantity,
+                "t1_quantity": h.t1_quantity,
+                "realised_quantity": h.quantity,
+                "authorised_quantity": 0,
+                "opening_quantity": h.quantity,
+                "collateral_quantity": h.collateral_quantity,
+                "used_quantity": 0,
+                "average_price": h.average_price,
+                "last_price": h.last_price,
+                "close_price": h.previous_close,
+                "pnl": round((h.last_price - h.average_price) * h.quantity, 2),
+            }
+            out.append(apply_patch(rec, self.faults.holdings_patch.get(h.symbol)))
+        return out
+
+    def _price(self, symbol: str) -> tuple[float, float | None] | None:
+        if symbol in self.holdings:
+            return self.holdings[symbol].last_price, self.holdings[symbol].previous_close
+        if symbol in self.prices:
+            return self.prices[symbol], EXTRA_PRICES.get(symbol, (0, None))[1]
+        return None
+
+    def _quotes(self, keys: list[str]) -> dict[str, Any]:
+        out = {}
+        for key in keys:
+            exchange, _, symbol = key.partition(":")
+            price = self._price(symbol)
+            if exchange != "NSE" or price is None:
+                continue  # Kite leaves unknown instruments out
+            last, close = price
+            rec = {
+                "instrument_token": 0,
+                "timestamp": "2026-01-05 15:29:59",
+                "last_trade_time": "2026-01-05 15:29:58",
+                "last_price": last,
+                "volume": 1000,
+                "ohlc": {"open": last, "high": last, "low": last, "close": close or last},
+            }
+            out[key] = apply_patch(rec, self.faults.quote_patch.get(symbol))
+        return out
+
+    def _find(self, order_id: str) -> dict[str, Any] | None:
+        return next((o for o in self.orders if o["order_id"] == order_id), None)
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def _place(self, form: dict[str, str]) -> Reply:
+        self.orders_received += 1
+        if self.faults.reject_next_order:
+            message, self.faults.reject_next_order = self.faults.reject_next_order, None
+            return self.error(400, "OrderException", message)
+        for name in ("tradingsymbol", "exchange", "transaction_type", "quantity", "product"):
+            if not form.get(name):
+                return self.error(400, "InputException", f"Missing `{name}`")
+        if form["product"] != "CNC":
+            return self.error(400, "InputException", "Only CNC is expected from this app")
+        tag = form.get("tag", "")
+        if len(tag) > 20 or (tag and not tag.isalnum()):
+            return self.error(400, "InputException", "Invalid `tag`.")
+        symbol = form["tradingsymbol"]
+        price = self._price(symbol)
+        if price is None:
+            return self.error(400, "InputException", "Invalid `tradingsymbol`.")
+        if self.take("timeout_without_placing"):
+            return Reply(504, "upstream timed out", "text/html", delay=self.faults.timeout_delay)
+        quantity = int(form["quantity"])
+        side = form["transaction_type"]
+        order_id = f"2601050000{self._next_id:05d}"
+        self._next_id += 1
+        order: dict[str, Any] = {
+            "order_id": order_id,
+            "exchange_order_id": None,
+            "status": "COMPLETE",
+            "status_message": None,
+            "tradingsymbol": symbol,
+            "exchange": form["exchange"],
+            "transaction_type": side,
+            "order_type": form.get("order_type", "MARKET"),
+            "product": "CNC",
+            "variety": "regular",
+            "validity": "DAY",
+            "quantity": quantity,
+            "price": float(form.get("price") or 0),
+            "filled_quantity": 0,
+            "pending_quantity": 0,
+            "cancelled_quantity": 0,
+            "average_price": 0,
+            "tag": tag or None,
+            "tags": [tag] if tag else None,
+            "order_timestamp": "2026-01-05 15:10:00",
+        }
+        held = self.holdings.get(symbol)
+        if side == "SELL" and symbol in self.faults.unauthorised_sells:
+            order.update(status="REJECTED", status_message=SELL_NOT_AUTHORISED)
+        elif side == "SELL" and (held is None or held.quantity < quantity):
+            order.update(status="REJECTED", status_message="RMS:Rule: Insufficient holdings")
+        else:
+            filled = min(quantity, self.faults.partial_fill.get(symbol, quantity))
+            self._fill(symbol, side, filled, price[0])
+            order.update(
+                filled_quantity=filled,
+                pending_quantity=quantity - filled,
+                average_price=price[0] if filled else 0,
+                status="COMPLETE" if filled == quantity else "OPEN",
+            )
+        self.orders.append(order)
+        if tag:
+            self.orders_by_tag[tag] += 1
+        if self.take("place_then_timeout"):
+            return Reply(504, "upstream timed out", "text/html", delay=self.faults.timeout_delay)
+        return self.ok({"order_id": order_id})
+
+    def _fill(self, symbol: str, side: str, filled: int, price: float) -> None:
+        if not filled:
+            return
+        held = self.holdings.get(symbol)
+        if side == "BUY":
+            self.cash -= filled * price
+            if held is None:
+                isin = EXTRA_PRICES.get(symbol, (0, 0, None))[2]
+                self.holdings[symbol] = Holding(symbol, 0, price, price, isin, t1_quantity=filled)
+            else:
+                total = held.quantity + held.t1_quantity
+                held.average_price = (held.average_price * total + price * filled) / (
+                    total + filled
+                )
+                held.t1_quantity += filled
+        else:
+            assert held is not None
+            self.cash += filled * price
+            held.quantity -= filled
+
+    def _cancel(self, order_id: str) -> Reply:
+        order = self._find(order_id)
+        if order is None:
+            return self.error(400, "InputException", "Couldn't find that `order_id`.")
+        if order["status"] != "OPEN":
+            return self.error(
+                400,
+                "InputException",
+                f"Order cannot be cancelled as it is {order['status'].lower()}.",
+            )
+        order.update(
+            status="CANCELLED",
+            cancelled_quantity=order["quantity"] - order["filled_quantity"],
+            pending_quantity=0,
+        )
+        return self.ok({"order_id": order_id})
+
+
+__all__ = ["SELL_NOT_AUTHORISED", "KiteEmulator"]
