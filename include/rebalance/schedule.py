@@ -57,7 +57,7 @@ class Weekday(StrEnum):
     FRIDAY = "friday"
 
     @property
-    def index(self) -> int:
+    def index(self) -> int:  # type: ignore[override]  # str.index is not needed on a weekday
         """Monday = 0, as ``date.weekday()``."""
         return list(Weekday).index(self)
 
