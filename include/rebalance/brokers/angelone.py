@@ -1,0 +1,676 @@
+"""AngelOne, through the official ``smartapi-python`` client (module ``SmartApi``).
+
+* Credentials: api_key, client code, PIN and the TOTP secret (the base32 string shown when TOTP
+  was enabled). The adapter logs in lazily (first call) with a fresh TOTP, and once more if the
+  session expires during a run.
+* Symbol tokens come from AngelOne's instrument master (``OpenAPIScripMaster.json``): downloaded
+  at most once per IST day, cached on disk, loaded on first use (never at import / DAG parse).
+* Orders are DELIVERY, variety NORMAL, and carry our idempotency key in ``ordertag``; the full
+  placement response is read (``placeOrderFullResponse``), never the bare ``placeOrder`` that
+  returns None on failure.
+
+The client's hazards, and how they are contained here:
+
+* importing it calls api.ipify.org for the public IP and reads the MAC address: the import is
+  done once, lazily, with ``requests.get`` and ``uuid.getnode`` stubbed (``_import_smartapi``);
+  the headers carry fixed placeholder values (configurable);
+* its constructor creates ``logs/<date>/app.log`` in the current directory and points the logzero
+  logger at it: ``_ContainedSmartConnect`` sets the client's attributes itself, without that;
+* on errors it logs request headers with the bearer token and the private key through logzero's
+  default logger: that logger object is disabled (the adapter reads and reports every response).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import requests
+
+from rebalance.brokers.base import (
+    AuthError,
+    BadResponse,
+    BrokerError,
+    CancelRejected,
+    Funds,
+    Holding,
+    Instrument,
+    OrderNotFound,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    OrderReport,
+    OrderRequest,
+    OrderStatus,
+    Quote,
+    RateLimited,
+    SellNotAuthorised,
+    Side,
+    TemporaryBrokerError,
+)
+from rebalance.brokers.ratelimit import ANGELONE_LIMITS, BrokerLimiters, RateLimits
+from rebalance.brokers.retry import RetryPolicy, retry_read
+from rebalance.brokers.symbols import angelone_symbol, canonical
+from rebalance.brokers.validation import (
+    Fields,
+    is_sell_not_authorised,
+    sell_not_authorised_text,
+)
+
+T = TypeVar("T")
+IST = ZoneInfo("Asia/Kolkata")
+NAME = "angelone"
+log = logging.getLogger(__name__)
+
+INSTRUMENT_MASTER_URL = (
+    "https://margincalculator.angelbroking.com/OpenAPI_File/files/OpenAPIScripMaster.json"
+)
+# Placeholders for the headers the API wants (the client itself sends fixed values, too).
+DEFAULT_PUBLIC_IP = "106.193.147.98"
+DEFAULT_LOCAL_IP = "127.0.0.1"
+DEFAULT_MAC = "02:00:00:00:00:01"  # a locally administered address, not this machine's
+
+# Session errors: token invalid / expired / missing, refresh token invalid / expired.
+_TOKEN_CODES = {"AG8001", "AG8002", "AG8003", "AB8050", "AB8051", "AB1010", "AB1011"}
+_LOGIN_CODES = {"AB1007", "AB1050", "AB1031", "AB1032", "AB1033", "AB1034", "AB1048", "AB1049"}
+_TEMPORARY_CODES = {"AB1004", "AB2000", "AB1012"}
+_RATE_WORDS = ("exceeding access rate", "too many requests", "rate limit")
+
+_import_lock = threading.Lock()
+
+
+def _import_smartapi() -> Any:
+    """Import ``SmartApi.smartConnect`` without its import-time network call and MAC lookup."""
+    import sys
+    import uuid
+    from unittest import mock
+
+    with _import_lock:
+        module = sys.modules.get("SmartApi.smartConnect")
+        if module is None:
+            import logzero
+
+            logzero.logger.disabled = True  # before the import: it logs the failed IP lookup
+
+            def no_network(*_a: Any, **_k: Any) -> Any:
+                raise OSError("public IP lookup disabled by rebalance")
+
+            with (
+                mock.patch.object(requests, "get", no_network),
+                mock.patch.object(uuid, "getnode", return_value=0x020000000001),
+            ):
+                module = sys.modules["SmartApi.smartConnect"]
+        # The module-level logzero logger receives the header dumps: silence it for good.
+        module.logger.disabled = True
+        logging.getLogger("SmartApi").setLevel(logging.WARNING)
+        return module
+
+
+class InstrumentMaster:
+    """Canonical (exchange, symbol) -> AngelOne symbol token, from the daily instrument master.
+
+    The download is cached as a compact index in ``cache_dir``; it is refreshed once per IST day.
+    If a refresh fails, yesterday's index is used with a warning (equity tokens rarely change).
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        url: str = INSTRUMENT_MASTER_URL,
+        *,
+        timeout: float = 30.0,
+        today: Callable[[], date] | None = None,
+    ) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.url = url
+        self.timeout = timeout
+        self._today = today or (lambda: datetime.now(IST).date())
+        self._index: dict[tuple[str, str], tuple[str, str]] | None = None
+        self.downloads = 0
+
+    @property
+    def cache_file(self) -> Path:
+        return self.cache_dir / "angelone-instruments.json"
+
+    def token(self, symbol: str, exchange: str = "NSE") -> tuple[str, str] | None:
+        """(symbol token, AngelOne trading symbol) of a canonical symbol, or None if unknown."""
+        return self._load().get((exchange.upper(), canonical(symbol, exchange)))
+
+    def _load(self) -> dict[tuple[str, str], tuple[str, str]]:
+        if self._index is not None:
+            return self._index
+        cached = self._read_cache()
+        if cached is not None and cached[0] == self._today().isoformat():
+            self._index = cached[1]
+            return self._index
+        try:
+            self._index = self._download()
+        except (requests.RequestException, ValueError, OSError) as exc:
+            if cached is None:
+                raise TemporaryBrokerError(
+                    NAME, f"cannot download the instrument master ({type(exc).__name__})"
+                ) from None
+            log.warning(
+                "angelone instrument master download failed (%s); using the copy of %s",
+                type(exc).__name__,
+                cached[0],
+            )
+            self._index = cached[1]
+        return self._index
+
+    def _read_cache(self) -> tuple[str, dict[tuple[str, str], tuple[str, str]]] | None:
+        try:
+            raw = json.loads(self.cache_file.read_text(encoding="utf-8"))
+            index = {(e, s): (t, ts) for e, s, t, ts in raw["instruments"]}
+            return str(raw["date"]), index
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _download(self) -> dict[tuple[str, str], tuple[str, str]]:
+        response = requests.get(self.url, timeout=self.timeout)
+        response.raise_for_status()
+        records = response.json()
+        if not isinstance(records, list):
+            raise ValueError("instrument master is not a list")
+        self.downloads += 1
+        index: dict[tuple[str, str], tuple[str, str]] = {}
+        for rec in records:
+            if not isinstance(rec, dict):
+                continue
+            exchange = str(rec.get("exch_seg", "")).upper()
+            trading = str(rec.get("symbol", "")).upper()
+            token = str(rec.get("token", ""))
+            if exchange not in ("NSE", "BSE") or not trading or not token:
+                continue
+            if rec.get("instrumenttype") not in (None, ""):
+                continue  # derivatives, indices: not ours
+            if exchange == "NSE" and not trading.endswith("-EQ") and (exchange, trading) in index:
+                continue
+            key = (exchange, canonical(trading, exchange))
+            # Prefer the -EQ series when a symbol has several (e.g. -BE, -BL).
+            if key not in index or trading.endswith("-EQ"):
+                index[key] = (token, trading)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "date": self._today().isoformat(),
+            "source": self.url,
+            "instruments": [[e, s, t, ts] for (e, s), (t, ts) in sorted(index.items())],
+        }
+        fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".angelone-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh)
+        os.replace(tmp, self.cache_file)
+        return index
+
+
+class AngelOneBroker:
+    """One AngelOne account over SmartAPI.
+
+    ``AngelOneBroker(api_key, client_code, pin, totp_secret, cache_dir=Path(...))``; ``root`` and
+    ``instrument_master_url`` point it elsewhere (tests: the emulator).
+    """
+
+    name = NAME
+
+    def __init__(
+        self,
+        api_key: str,
+        client_code: str,
+        pin: str,
+        totp_secret: str,
+        *,
+        cache_dir: Path,
+        root: str | None = None,
+        instrument_master_url: str = INSTRUMENT_MASTER_URL,
+        timeout: float = 7.0,
+        limits: RateLimits = ANGELONE_LIMITS,
+        retry: RetryPolicy | None = None,
+        public_ip: str = DEFAULT_PUBLIC_IP,
+        local_ip: str = DEFAULT_LOCAL_IP,
+        mac_address: str = DEFAULT_MAC,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        missing = [
+            n
+            for n, v in (
+                ("api_key", api_key),
+                ("client_code", client_code),
+                ("pin", pin),
+                ("totp_secret", totp_secret),
+            )
+            if not v
+        ]
+        if missing:
+            raise AuthError(NAME, f"the connection lacks {', '.join(missing)}")
+        self._api_key = api_key
+        self._client_code = client_code
+        self._pin = pin
+        self._totp_secret = totp_secret
+        self._root = root
+        self._timeout = timeout
+        self._headers = (public_ip, local_ip, mac_address)
+        self.limits = limits
+        self._limiters = BrokerLimiters(limits, sleep=sleep or time.sleep)
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep or time.sleep
+        self.instruments = InstrumentMaster(
+            cache_dir, instrument_master_url, timeout=max(timeout, 10.0)
+        )
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never show the credentials
+        return f"AngelOneBroker(root={self._root!r})"
+
+    # --- session ----------------------------------------------------------------------------
+
+    def _new_client(self) -> Any:
+        module = _import_smartapi()
+        public_ip, local_ip, mac = self._headers
+        root = self._root or module.SmartConnect._rootUrl
+        timeout = self._timeout
+
+        base: Any = module.SmartConnect
+
+        class _ContainedSmartConnect(base):
+            # SmartConnect.__init__ minus its side effects (logs/ in the CWD, logzero logfile).
+            def __init__(self, api_key: str) -> None:
+                self.debug = False
+                self.api_key = api_key
+                self.session_expiry_hook = None
+                self.disable_ssl = False
+                self.access_token = None
+                self.refresh_token = None
+                self.feed_token = None
+                self.userId = None
+                self.proxies: dict[str, str] = {}
+                self.root = root
+                self.timeout = timeout
+                self.Authorization = None
+                self.clientLocalIp = self.clientLocalIP = local_ip
+                self.clientPublicIp = self.clientPublicIP = public_ip
+                self.clientMacAddress = mac
+                self.privateKey = api_key
+                self.reqsession = requests
+
+        return _ContainedSmartConnect(self._api_key)
+
+    def _session(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._login()
+            return self._client
+
+    def _login(self) -> Any:
+        import pyotp
+
+        client = self._new_client()
+        try:
+            totp = pyotp.TOTP(self._totp_secret).now()
+        except Exception:
+            raise AuthError(
+                NAME, "the totp_secret in the connection is not a valid base32 TOTP secret"
+            ) from None
+        try:
+            resp = client.generateSession(self._client_code, self._pin, totp)
+        except Exception as exc:
+            raise translate(exc, what="login", placing=False) from None
+        if not isinstance(resp, dict) or not _ok(resp):
+            message, code = _message(resp)
+            if code in _TEMPORARY_CODES or _is_rate(message):
+                raise TemporaryBrokerError(NAME, f"login: {message} ({code})", {"errorcode": code})
+            raise AuthError(
+                NAME,
+                f"login failed: {message} ({code}); check the client code, PIN and TOTP secret "
+                "in the AngelOne connection",
+                {"errorcode": code},
+            )
+        return client
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _call(self, what: str, method: str, *args: Any, kind: str = "reads") -> Any:
+        """Call ``client.<method>(*args)`` and return its ``data``; re-login once on an expired
+        session; translate errors; retry if it is a read."""
+        limiter = getattr(self._limiters, kind)
+
+        def once() -> Any:
+            relogged = False
+            while True:
+                client = self._session()
+                limiter.acquire()
+                try:
+                    resp = getattr(client, method)(*args)
+                except Exception as exc:
+                    raise translate(exc, what=what, placing=False) from None
+                try:
+                    return _unwrap(resp, what)
+                except AuthError as err:
+                    if relogged or err.details.get("errorcode") not in _TOKEN_CODES:
+                        raise
+                    with self._lock:
+                        self._client = None
+                    relogged = True
+
+        return retry_read(once, what=f"angelone {what}", policy=self._retry, sleep=self._sleep)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def holdings(self) -> list[Holding]:
+        data = self._call("holdings", "holding") or []
+        if not isinstance(data, list):
+            raise BadResponse(NAME, f"holdings: expected a list, got {type(data).__name__}")
+        out = []
+        for rec in data:
+            f = Fields(NAME, "holdings", rec)
+            trading = f.text("tradingsymbol")
+            f.label = trading
+            exchange = f.text("exchange").upper()
+            total = f.quantity("quantity") + f.quantity("t1quantity", default=0)
+            if total == 0:
+                continue
+            collateral = f.quantity("collateralquantity", default=0)
+            out.append(
+                Holding(
+                    symbol=canonical(trading, exchange),
+                    exchange=exchange,
+                    quantity=total,
+                    sellable_quantity=max(0, total - collateral),
+                    average_price=f.number("averageprice"),
+                    last_price=f.price("ltp"),
+                    isin=f.opt_text("isin"),
+                )
+            )
+        return out
+
+    def quotes(self, instruments: Sequence[Instrument]) -> dict[str, Quote]:
+        wanted: dict[tuple[str, str], str] = {}  # (exchange, token) -> canonical symbol
+        for ins in instruments:
+            found = self.instruments.token(ins.symbol, ins.exchange)
+            if found is not None:
+                wanted[(ins.exchange.upper(), found[0])] = canonical(ins.symbol, ins.exchange)
+        out: dict[str, Quote] = {}
+        items = list(wanted)
+        size = max(1, self.limits.quote_batch_size)
+        for start in range(0, len(items), size):
+            batch: dict[str, list[str]] = {}
+            for exchange, token in items[start : start + size]:
+                batch.setdefault(exchange, []).append(token)
+            data = self._call("quote", "getMarketData", "FULL", batch, kind="quotes")
+            f = Fields(NAME, "quote", data)
+            fetched = f.record.get("fetched") or []
+            if not isinstance(fetched, list):
+                raise f.bad("fetched", "is not a list")
+            for rec in fetched:
+                q = Fields(NAME, "quote", rec)
+                exchange = q.text("exchange").upper()
+                symbol = wanted.get((exchange, q.text("symbolToken")))
+                if symbol is None:
+                    continue
+                q.label = symbol
+                close = q.number("close", default=0.0)
+                out[symbol] = Quote(
+                    symbol=symbol,
+                    exchange=exchange,
+                    last_price=q.price("ltp"),
+                    previous_close=close if close > 0 else None,
+                    as_of=_feed_time(q.opt_text("exchFeedTime")),
+                )
+        return out
+
+    def funds(self) -> Funds:
+        data = self._call("funds", "rmsLimit")
+        f = Fields(NAME, "funds (getRMS)", data)
+        return Funds(available_cash=f.number("net"))
+
+    def orders(self) -> list[OrderReport]:
+        data = self._call("order book", "orderBook") or []  # null when the book is empty
+        if not isinstance(data, list):
+            raise BadResponse(NAME, f"order book: expected a list, got {type(data).__name__}")
+        return [self._report(rec) for rec in data]
+
+    def order(self, broker_order_id: str) -> OrderReport:
+        for report in self.orders():
+            if report.broker_order_id == broker_order_id:
+                return report
+        raise OrderNotFound(NAME, f"no order {broker_order_id} in today's order book")
+
+    def _report(self, rec: Any) -> OrderReport:
+        f = Fields(NAME, "order book", rec)
+        order_id = f.text("orderid")
+        f.label = order_id
+        exchange = f.text("exchange").upper()
+        symbol = canonical(f.text("tradingsymbol"), exchange)
+        side = f.text("transactiontype").upper()
+        if side not in ("BUY", "SELL"):
+            raise f.bad("transactiontype", f"is {side!r}, expected BUY or SELL")
+        quantity = f.quantity("quantity")
+        filled = f.quantity("filledshares", default=0)
+        if filled > quantity:
+            raise f.bad("filledshares", f"{filled} exceeds the order quantity {quantity}")
+        raw = f.text("status").lower()
+        if raw == "complete":
+            status = OrderStatus.COMPLETE
+        elif raw == "rejected":
+            status = OrderStatus.REJECTED
+        elif raw == "cancelled":
+            status = OrderStatus.CANCELLED
+        elif raw in _OPEN_STATES:
+            status = OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.OPEN
+        else:
+            raise f.bad("status", f"is {raw!r}, an order state we do not know")
+        message = f.opt_text("text")
+        if status is OrderStatus.REJECTED and side == "SELL" and is_sell_not_authorised(message):
+            message = f"{sell_not_authorised_text(symbol, quantity, NAME)} ({message})"
+        avg = f.number("averageprice", default=0.0)
+        return OrderReport(
+            broker_order_id=order_id,
+            tag=f.opt_text("ordertag"),
+            symbol=symbol,
+            exchange=exchange,
+            side=Side(side),
+            quantity=quantity,
+            status=status,
+            filled_quantity=filled,
+            average_price=avg if filled and avg > 0 else None,
+            message=message,
+            raw_status=raw,
+        )
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def place_order(self, order: OrderRequest) -> str:
+        symbol = canonical(order.symbol, order.exchange)
+        what = f"place {order.side} {symbol}"
+        details = {"symbol": symbol, "tag": order.tag}
+        found = self.instruments.token(symbol, order.exchange)
+        if found is None:
+            raise OrderRejected(
+                NAME,
+                f"{what}: {order.exchange}:{symbol} is not in AngelOne's instrument master",
+                details,
+            )
+        token, trading = found
+        params = {
+            "variety": "NORMAL",
+            "tradingsymbol": trading or angelone_symbol(symbol, order.exchange),
+            "symboltoken": token,
+            "transactiontype": str(order.side),
+            "exchange": order.exchange.upper(),
+            "ordertype": "MARKET" if order.price is None else "LIMIT",
+            "producttype": "DELIVERY",
+            "duration": "DAY",
+            "price": "0" if order.price is None else f"{order.price:.2f}",
+            "squareoff": "0",
+            "stoploss": "0",
+            "quantity": str(order.quantity),
+            "ordertag": order.tag,
+        }
+        client = self._session()
+        self._limiters.orders.acquire()
+        try:
+            resp = client.placeOrderFullResponse(params)
+        except Exception as exc:
+            err = translate(exc, what=what, placing=True)
+            err.details.update(details)
+            raise err from None
+        if not isinstance(resp, dict):
+            raise OrderOutcomeUnknown(
+                NAME, f"{what}: unreadable reply; reconcile by tag {order.tag}", details
+            )
+        if not _ok(resp):
+            message, code = _message(resp)
+            details["errorcode"] = code
+            if code in _TOKEN_CODES:
+                with self._lock:
+                    self._client = None
+                raise AuthError(NAME, f"{what}: session expired ({message}); not placed", details)
+            if is_sell_not_authorised(message) and order.side is Side.SELL:
+                raise SellNotAuthorised(
+                    NAME,
+                    sell_not_authorised_text(symbol, order.quantity, NAME) + f" ({message})",
+                    details,
+                )
+            if code in _TEMPORARY_CODES or _is_rate(message):
+                raise OrderOutcomeUnknown(
+                    NAME, f"{what}: {message} ({code}); reconcile by tag, do not resend", details
+                )
+            raise OrderRejected(NAME, f"{what}: rejected by AngelOne: {message} ({code})", details)
+        data = resp.get("data")
+        order_id = data.get("orderid") if isinstance(data, dict) else None
+        if not order_id:
+            raise OrderOutcomeUnknown(
+                NAME, f"{what}: success without an order id; reconcile by tag {order.tag}", details
+            )
+        return str(order_id)
+
+    def cancel(self, broker_order_id: str) -> None:
+        client = self._session()
+        self._limiters.orders.acquire()
+        try:
+            resp = client.cancelOrder(broker_order_id, "NORMAL")
+        except Exception as exc:
+            raise translate(exc, what=f"cancel {broker_order_id}", placing=False) from None
+        if not isinstance(resp, dict) or not _ok(resp):
+            message, code = _message(resp)
+            raise CancelRejected(
+                NAME, f"cancel {broker_order_id}: {message} ({code})", {"errorcode": code}
+            )
+
+
+_OPEN_STATES = {
+    "open",
+    "open pending",
+    "trigger pending",
+    "validation pending",
+    "put order req received",
+    "modify validation pending",
+    "modify pending",
+    "modified",
+    "cancel pending",
+    "after market order req received",
+    "amo req received",
+}
+
+
+def _ok(resp: dict[str, Any]) -> bool:
+    status = resp.get("status")
+    return status is True or (isinstance(status, str) and status.lower() == "true")
+
+
+def _message(resp: Any) -> tuple[str, str]:
+    if not isinstance(resp, dict):
+        return "no reply", ""
+    return str(resp.get("message") or "no message"), str(
+        resp.get("errorcode") or resp.get("errorCode") or ""
+    )
+
+
+def _is_rate(message: str) -> bool:
+    return any(w in message.lower() for w in _RATE_WORDS)
+
+
+def _unwrap(resp: Any, what: str) -> Any:
+    """The ``data`` of a SmartAPI envelope, or our error for a failed one."""
+    if not isinstance(resp, dict):
+        raise BadResponse(NAME, f"{what}: expected a JSON object, got {type(resp).__name__}")
+    if "status" not in resp:
+        raise BadResponse(NAME, f"{what}: the reply has no 'status' field")
+    if _ok(resp):
+        return resp.get("data")
+    message, code = _message(resp)
+    details = {"call": what, "errorcode": code}
+    if code in _TOKEN_CODES or code in _LOGIN_CODES:
+        return _raise(AuthError(NAME, f"{what}: session invalid or expired ({message})", details))
+    if _is_rate(message):
+        return _raise(RateLimited(NAME, f"{what}: rate limited by AngelOne ({message})", details))
+    if code in _TEMPORARY_CODES:
+        return _raise(TemporaryBrokerError(NAME, f"{what}: {message} ({code})", details))
+    return _raise(BrokerError(NAME, f"{what}: {message} ({code})", details))
+
+
+def _raise(err: BrokerError) -> Any:
+    raise err
+
+
+def _feed_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    for fmt in ("%d-%b-%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"):
+        with contextlib.suppress(ValueError):
+            return datetime.strptime(value, fmt).replace(tzinfo=IST)
+    return None
+
+
+def translate(exc: Exception, *, what: str, placing: bool) -> BrokerError:
+    """Our error for an exception raised by the SmartAPI client or requests."""
+    import SmartApi.smartExceptions
+
+    sex = SmartApi.smartExceptions
+
+    details = {"call": what, "error": type(exc).__name__}
+    text = str(exc)
+    if isinstance(exc, BrokerError):
+        return exc
+    if placing:
+        return OrderOutcomeUnknown(
+            NAME,
+            f"{what}: outcome unknown ({_describe(exc)}); reconcile by tag, do not resend",
+            details,
+        )
+    if _is_rate(text):
+        return RateLimited(NAME, f"{what}: rate limited by AngelOne", details)
+    if isinstance(exc, requests.Timeout):
+        return TemporaryBrokerError(NAME, f"{what}: timed out", details)
+    if isinstance(exc, requests.RequestException):
+        return TemporaryBrokerError(NAME, f"{what}: network error ({_describe(exc)})", details)
+    if isinstance(exc, sex.TokenException):
+        return AuthError(NAME, f"{what}: session invalid or expired", details)
+    if isinstance(exc, sex.DataException):
+        # Non-JSON replies: gateway pages (5xx) and the like.
+        return TemporaryBrokerError(NAME, f"{what}: unreadable reply from AngelOne", details)
+    if isinstance(exc, sex.NetworkException | sex.GeneralException):
+        return TemporaryBrokerError(NAME, f"{what}: AngelOne is unavailable", details)
+    if isinstance(exc, KeyError | TypeError | ValueError):
+        return BadResponse(NAME, f"{what}: unexpected reply ({type(exc).__name__})", details)
+    return BrokerError(NAME, f"{what}: {_describe(exc)}", details)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed"
+    return type(exc).__name__
+
+
+__all__ = ["INSTRUMENT_MASTER_URL", "AngelOneBroker", "InstrumentMaster", "translate"]
