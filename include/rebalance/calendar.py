@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rebalance.errors import CalendarError, ConfigError
+from rebalance.portfolio import Portfolio, resolve_relative
 from rebalance.schedule import (
     IST,
     MARKET_CLOSE,
@@ -86,8 +87,9 @@ class HolidayOverrides(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     source: str | None = Field(None, description="the circular(s) this file was written from")
-    covers_until: dt.date | None = Field(
-        None, description="the holiday list is complete up to this date (extends the calendar)"
+    covers_until: dt.date = Field(
+        description="the calendar is known up to this date: the library's data plus this file's "
+        "entries (extends the known calendar when later than the library's end)"
     )
     holidays: tuple[DatedEntry, ...] = Field((), description="closed days to add")
     remove_holidays: tuple[DatedEntry, ...] = Field(
@@ -100,6 +102,7 @@ class HolidayOverrides(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         seen: dict[dt.date, str] = {}
+        until = self.covers_until
         for kind in ("holidays", "remove_holidays", "special_sessions"):
             entries: tuple[DatedEntry, ...] = getattr(self, kind)
             for index, entry in enumerate(entries):
@@ -109,6 +112,11 @@ class HolidayOverrides(BaseModel):
                         f"under {seen[entry.date]}"
                     )
                 seen[entry.date] = kind
+                if entry.date > until:
+                    raise ValueError(
+                        f"{kind}.{index}.date: {entry.date} is after covers_until {until}; "
+                        "covers_until is the last date the list is complete for"
+                    )
                 if kind == "remove_holidays" and entry.date.weekday() >= 5:
                     raise ValueError(
                         f"{kind}.{index}.date: {entry.date} is a weekend day; a weekend session "
@@ -202,12 +210,11 @@ class TradingCalendar:
     """Trading days of NSE/BSE: the library's XBOM calendar merged with an override file."""
 
     def __init__(self, overrides: HolidayOverrides | None = None) -> None:
-        self.overrides = overrides or HolidayOverrides()
+        self.overrides = overrides
         lib = _library_days()
         self.start = lib.start
-        covers_until = self.overrides.covers_until
-        self.end = max(lib.end, covers_until) if covers_until else lib.end
-        latest = self.overrides.latest_date()
+        self.end = max(lib.end, overrides.covers_until) if overrides else lib.end
+        latest = overrides.latest_date() if overrides else None
         if latest is not None and latest > self.end:
             raise CalendarError(
                 f"holiday overrides list {latest} but the known calendar ends {self.end}: set "
@@ -222,14 +229,15 @@ class TradingCalendar:
                 regular.add(day)
             day += _ONE_DAY
         special: dict[dt.date, SpecialSession | None] = dict.fromkeys(lib.weekend_sessions)
-        for entry in self.overrides.holidays:
-            regular.discard(entry.date)
-            special.pop(entry.date, None)
-        for entry in self.overrides.remove_holidays:
-            regular.add(entry.date)
-        for session in self.overrides.special_sessions:
-            regular.discard(session.date)
-            special[session.date] = session
+        if overrides is not None:
+            for entry in overrides.holidays:
+                regular.discard(entry.date)
+                special.pop(entry.date, None)
+            for entry in overrides.remove_holidays:
+                regular.add(entry.date)
+            for session in overrides.special_sessions:
+                regular.discard(session.date)
+                special[session.date] = session
         self._regular = frozenset(regular)
         self._special = special
         self._sorted: dict[bool, list[dt.date]] = {}
@@ -242,7 +250,7 @@ class TradingCalendar:
             raise CalendarError(
                 f"{day} is beyond the known trading calendar (known until {self.end}: "
                 f"exchange_calendars {LIBRARY_CALENDAR} data"
-                f"{' + holiday overrides' if self.overrides.covers_until else ''}); add the "
+                f"{' + holiday overrides' if self.overrides else ''}); add the "
                 "exchange's holiday list for that year to the holiday override file and set "
                 "covers_until (docs/schedule.md)"
             )
@@ -306,6 +314,27 @@ def _cached_calendar(overrides: HolidayOverrides | None) -> TradingCalendar:
 def trading_calendar(overrides: HolidayOverrides | None = None) -> TradingCalendar:
     """A (cached) calendar for these overrides; the scheduler asks often, the data never change."""
     return _cached_calendar(overrides)
+
+
+def overrides_for_portfolio(
+    portfolio: Portfolio, portfolio_file: Path | str
+) -> HolidayOverrides | None:
+    """The portfolio's holiday override file, loaded; errors name the portfolio file and field."""
+    if portfolio.holiday_overrides is None:
+        return None
+    path = resolve_relative(portfolio_file, portfolio.holiday_overrides)
+    try:
+        return load_overrides(path)
+    except ConfigError as exc:
+        raise ConfigError(
+            str(portfolio_file), [f"holiday_overrides ({path}): {p}" for p in exc.problems]
+        ) from None
+
+
+def schedule_for(portfolio: Portfolio, portfolio_file: Path | str) -> RebalanceSchedule:
+    """The portfolio's schedule on its calendar (loads exchange_calendars on first use)."""
+    overrides = overrides_for_portfolio(portfolio, portfolio_file)
+    return RebalanceSchedule(portfolio.schedule, trading_calendar(overrides))
 
 
 # --- schedule dates --------------------------------------------------------------------------

@@ -1,0 +1,31 @@
+"""The rebalance project's Airflow plugin.
+
+Airflow loads this file in every component (scheduler, API server, DAG processor, workers). The
+scheduler needs it to rebuild ``TradingCalendarTimetable`` from a serialized DAG: a custom
+timetable that is not registered here makes the DAG fail to deserialize ("timetable ... is not
+registered"). Keep the module light: no database, network or heavy imports at top level.
+
+Sections (add UI views, macros, listeners below their own heading; register them on the class):
+
+- timetables: the trading-calendar timetable (include/rebalance/timetable.py)
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from rebalance.timetable import TradingCalendarTimetable
+
+# --- timetables ------------------------------------------------------------------------------
+
+TIMETABLES = [TradingCalendarTimetable]
+
+
+# --- the plugin ------------------------------------------------------------------------------
+
+
+class RebalancePlugin(AirflowPlugin):
+    """Registers the rebalance project's extensions with Airflow."""
+
+    name = "rebalance"
+    timetables = TIMETABLES
