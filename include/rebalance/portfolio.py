@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from datetime import time
 from enum import StrEnum
 from pathlib import Path
@@ -117,15 +116,12 @@ class Portfolio(BaseModel):
                 if symbol in seen:
                     raise ValueError(f"duplicate symbol {symbol!r}")
                 seen.add(symbol)
-            return {symbol: None for symbol in value}
+            return {symbol: 100.0 / len(value) for symbol in value}
         return value
 
     @field_validator("targets", mode="wrap")
     @classmethod
     def _targets(cls, value: Any, handler: Any) -> dict[str, float]:
-        if isinstance(value, Mapping) and value and all(v is None for v in value.values()):
-            equal = 100.0 / len(value)
-            value = {k: equal for k in value}
         parsed: dict[str, float] = handler(value)
         if not parsed:
             raise ValueError("at least one symbol is needed")
@@ -219,7 +215,7 @@ def load_portfolio(path: Path | str) -> Portfolio:
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

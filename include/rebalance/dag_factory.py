@@ -1,0 +1,225 @@
+"""Builds one Airflow DAG per portfolio file. Imported by ``dags/rebalance_portfolios.py``.
+
+Parse-time cost matters (the DAG processor re-parses the folder every 30 s), so this module imports
+only Airflow's SDK, pydantic models and PyYAML at top level; pandas, Great Expectations, broker
+clients and SQLAlchemy load inside the task bodies. No database or network access at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, get_current_context, task
+
+from rebalance.errors import ConfigError, InvalidPortfolioFiles
+from rebalance.portfolio import Portfolio, load_portfolio, portfolio_files
+from rebalance.schedule import Frequency
+
+TASK_ORDER = (
+    "fetch_holdings",
+    "validate_snapshot",
+    "plan_trades",
+    "approval",
+    "place_orders",
+    "record_run",
+)
+START_DATE = pendulum.datetime(2026, 1, 1, tz="Asia/Kolkata")
+READ_RETRIES = 2
+
+
+class InvalidPortfolios(DAG):
+    """Stands for the portfolio files that failed to load.
+
+    Airflow keeps the DAGs of a file only if the whole file imports, so the factory cannot raise
+    on one bad portfolio. Instead this DAG fails ``validate()``: the DagBag records that as an import
+    error of the DAG file (shown in the UI as a broken DAG, with every bad file, field and problem)
+    and still loads every other portfolio's DAG.
+    """
+
+    def __init__(self, errors: list[ConfigError], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config_errors = errors
+
+    def validate(self) -> None:
+        raise InvalidPortfolioFiles(self.config_errors)
+
+
+def _cron_for(portfolio: Portfolio) -> str:
+    """A plain cron schedule at the portfolio's time (until the trading-calendar timetable)."""
+    hh, mm = portfolio.schedule.time.hour, portfolio.schedule.time.minute
+    by_frequency = {
+        Frequency.WEEKLY: f"{mm} {hh} * * {portfolio.schedule.weekday.index + 1}",
+        Frequency.MONTHLY: f"{mm} {hh} 28 * *",
+        Frequency.QUARTERLY: f"{mm} {hh} 28 3,6,9,12 *",
+        Frequency.CUSTOM_DAYS: f"{mm} {hh} * * 1-5",
+    }
+    return by_frequency[portfolio.schedule.frequency]
+
+
+def _params(portfolio: Portfolio) -> dict[str, Param]:
+    policy = portfolio.policy
+    return {
+        "mode": Param(
+            str(portfolio.execution.mode),
+            enum=["dry_run", "paper", "live"],
+            description="dry_run: plan and record, order nothing",
+        ),
+        "accounts": Param(
+            [a.name for a in portfolio.accounts],
+            type="array",
+            items={"type": "string", "enum": [a.name for a in portfolio.accounts]},
+            description="which account lanes run",
+        ),
+        "rebalance_budget_pct": Param(
+            policy.rebalance_budget_pct, type="number", minimum=0, maximum=100
+        ),
+        "rebalance_budget_inr": Param(
+            policy.rebalance_budget_inr, type=["null", "number"], exclusiveMinimum=0
+        ),
+        "drift_band_abs_pct": Param(policy.drift_band_abs_pct, type="number", minimum=0, maximum=100),
+        "drift_band_rel_pct": Param(policy.drift_band_rel_pct, type="number", minimum=0, maximum=1000),
+        "max_trades": Param(policy.max_trades, type="integer", minimum=0),
+        "min_trade_value_inr": Param(policy.min_trade_value_inr, type="number", minimum=0),
+        "trade_filter": Param(str(policy.trade_filter), enum=["both", "buys_only", "sells_only"]),
+    }
+
+
+def _lane(portfolio_file: str, account: str) -> Any:
+    """The Lane of the running task, from Airflow's context (imported lazily)."""
+    from rebalance.tasks import Lane
+
+    context = get_current_context()
+    dag_run = context["dag_run"]
+    run_type = str(getattr(dag_run, "run_type", "manual"))
+    return Lane(
+        portfolio_file=portfolio_file,
+        account=account,
+        dag_id=dag_run.dag_id,
+        airflow_run_id=dag_run.run_id,
+        initiator="scheduled" if "scheduled" in run_type else "manual",
+        params=dict(context["params"]),
+    )
+
+
+def _stop_lane_if_deselected(lane: Any) -> None:
+    from airflow.exceptions import AirflowSkipException
+
+    chosen = lane.params.get("accounts")
+    if chosen is not None and lane.account not in chosen:
+        raise AirflowSkipException(f"account {lane.account} not selected for this run")
+
+
+def _fail_without_retry(exc: Exception) -> None:
+    from airflow.exceptions import AirflowFailException
+
+    raise AirflowFailException(str(exc)) from exc
+
+
+def _build_lane(portfolio_file: str, account: str) -> None:
+    """The six tasks of one account lane, inside the current TaskGroup."""
+
+    @task(retries=READ_RETRIES, retry_exponential_backoff=True, doc_md="Read holdings, quotes and cash.")
+    def fetch_holdings() -> dict[str, Any]:
+        from rebalance import tasks
+
+        lane = _lane(portfolio_file, account)
+        _stop_lane_if_deselected(lane)
+        return tasks.fetch_holdings(lane, tasks.history_store(), tasks.make_broker(lane))
+
+    @task(doc_md="Check the snapshot; bad data stops the lane before planning.")
+    def validate_snapshot(_: dict[str, Any]) -> dict[str, Any]:
+        from rebalance import tasks
+
+        try:
+            return tasks.validate_snapshot(_lane(portfolio_file, account), tasks.history_store())
+        except tasks.LaneStopped as exc:
+            _fail_without_retry(exc)
+            raise
+
+    @task(doc_md="Plan the trades; the plan and its hash are recorded before anything else.")
+    def plan_trades(_: dict[str, Any]) -> dict[str, Any]:
+        from rebalance import tasks
+
+        return tasks.plan_trades(_lane(portfolio_file, account), tasks.history_store())
+
+    @task(doc_md="Approve the plan (automatically where the portfolio allows).")
+    def approval(_: dict[str, Any]) -> dict[str, Any]:
+        from rebalance import tasks
+
+        try:
+            return tasks.auto_approve(_lane(portfolio_file, account), tasks.history_store())
+        except tasks.LaneStopped as exc:
+            _fail_without_retry(exc)
+            raise
+
+    @task(doc_md="Place the approved orders exactly once; reconcile by tag on any retry.")
+    def place_orders(approved: dict[str, Any]) -> dict[str, Any]:
+        from rebalance import tasks
+
+        lane = _lane(portfolio_file, account)
+        try:
+            return tasks.place_orders(
+                lane, tasks.history_store(), tasks.make_broker(lane), approved["plan_hash"]
+            )
+        except tasks.LaneStopped as exc:
+            _fail_without_retry(exc)
+            raise
+
+    @task(trigger_rule=TriggerRule.ALL_DONE, doc_md="Close the run record, whatever happened.")
+    def record_run() -> dict[str, Any]:
+        from rebalance import tasks
+
+        try:
+            return tasks.record_run(_lane(portfolio_file, account), tasks.history_store())
+        except tasks.LaneStopped as exc:
+            _fail_without_retry(exc)
+            raise
+
+    placed = place_orders(approval(plan_trades(validate_snapshot(fetch_holdings()))))
+    placed >> record_run()
+
+
+def build_dag(portfolio_file: Path, portfolio: Portfolio) -> DAG:
+    """The DAG of one portfolio: one TaskGroup (lane) per account, six tasks each."""
+    accounts = ", ".join(f"{a.name} ({a.broker})" for a in portfolio.accounts)
+    with DAG(
+        dag_id=portfolio.dag_id,
+        description=portfolio.description or portfolio.name,
+        schedule=_cron_for(portfolio),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["rebalance", *portfolio.tags],
+        params=_params(portfolio),
+        default_args={"owner": portfolio.owner, "retries": 0, "retry_delay": timedelta(seconds=30)},
+        doc_md=(
+            f"### {portfolio.name}\n\n{portfolio.description}\n\n"
+            f"* portfolio file: `{portfolio_file.name}`\n* accounts: {accounts}\n"
+            f"* execution: {portfolio.execution.mode}, approval {portfolio.execution.approval}\n"
+        ),
+    ) as dag:
+        for account in portfolio.accounts:
+            with TaskGroup(group_id=account.name, tooltip=f"{account.broker} account {account.name}"):
+                _build_lane(str(portfolio_file), account.name)
+    return dag
+
+
+def build_dags(folder: Path) -> dict[str, DAG]:
+    """Every portfolio DAG of ``folder``, keyed by dag_id, plus ``InvalidPortfolios`` if any fail."""
+    dags: dict[str, DAG] = {}
+    errors: list[ConfigError] = []
+    for path in portfolio_files(folder):
+        try:
+            portfolio = load_portfolio(path)
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        dags[portfolio.dag_id] = build_dag(path.resolve(), portfolio)
+    if errors:
+        dags["rebalance_invalid_portfolios"] = InvalidPortfolios(
+            errors, dag_id="rebalance_invalid_portfolios", schedule=None, start_date=START_DATE
+        )
+    return dags

@@ -1,0 +1,105 @@
+"""The history schema (SQLAlchemy Core). Alembic migrations in ``migrations/`` create it.
+
+Everything of the notes' section 9 is stored: run metadata, the policy and inputs snapshots, the
+proposed orders with reasons and charges, the approval, the outcome of every order and the summary
+metrics. Credentials are never stored.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+runs = Table(
+    "rebalance_runs",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("portfolio_id", String(64), nullable=False),
+    Column("portfolio_name", Text, nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("broker", String(16), nullable=False),
+    Column("dag_id", String(250), nullable=False),
+    Column("airflow_run_id", String(250), nullable=False),
+    Column("initiator", String(16), nullable=False),  # scheduled | manual
+    Column("broker_scope", Text, nullable=False),  # the accounts this DAG run covers
+    Column("mode", String(16), nullable=False),  # dry_run | paper | live
+    Column("status", String(24), nullable=False),
+    Column("status_reason", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("planned_at", DateTime(timezone=True)),
+    Column("approved_at", DateTime(timezone=True)),
+    Column("executed_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("policy", JSONB, nullable=False),
+    Column("targets", JSONB, nullable=False),
+    Column("snapshot", JSONB),  # holdings (qty, price, value, weight, pnl) and cash
+    Column("validation", JSONB),  # schema + data-quality results, link to Data Docs
+    Column("portfolio_value", Float),
+    Column("cash", Float),
+    Column("plan", JSONB),  # orders, positions before/after, summary, notes
+    Column("plan_hash", String(64)),
+    Column("approval_decision", String(16)),  # auto | approved | rejected | expired
+    Column("approved_by", Text),
+    Column("approval_note", Text),
+    Column("turnover_pct", Float),
+    Column("budget_used_pct", Float),
+    Column("max_drift_before", Float),
+    Column("max_drift_after", Float),
+    Column("trades", Integer),
+    Column("estimated_charges", Float),
+    UniqueConstraint("dag_id", "airflow_run_id", "account", name="uq_run_lane"),
+)
+Index("ix_runs_portfolio_created", runs.c.portfolio_id, runs.c.created_at.desc())
+
+orders = Table(
+    "rebalance_orders",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("run_id", BigInteger, ForeignKey("rebalance_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("leg", Integer, nullable=False),
+    Column("tag", String(15), nullable=False, unique=True),
+    Column("symbol", String(32), nullable=False),
+    Column("exchange", String(8), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("price", Float, nullable=False),
+    Column("notional", Float, nullable=False),
+    Column("reasons", JSONB, nullable=False),
+    Column("charges", Float, nullable=False, server_default="0"),
+    Column("state", String(24), nullable=False),
+    Column("broker_order_id", String(64)),
+    Column("filled_quantity", Integer, nullable=False, server_default="0"),
+    Column("average_price", Float),
+    Column("error", Text),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("run_id", "leg", name="uq_order_leg"),
+)
+
+events = Table(
+    "rebalance_run_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("run_id", BigInteger, ForeignKey("rebalance_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("from_status", String(24)),
+    Column("to_status", String(24), nullable=False),
+    Column("message", Text),
+)

@@ -1,0 +1,310 @@
+"""The six task bodies of a portfolio lane: fetch, validate, plan, approve, place, record.
+
+Each body takes a ``Lane`` (which portfolio, which account, which Airflow run, which parameters)
+and works through the history store: tasks pass nothing but small references between them, and
+every body can be re-run (a retry) without doing its work twice. Airflow itself appears only in
+``dags/`` and in the few helpers below that read connections, imported lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+from rebalance.brokers.base import Broker, Instrument
+from rebalance.history.status import RunStatus
+from rebalance.history.store import HistoryStore, RunKey
+from rebalance.plan import TradePlan
+from rebalance.policy import Policy
+from rebalance.portfolio import (
+    Account,
+    ApprovalMode,
+    BrokerName,
+    ExecutionMode,
+    Portfolio,
+    load_portfolio,
+    resolve_relative,
+)
+from rebalance.snapshot import HoldingsSnapshot
+
+log = logging.getLogger(__name__)
+
+POLICY_PARAMS = (
+    "rebalance_budget_pct",
+    "rebalance_budget_inr",
+    "drift_band_abs_pct",
+    "drift_band_rel_pct",
+    "max_trades",
+    "min_trade_value_inr",
+    "trade_filter",
+)
+
+
+class LaneStopped(RuntimeError):
+    """The lane must stop here on purpose (bad data, rejected plan): not retried, nothing ordered."""
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One account lane of one Airflow DAG run."""
+
+    portfolio_file: str
+    account: str
+    dag_id: str
+    airflow_run_id: str
+    initiator: str = "manual"  # scheduled | manual
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def portfolio(self) -> Portfolio:
+        return load_portfolio(self.portfolio_file)
+
+    @cached_property
+    def account_config(self) -> Account:
+        for account in self.portfolio.accounts:
+            if account.name == self.account:
+                return account
+        raise LookupError(f"{self.portfolio_file}: no account named {self.account!r}")
+
+    @property
+    def key(self) -> RunKey:
+        return RunKey(self.dag_id, self.airflow_run_id, self.account)
+
+    @property
+    def run_key(self) -> str:
+        """The string order tags are derived from: stable across retries of this DAG run."""
+        return f"{self.dag_id}/{self.airflow_run_id}"
+
+    @property
+    def policy(self) -> Policy:
+        overrides = {k: self.params[k] for k in POLICY_PARAMS if self.params.get(k) is not None}
+        return self.portfolio.policy.with_overrides(overrides)
+
+    @property
+    def mode(self) -> ExecutionMode:
+        chosen = self.params.get("mode")
+        return ExecutionMode(chosen) if chosen else self.portfolio.execution.mode
+
+
+def history_store() -> HistoryStore:
+    from rebalance.history.database import engine_for, history_url
+
+    return HistoryStore(engine_for(history_url()))
+
+
+def make_broker(lane: Lane) -> Broker:
+    """The broker of the lane's account; the paper broker in paper and dry-run modes."""
+    from rebalance.brokers.paper import PaperBroker
+    from rebalance.settings import state_dir
+
+    account = lane.account_config
+    if account.broker is BrokerName.PAPER:
+        assert account.holdings_file is not None  # checked by the Account model
+        return PaperBroker(
+            account.name,
+            resolve_relative(lane.portfolio_file, account.holdings_file),
+            account.cash_inr or 0.0,
+            state_dir() / "paper" / lane.portfolio.id,
+        )
+    raise NotImplementedError(f"{account.broker} accounts are not supported yet")
+
+
+# --- the six bodies ---------------------------------------------------------------------------
+
+
+def fetch_holdings(lane: Lane, store: HistoryStore, broker: Broker) -> dict[str, Any]:
+    """Open the run record and store the account's holdings snapshot (with quotes and cash)."""
+    from rebalance.snapshot import snapshot_from_broker
+
+    portfolio = lane.portfolio
+    run_id = store.open_run(
+        lane.key,
+        portfolio_id=portfolio.id,
+        portfolio_name=portfolio.name,
+        broker=str(lane.account_config.broker),
+        initiator=lane.initiator,
+        broker_scope=",".join(a.name for a in portfolio.accounts),
+        mode=str(lane.mode),
+        policy=lane.policy.model_dump(mode="json"),
+        targets={"weights": portfolio.target_fractions(), "cash": portfolio.cash_target_fraction},
+    )
+    holdings = broker.holdings()
+    wanted = {h.symbol for h in holdings} | set(portfolio.targets)
+    quotes = broker.quotes([Instrument(s, portfolio.exchange) for s in sorted(wanted)])
+    cash = broker.funds().available_cash
+    snapshot = snapshot_from_broker(
+        holdings,
+        quotes,
+        cash=cash,
+        taken_at=datetime.now(UTC),
+        account=lane.account,
+        broker=broker.name,
+        target_symbols=portfolio.targets,
+        exchange=portfolio.exchange,
+    )
+    store.update_run(run_id, snapshot=snapshot.to_records(), cash=cash)
+    log.info("%s: %d holdings, cash %.2f", lane.account, len(snapshot.positions), cash)
+    return {"run": run_id, "account": lane.account}
+
+
+def validate_snapshot(lane: Lane, store: HistoryStore) -> dict[str, Any]:
+    """Check the stored snapshot (Pandera schema); a failure stops the lane before planning."""
+    from rebalance.errors import InputDataError
+    from rebalance.snapshot import snapshot_from_frame
+
+    run_id = _run_id(lane, store)
+    stored = store.run(run_id)["snapshot"]
+    snapshot = HoldingsSnapshot.from_records(stored)
+    try:
+        snapshot_from_frame(
+            snapshot.positions,
+            source=f"{lane.account} snapshot",
+            cash=snapshot.cash,
+            taken_at=snapshot.taken_at,
+        )
+    except InputDataError as exc:
+        store.update_run(run_id, validation={"success": False, "problems": exc.problems})
+        store.transition(run_id, RunStatus.INVALID, str(exc))
+        raise LaneStopped(str(exc)) from None
+    store.update_run(run_id, validation={"success": True, "problems": []})
+    return {"run": run_id}
+
+
+def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
+    """Plan from the stored snapshot; write the plan and its hash before anything else happens."""
+    from rebalance.planning import plan_rebalance
+
+    run_id = _run_id(lane, store)
+    snapshot = HoldingsSnapshot.from_records(store.run(run_id)["snapshot"])
+    portfolio = lane.portfolio
+    plan = plan_rebalance(
+        snapshot,
+        portfolio.target_fractions(),
+        lane.policy,
+        cash_target=portfolio.cash_target_fraction,
+        broker=str(lane.account_config.broker),
+    )
+    summary = plan.summary
+    store.transition(
+        run_id,
+        RunStatus.PLANNED,
+        f"{summary.trades} orders planned",
+        plan=plan.to_dict(),
+        plan_hash=plan.plan_hash,
+        planned_at=datetime.now(UTC),
+        portfolio_value=summary.portfolio_value,
+        turnover_pct=summary.turnover_pct,
+        budget_used_pct=summary.budget_used_pct,
+        max_drift_before=summary.max_drift_before,
+        max_drift_after=summary.max_drift_after,
+        trades=summary.trades,
+        estimated_charges=summary.estimated_charges,
+    )
+    for order in plan.orders:
+        log.info("%s %d %s: %s", order.side, order.quantity, order.symbol, ", ".join(order.reasons))
+    return {"run": run_id, "plan_hash": plan.plan_hash, "trades": summary.trades}
+
+
+def auto_approve(lane: Lane, store: HistoryStore) -> dict[str, Any]:
+    """Approve at once when the portfolio says so (and turnover is within its limit)."""
+    run_id = _run_id(lane, store)
+    run = store.run(run_id)
+    execution = lane.portfolio.execution
+    limit = execution.auto_approve_max_turnover_pct
+    if execution.approval is not ApprovalMode.AUTO:
+        raise LaneStopped("this portfolio needs a person's approval")
+    if limit is not None and (run["turnover_pct"] or 0.0) > limit:
+        store.transition(run_id, RunStatus.AWAITING_APPROVAL, "turnover above the auto limit")
+        store.transition(
+            run_id,
+            RunStatus.REJECTED,
+            f"turnover {run['turnover_pct']:.2f}% is above auto_approve_max_turnover_pct {limit}%",
+            approval_decision="rejected",
+            approved_by="auto",
+        )
+        raise LaneStopped("turnover above the auto-approval limit: not approved")
+    store.transition(
+        run_id,
+        RunStatus.APPROVED,
+        "approved automatically",
+        approval_decision="auto",
+        approved_by="auto",
+        approved_at=datetime.now(UTC),
+    )
+    return {"run": run_id, "plan_hash": run["plan_hash"]}
+
+
+def place_orders(lane: Lane, store: HistoryStore, broker: Broker, approved_hash: str) -> dict[str, Any]:
+    """Place exactly the approved plan (same hash), once per leg, and record every outcome."""
+    from rebalance.execution import place_plan
+
+    run_id = _run_id(lane, store)
+    run = store.run(run_id)
+    if run["plan_hash"] != approved_hash:
+        store.transition(run_id, RunStatus.FAILED, "the stored plan is not the approved plan")
+        raise LaneStopped("plan hash mismatch: refusing to place orders outside the approved plan")
+    plan = TradePlan.from_dict(run["plan"])
+    if lane.mode is ExecutionMode.DRY_RUN or not plan.orders:
+        why = "dry run: nothing ordered" if lane.mode is ExecutionMode.DRY_RUN else "nothing to order"
+        store.transition(run_id, RunStatus.COMPLETED, why)
+        return {"run": run_id, "placed": 0}
+    store.transition(run_id, RunStatus.PLACING, None, executed_at=run["executed_at"] or datetime.now(UTC))
+    result = place_plan(
+        store,
+        run_id,
+        plan,
+        broker,
+        run_key=lane.run_key,
+        account=lane.account,
+        deadline_seconds=lane.portfolio.execution.order_deadline_minutes * 60,
+    )
+    if result.unsettled or result.rejected:
+        status = RunStatus.PARTIALLY_FILLED if result.complete or result.partially_filled else RunStatus.FAILED
+    elif result.partially_filled:
+        status = RunStatus.PARTIALLY_FILLED
+    else:
+        status = RunStatus.PLACED
+    store.transition(
+        run_id,
+        status,
+        f"{result.complete} complete, {result.partially_filled} partial, "
+        f"{result.rejected} rejected, {result.unsettled} unsettled",
+    )
+    return {"run": run_id, "placed": result.placed}
+
+
+def record_run(lane: Lane, store: HistoryStore) -> dict[str, Any]:
+    """Close the run record, whatever happened upstream.
+
+    A run that got as far as placed (or partially filled) is completed; one stopped anywhere
+    before its final status (a task failed or was killed) is closed as failed, with where it
+    stopped.
+    """
+    run_id = store.find_run(lane.key)
+    if run_id is None:
+        log.error("%s: no run record (fetch_holdings failed before opening it)", lane.account)
+        return {"run": None, "status": "missing"}
+    status = store.status(run_id)
+    if not status.is_final:
+        if status in (RunStatus.PLACED, RunStatus.PARTIALLY_FILLED):
+            store.transition(run_id, RunStatus.COMPLETED, None)
+        else:
+            store.transition(
+                run_id, RunStatus.FAILED, f"an upstream task failed while the run was {status}"
+            )
+    final = store.status(run_id)
+    log.info("%s: run %d closed as %s", lane.account, run_id, final)
+    if final in (RunStatus.FAILED, RunStatus.INVALID):
+        raise LaneStopped(f"run {run_id} ended {final}: {store.run(run_id)['status_reason']}")
+    return {"run": run_id, "status": str(final)}
+
+
+def _run_id(lane: Lane, store: HistoryStore) -> int:
+    run_id = store.find_run(lane.key)
+    if run_id is None:
+        raise LookupError(f"no run record for {lane.key}: fetch_holdings has not run")
+    return run_id

@@ -1,0 +1,110 @@
+"""DAG integrity: every portfolio file gives a DAG of six tasks per account lane, in order."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from rebalance.dag_factory import TASK_ORDER
+from rebalance.portfolio import load_portfolio, portfolio_files
+
+ROOT = Path(__file__).resolve().parents[2]
+PORTFOLIOS = ROOT / "portfolios"
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return DagBag(str(ROOT / "dags"))
+
+
+def test_no_import_errors(dagbag: DagBag) -> None:
+    assert dagbag.import_errors == {}
+
+
+def test_one_dag_per_portfolio_file(dagbag: DagBag) -> None:
+    expected = {f"rebalance_{p.stem}" for p in portfolio_files(PORTFOLIOS)}
+    assert expected <= set(dagbag.dag_ids)
+    assert "rebalance_demo" in dagbag.dag_ids
+
+
+@pytest.mark.parametrize("path", portfolio_files(PORTFOLIOS), ids=lambda p: p.stem)
+def test_each_lane_has_the_six_tasks_in_order(dagbag: DagBag, path: Path) -> None:
+    portfolio = load_portfolio(path)
+    dag = dagbag.dags[portfolio.dag_id]
+    for account in portfolio.accounts:
+        chain = [dag.get_task(f"{account.name}.{name}") for name in TASK_ORDER]
+        for upstream, downstream in zip(chain, chain[1:], strict=False):
+            assert downstream.task_id in upstream.downstream_task_ids, (upstream, downstream)
+    assert len(dag.tasks) == len(TASK_ORDER) * len(portfolio.accounts)
+
+
+@pytest.mark.parametrize("path", portfolio_files(PORTFOLIOS), ids=lambda p: p.stem)
+def test_owner_tags_retries_and_catchup(dagbag: DagBag, path: Path) -> None:
+    portfolio = load_portfolio(path)
+    dag = dagbag.dags[portfolio.dag_id]
+    assert "rebalance" in dag.tags
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    for task in dag.tasks:
+        assert task.owner == portfolio.owner
+        if task.task_id.endswith(".fetch_holdings"):
+            assert task.retries > 0  # a read: safe to retry
+        else:
+            assert task.retries == 0  # placement and state changes settle by reconciliation
+    assert dag.get_task(f"{portfolio.accounts[0].name}.record_run").trigger_rule == "all_done"
+
+
+def test_a_bad_portfolio_is_an_import_error_and_the_others_still_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "portfolios"
+    shutil.copytree(PORTFOLIOS, folder)
+    (folder / "broken.yaml").write_text(
+        "name: Broken\ntargets: {INFY: 50}\n"
+        "accounts: [{name: p, broker: paper, holdings_file: h.csv}]\n"
+    )
+    (folder / "typo.yaml").write_text("name: Typo\ntarget: {INFY: 100}\n")
+    monkeypatch.setenv("REBALANCE_PORTFOLIOS_DIR", str(folder))
+
+    bag = DagBag(str(ROOT / "dags"))
+
+    assert "rebalance_demo" in bag.dag_ids
+    assert "rebalance_broken" not in bag.dag_ids
+    (message,) = bag.import_errors.values()
+    assert str(folder / "broken.yaml") in message
+    assert "weights sum to 50%" in message
+    assert str(folder / "typo.yaml") in message
+    assert "target: unknown key" in message
+
+
+HEAVY = ("pandas", "great_expectations", "kiteconnect", "SmartApi", "pandera", "psycopg", "numpy",
+         "rebalance.history", "rebalance.brokers", "rebalance.planning", "exchange_calendars")
+
+TRIVIAL_DAG = """
+import pendulum
+from airflow.sdk import DAG, task
+with DAG("trivial", schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
+    task(lambda: None, task_id="noop")()
+"""
+
+
+def _heavy_modules_after(script: str) -> set[str]:
+    import subprocess
+    import sys
+
+    code = f"import sys\n{script}\nprint(','.join(m for m in sys.modules))"
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    loaded = set(result.stdout.strip().splitlines()[-1].split(","))
+    return {m for m in loaded if m.split(".")[0] in {h.split(".")[0] for h in HEAVY} and
+            any(m == h or m.startswith(h + ".") for h in HEAVY)}
+
+
+def test_dag_file_imports_nothing_heavy_beyond_airflow_itself() -> None:
+    baseline = _heavy_modules_after(TRIVIAL_DAG)
+    ours = _heavy_modules_after("import runpy; runpy.run_path('dags/rebalance_portfolios.py')")
+    assert ours - baseline == set()
