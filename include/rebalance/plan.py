@@ -28,6 +28,7 @@ class PlannedOrder:
     charges: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON form: side as text, reasons as a list."""
         data = asdict(self)
         data["side"] = str(self.side)
         data["reasons"] = list(self.reasons)
@@ -54,6 +55,8 @@ class PositionLine:
 
 @dataclass(frozen=True)
 class PlanSummary:
+    """Section 9 metrics of a plan."""
+
     portfolio_value: float  # rupees, holdings (+ cash when modelled)
     turnover_pct: float  # (buys + sells) / value, %
     budget_used_pct: float  # measured as the policy's budget_mode, %
@@ -61,8 +64,18 @@ class PlanSummary:
     max_drift_after: float  # fraction
     trades: int
     estimated_charges: float  # rupees
-    cash_before: float | None = None
-    cash_after: float | None = None
+    cash_before: float | None = None  # rupees, None when the snapshot had no cash figure
+    cash_after: float | None = None  # rupees, after the orders and their charges
+    budget_inr: float = 0.0  # rupees
+    buy_value: float = 0.0  # rupees
+    sell_value: float = 0.0  # rupees
+    scale: float = 1.0  # the section 4.3 budget factor of the continuous plan
+    total_drift_before: float = 0.0  # sum of |weight - target| over the symbols, fraction
+    total_drift_after: float = 0.0  # fraction
+    cash_weight_before: float = 0.0  # fraction of value
+    cash_weight_after: float = 0.0  # fraction of value
+    cash_target_weight: float = 0.0  # fraction of value (0 = fully invested)
+    charges_breakdown: dict[str, float] = field(default_factory=dict)  # rupees by kind
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +83,8 @@ class PlanSummary:
 
 @dataclass(frozen=True)
 class TradePlan:
+    """Orders (sells first), every symbol's position line, the summary and plan-level notes."""
+
     orders: tuple[PlannedOrder, ...]
     positions: tuple[PositionLine, ...]
     summary: PlanSummary

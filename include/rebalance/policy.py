@@ -62,6 +62,11 @@ class Policy(BaseModel):
     trade_filter: TradeFilter = TradeFilter.BOTH
     unlisted_holdings: UnlistedHoldings = UnlistedHoldings.IGNORE
     use_sell_proceeds: bool = Field(True, description="buys may be funded by this run's sells")
+    fill_to_target: bool = Field(
+        True,
+        description="after rounding, spend the budget left on steps toward the targets, even past "
+        "the proportional plan (false: stop at the proportional plan)",
+    )
     tilt_mode: TiltMode = TiltMode.NEUTRAL
     tilt_strength_pct: float = Field(
         25.0, ge=0, le=100, description="how much a tilt scales the tilted trades, %"

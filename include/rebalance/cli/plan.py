@@ -1,41 +1,172 @@
-"""``rebalance plan``: print the plan for a portfolio file and a holdings CSV (no Airflow, broker or DB)."""
+"""``rebalance plan``: the plan for a portfolio file and a holdings CSV (no Airflow, broker or DB).
+
+Exit codes: 0 ok, 2 bad input (portfolio file, holdings file, ``--set`` override, ``--format``),
+1 any other failure.
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rebalance.cli import EXIT_BAD_INPUT, app
+from rebalance.cli import EXIT_BAD_INPUT, EXIT_FAILURE, app
+
+if TYPE_CHECKING:
+    from rebalance.plan import TradePlan
+    from rebalance.policy import Policy
+
+FORMATS = ("table", "json")
 
 
 @app.command()
 def plan(
     portfolio: Annotated[Path, typer.Option(help="portfolio YAML file")],
-    holdings: Annotated[Path, typer.Option(help="holdings CSV: symbol,exchange,quantity,last_price,...")],
+    holdings: Annotated[
+        Path, typer.Option(help="holdings CSV: symbol,exchange,quantity,last_price[,...]")
+    ],
     cash: Annotated[float | None, typer.Option(help="available cash, rupees")] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="policy override key=value (repeatable), e.g. max_trades=5"),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
 ) -> None:
     """Print the trades that rebalance PORTFOLIO from HOLDINGS."""
-    from rebalance.errors import RebalanceError
+    from rebalance.errors import ConfigError, RebalanceError
     from rebalance.planning import plan_rebalance
     from rebalance.portfolio import load_portfolio
     from rebalance.snapshot import read_holdings_csv
 
     try:
+        if fmt not in FORMATS:
+            raise ConfigError("--format", [f"must be one of {', '.join(FORMATS)}, got {fmt!r}"])
         model = load_portfolio(portfolio)
+        policy = apply_overrides(model.policy, overrides or [])
         snapshot = read_holdings_csv(holdings, cash=cash, taken_at=datetime.now(UTC))
+        result = plan_rebalance(
+            snapshot,
+            model.target_fractions(),
+            policy,
+            cash_target=model.cash_target_fraction,
+            broker=str(model.accounts[0].broker),
+        )
     except RebalanceError as exc:
-        typer.echo(str(exc), err=True)
+        typer.echo(f"{holdings}: {exc}" if _about_holdings(exc) else str(exc), err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    result = plan_rebalance(
-        snapshot, model.target_fractions(), model.policy, cash_target=model.cash_target_fraction
-    )
+    except Exception as exc:  # the CLI's last line: a message and exit 1, not a traceback
+        typer.echo(f"rebalance plan failed: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILURE) from None
     if fmt == "json":
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        for order in result.orders:
-            typer.echo(f"{order.side:4} {order.quantity:>6} {order.symbol:<12} {order.notional:>12,.2f}")
+        print_table(result)
+
+
+def _about_holdings(exc: Exception) -> bool:
+    """Planner input errors name the snapshot; on the CLI the snapshot is the holdings file."""
+    from rebalance.planning.book import SNAPSHOT_SOURCE
+
+    return str(exc).startswith(SNAPSHOT_SOURCE)
+
+
+def apply_overrides(policy: Policy, items: list[str]) -> Policy:
+    """``key=value`` strings over ``policy``; values are YAML scalars or lists (``no_buy=[A, B]``).
+    Raises ConfigError naming the override (unknown key, bad value)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from rebalance.errors import ConfigError
+    from rebalance.policy import Policy
+
+    values: dict[str, Any] = {}
+    problems = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            problems.append(f"{item!r}: expected key=value")
+        elif key not in Policy.model_fields:
+            problems.append(f"{key}: unknown policy key")
+        else:
+            try:
+                values[key] = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError:
+                problems.append(f"{key}: cannot read value {raw!r}")
+    if not problems:
+        try:
+            return policy.with_overrides(values)
+        except ValidationError as exc:
+            for err in exc.errors():
+                where = ".".join(str(part) for part in err["loc"])
+                problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+    raise ConfigError("--set", problems)
+
+
+def print_table(result: TradePlan) -> None:
+    """The plan as rich tables: orders, positions (with why a symbol was left alone), summary."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    orders = Table(title="Orders", show_lines=False)
+    for column in ("side", "symbol", "qty", "price ₹", "notional ₹", "charges ₹", "reasons"):
+        orders.add_column(column, justify="right" if "₹" in column or column == "qty" else "left")
+    for o in result.orders:
+        orders.add_row(
+            str(o.side),
+            o.symbol,
+            str(o.quantity),
+            f"{o.price:,.2f}",
+            f"{o.notional:,.2f}",
+            f"{o.charges:,.2f}",
+            ", ".join(o.reasons),
+        )
+    positions = Table(title="Positions")
+    for column in ("symbol", "before", "target", "after", "qty before", "qty after", "left alone"):
+        positions.add_column(
+            column, justify="left" if column in ("symbol", "left alone") else "right"
+        )
+    for p in result.positions:
+        positions.add_row(
+            p.symbol,
+            f"{p.weight_before:.2%}",
+            f"{p.target_weight:.2%}",
+            f"{p.weight_after:.2%}",
+            str(p.quantity_before),
+            str(p.quantity_after),
+            ", ".join(p.skipped),
+        )
+    console.print(orders if result.orders else "[bold]No orders.[/bold]")
+    console.print(positions)
+    console.print(_summary_table(result))
+    for note in result.notes:
+        console.print(f"- {note}")
+
+
+def _summary_table(result: TradePlan) -> Any:
+    from rich.table import Table
+
+    s = result.summary
+    table = Table(title="Summary", show_header=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("portfolio value", f"₹{s.portfolio_value:,.2f}"),
+        ("budget", f"₹{s.budget_inr:,.2f}"),
+        ("buys / sells", f"₹{s.buy_value:,.2f} / ₹{s.sell_value:,.2f}"),
+        ("turnover", f"{s.turnover_pct:.2f}%"),
+        ("budget used", f"{s.budget_used_pct:.2f}%"),
+        ("max drift before → after", f"{s.max_drift_before:.2%} → {s.max_drift_after:.2%}"),
+        ("total drift before → after", f"{s.total_drift_before:.2%} → {s.total_drift_after:.2%}"),
+        ("trades", str(s.trades)),
+        ("estimated charges", f"₹{s.estimated_charges:,.2f}"),
+    ]
+    if s.cash_before is not None and s.cash_after is not None:
+        rows.append(("cash before → after", f"₹{s.cash_before:,.2f} → ₹{s.cash_after:,.2f}"))
+    for metric, value in rows:
+        table.add_row(metric, value)
+    return table

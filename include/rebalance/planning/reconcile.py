@@ -1,0 +1,233 @@
+"""Whole shares (notes 4.4): round the continuous plan down, then spend what is left of the budget.
+
+1. Start from the continuous plan floored to whole shares (orders under the minimum start at 0).
+2. If exact charges make the buys unaffordable, cut the smallest buys first (the notes' rule).
+3. Greedy fill: repeatedly take the step (one share, or a first order of the minimum size) that
+   brings a symbol closest to its goal, most expensive first, while the budget, the cash and the
+   caps allow. Steps toward the continuous plan come before steps beyond it (up to the goal), and
+   max-weight trims before both (``policy.fill_to_target`` off: no steps beyond the plan); a buy
+   that cash could not pay for is retried after each sell.
+4. Re-check the max weight against the value after charges and the minimum trade value.
+
+Every step only moves a symbol toward its goal (never past it by more than half a share), so with a
+neutral policy no symbol's drift grows.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rebalance.brokers.base import Side
+from rebalance.costs import BrokerRates, charge_total, proportional_rate
+from rebalance.planning.book import Book
+from rebalance.planning.intents import Intent
+from rebalance.planning.sizing import Sizing, min_units
+from rebalance.policy import BudgetMode, Policy
+
+TOLERANCE_INR = 1e-6
+
+
+@dataclass
+class _Ledger:
+    """Running totals of the integer plan (rupees) and the checks every step must pass."""
+
+    budget: float
+    funding: float
+    mode: BudgetMode
+    use_proceeds: bool
+    rates: BrokerRates
+    units: dict[str, int] = field(default_factory=dict)
+    charges: dict[str, float] = field(default_factory=dict)
+    buys: float = 0.0
+    sells: float = 0.0
+    buy_charges: float = 0.0
+    sell_charges: float = 0.0
+
+    def fits(self, intent: Intent, units: int) -> bool:
+        """Whether setting ``intent``'s order to ``units`` shares keeps every limit."""
+        buys, sells, buy_ch, sell_ch = self._with(intent, units)
+        if self.mode is BudgetMode.MAX_SIDE:
+            within = buys <= self.budget + TOLERANCE_INR and sells <= self.budget + TOLERANCE_INR
+        else:
+            within = buys + sells <= self.budget + TOLERANCE_INR
+        paid = buys + buy_ch <= self.funding + TOLERANCE_INR
+        if self.use_proceeds:
+            paid = buys + buy_ch + sell_ch - sells <= self.funding + TOLERANCE_INR
+        net = buys + buy_ch + sell_ch - sells <= self.funding + TOLERANCE_INR
+        return within and paid and net
+
+    def set(self, intent: Intent, units: int) -> None:
+        self.buys, self.sells, self.buy_charges, self.sell_charges = self._with(intent, units)
+        symbol = intent.line.symbol
+        self.units[symbol] = units
+        self.charges[symbol] = self._charge(intent, units)
+
+    def _with(self, intent: Intent, units: int) -> tuple[float, float, float, float]:
+        symbol, price = intent.line.symbol, intent.line.price
+        delta = (units - self.units.get(symbol, 0)) * price
+        charge_delta = self._charge(intent, units) - self.charges.get(symbol, 0.0)
+        if intent.side is Side.BUY:
+            return self.buys + delta, self.sells, self.buy_charges + charge_delta, self.sell_charges
+        return self.buys, self.sells + delta, self.buy_charges, self.sell_charges + charge_delta
+
+    def _charge(self, intent: Intent, units: int) -> float:
+        side = intent.side or Side.BUY
+        return charge_total(units * intent.line.price, side, intent.line.exchange, self.rates)
+
+
+def reconcile(book: Book, sizing: Sizing, policy: Policy, rates: BrokerRates) -> dict[str, int]:
+    """Whole-share order sizes (symbol -> shares, all >= 0) for the selected symbols."""
+    ledger = _Ledger(
+        sizing.budget, sizing.funding, policy.budget_mode, policy.use_sell_proceeds, rates
+    )
+    for intent in sizing.selected:
+        ledger.set(intent, _start_units(intent, sizing, policy))
+    _cut_to_fit(ledger, sizing.selected, policy)
+    _fill(ledger, sizing, policy)
+    _respect_max_weight(ledger, book, sizing.selected, policy)
+    return dict(ledger.units)
+
+
+def continuous_units(intent: Intent, sizing: Sizing) -> float:
+    """Shares of the continuous plan (fractional)."""
+    return sizing.scaled_value(intent) / intent.line.price
+
+
+def _start_units(intent: Intent, sizing: Sizing, policy: Policy) -> int:
+    units = min(intent.cap, math.floor(continuous_units(intent, sizing) + 1e-9))
+    return units if units >= min_units(intent, policy) else 0
+
+
+def _cut_to_fit(ledger: _Ledger, selected: Sequence[Intent], policy: Policy) -> None:
+    """Cut the smallest orders until the plan fits (buys first, they are what cash limits)."""
+    by_size = sorted(
+        selected,
+        key=lambda i: (i.side is Side.SELL, ledger.units[i.line.symbol] * i.line.price),
+    )
+    for intent in by_size:
+        if ledger.fits(intent, ledger.units[intent.line.symbol]):
+            return
+        units = ledger.units[intent.line.symbol]
+        while units > 0 and not ledger.fits(intent, units):
+            units -= 1
+        ledger.set(intent, units if units >= min_units(intent, policy) else 0)
+
+
+def _fill(ledger: _Ledger, sizing: Sizing, policy: Policy) -> None:
+    """Greedy: best step first; buys that cash blocks wait for the next sell."""
+    heap: list[tuple[int, float, str]] = []
+    by_symbol = {i.line.symbol: i for i in sizing.selected}
+    for intent in sizing.selected:
+        _push(heap, ledger, intent, sizing, policy)
+    parked: list[Intent] = []
+    while heap:
+        _, _, symbol = heapq.heappop(heap)
+        intent = by_symbol[symbol]
+        if _advance(ledger, intent, sizing, policy):
+            _push(heap, ledger, intent, sizing, policy)
+            if intent.side is Side.SELL and parked:
+                for waiting in parked:
+                    _push(heap, ledger, waiting, sizing, policy)
+                parked.clear()
+        elif intent.side is Side.BUY:
+            parked.append(intent)
+
+
+def _step(ledger: _Ledger, intent: Intent, sizing: Sizing, policy: Policy) -> tuple[int, float]:
+    """(shares to add, drift reduction in rupees) of the symbol's next step; (0, 0) if none."""
+    units = ledger.units[intent.line.symbol]
+    if units >= intent.cap:
+        return 0, 0.0
+    add = min_units(intent, policy) if units == 0 else 1
+    if units + add > intent.cap or (
+        not policy.fill_to_target and _tier(intent, units, sizing) == 2
+    ):
+        return 0, 0.0
+    price, goal = intent.line.price, intent.goal
+    gain = abs(goal - units * price) - abs(goal - (units + add) * price)
+    return (add, gain) if gain > TOLERANCE_INR else (0, 0.0)
+
+
+def _tier(intent: Intent, units: int, sizing: Sizing) -> int:
+    """0: max-weight trims, 1: toward the continuous plan, 2: beyond it, toward the goal."""
+    if units < intent.trim_units:
+        return 0
+    return 1 if units < math.floor(continuous_units(intent, sizing) + 0.5) else 2
+
+
+def _push(
+    heap: list[tuple[int, float, str]],
+    ledger: _Ledger,
+    intent: Intent,
+    sizing: Sizing,
+    policy: Policy,
+) -> None:
+    add, gain = _step(ledger, intent, sizing, policy)
+    if add:
+        tier = _tier(intent, ledger.units[intent.line.symbol], sizing)
+        heapq.heappush(heap, (tier, -gain, intent.line.symbol))
+
+
+def _advance(ledger: _Ledger, intent: Intent, sizing: Sizing, policy: Policy) -> bool:
+    """Apply the symbol's next step, as many whole shares at once as keep the same full gain and
+    tier and fit. Returns False when not even one step fits."""
+    add, _ = _step(ledger, intent, sizing, policy)
+    units = ledger.units[intent.line.symbol]
+    if not add or not ledger.fits(intent, units + add):
+        return False
+    if units > 0:
+        add = _bulk(ledger, intent, units, sizing)
+    ledger.set(intent, units + add)
+    return True
+
+
+def _bulk(ledger: _Ledger, intent: Intent, units: int, sizing: Sizing) -> int:
+    """Largest run of single-share steps from ``units`` that all reduce drift by a full share,
+    stay in one tier and fit (at least 1: the caller checked one share fits)."""
+    price = intent.line.price
+    full = math.floor(intent.goal / price + 1e-9)
+    tier = _tier(intent, units, sizing)
+    tier_end = intent.cap
+    if tier == 0:
+        tier_end = intent.trim_units
+    elif tier == 1:
+        tier_end = min(tier_end, math.floor(continuous_units(intent, sizing) + 0.5))
+    most = max(1, min(tier_end, full) - units)
+    guess = min(most, _affordable(ledger, intent))
+    add = max(1, guess)
+    while add > 1 and not ledger.fits(intent, units + add):
+        add = max(1, min(add - 1, int(add * 0.9)))
+    return add
+
+
+def _affordable(ledger: _Ledger, intent: Intent) -> int:
+    """A quick estimate of how many more shares the budget and cash allow."""
+    price = intent.line.price
+    if intent.side is Side.SELL:
+        used = ledger.sells if ledger.mode is BudgetMode.MAX_SIDE else ledger.sells + ledger.buys
+        return math.floor((ledger.budget - used) / price)
+    used = ledger.buys if ledger.mode is BudgetMode.MAX_SIDE else ledger.sells + ledger.buys
+    rate = proportional_rate(Side.BUY, intent.line.exchange, ledger.rates)
+    cash = ledger.funding - ledger.buys - ledger.buy_charges
+    if ledger.use_proceeds:
+        cash += ledger.sells - ledger.sell_charges
+    return math.floor(min(ledger.budget - used, cash / (1 + rate)) / price)
+
+
+def _respect_max_weight(
+    ledger: _Ledger, book: Book, selected: Sequence[Intent], policy: Policy
+) -> None:
+    """No buy may end above the max weight of the value after charges (rupees)."""
+    max_weight = policy.max_position_weight_pct / 100.0
+    value_after = book.value - ledger.buy_charges - ledger.sell_charges
+    for intent in selected:
+        if intent.side is not Side.BUY:
+            continue
+        units = ledger.units[intent.line.symbol]
+        room = math.floor((max_weight * value_after - intent.line.value) / intent.line.price + 1e-9)
+        if units > room:
+            units = max(0, room)
+            ledger.set(intent, units if units >= min_units(intent, policy) else 0)
