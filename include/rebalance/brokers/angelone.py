@@ -90,6 +90,7 @@ _import_lock = threading.Lock()
 
 def _import_smartapi() -> Any:
     """Import ``SmartApi.smartConnect`` without its import-time network call and MAC lookup."""
+    import importlib
     import sys
     import uuid
     from unittest import mock
@@ -108,7 +109,7 @@ def _import_smartapi() -> Any:
                 mock.patch.object(requests, "get", no_network),
                 mock.patch.object(uuid, "getnode", return_value=0x020000000001),
             ):
-                module = sys.modules["SmartApi.smartConnect"]
+                module = importlib.import_module("SmartApi.smartConnect")
         # The module-level logzero logger receives the header dumps: silence it for good.
         module.logger.disabled = True
         logging.getLogger("SmartApi").setLevel(logging.WARNING)
@@ -322,6 +323,13 @@ class AngelOneBroker:
             ) from None
         try:
             resp = client.generateSession(self._client_code, self._pin, totp)
+        except (KeyError, TypeError):
+            # The client reads the profile right after login and trips over a refused one.
+            raise AuthError(
+                NAME,
+                "login failed: AngelOne refused the new session (invalid or expired token); "
+                "check the api_key and client code in the AngelOne connection",
+            ) from None
         except Exception as exc:
             raise translate(exc, what="login", placing=False) from None
         if not isinstance(resp, dict) or not _ok(resp):
@@ -583,7 +591,8 @@ _OPEN_STATES = {
 
 
 def _ok(resp: dict[str, Any]) -> bool:
-    status = resp.get("status")
+    # Most replies carry "status"; some gateway errors carry "success" instead.
+    status = resp.get("status", resp.get("success"))
     return status is True or (isinstance(status, str) and status.lower() == "true")
 
 
@@ -603,7 +612,7 @@ def _unwrap(resp: Any, what: str) -> Any:
     """The ``data`` of a SmartAPI envelope, or our error for a failed one."""
     if not isinstance(resp, dict):
         raise BadResponse(NAME, f"{what}: expected a JSON object, got {type(resp).__name__}")
-    if "status" not in resp:
+    if "status" not in resp and "success" not in resp:
         raise BadResponse(NAME, f"{what}: the reply has no 'status' field")
     if _ok(resp):
         return resp.get("data")
