@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rebalance.errors import CalendarError, ConfigError
 from rebalance.portfolio import Portfolio, resolve_relative
@@ -67,6 +74,14 @@ class SpecialSession(DatedEntry):
 
     start: dt.time | None = Field(None, description="session start, IST, e.g. '18:00'")
     end: dt.time | None = Field(None, description="session end, IST, e.g. '19:00'")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _yaml_sexagesimal(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted 18:00 as the base-60 integer 1080; take it as HH:MM.
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+            return dt.time(value // 60, value % 60)
+        return value
 
     @model_validator(mode="after")
     def _hours(self) -> Self:
@@ -154,6 +169,16 @@ def parse_overrides(data: Any, source: str) -> HolidayOverrides:
         raise ConfigError(source, _format_validation_error(exc)) from None
 
 
+class _DatesAsTextLoader(yaml.SafeLoader):
+    """Leaves dates as text so a bad one (2027-02-30) is reported by field, not as a YAML crash."""
+
+
+_DatesAsTextLoader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def load_overrides(path: Path | str) -> HolidayOverrides:
     """Read and validate a holiday override file; errors name the file and the field."""
     path = Path(path)
@@ -162,7 +187,7 @@ def load_overrides(path: Path | str) -> HolidayOverrides:
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_DatesAsTextLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
