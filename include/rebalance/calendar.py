@@ -187,7 +187,7 @@ def load_overrides(path: Path | str) -> HolidayOverrides:
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
     try:
-        data = yaml.load(text, Loader=_DatesAsTextLoader)  # noqa: S506 - a SafeLoader
+        data = yaml.load(text, Loader=_DatesAsTextLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -79,7 +79,10 @@ def test_the_library_calendar_is_unchanged_without_overrides():
         ("holidays: [\n  - {date: 2027-01-26", "malformed YAML"),
         ("covers_until: 2027-12-31\nholiday: []\n", "holiday: unknown key"),
         ("holidays: []\n", "covers_until: Field required"),
-        ("covers_until: 2027-12-31\nholidays:\n  - {date: 2027-02-30, note: x}\n", "holidays.0.date"),
+        (
+            "covers_until: 2027-12-31\nholidays:\n  - {date: 2027-02-30, note: x}\n",
+            "holidays.0.date",
+        ),
         ("covers_until: 2027-12-31\nholidays:\n  - {date: 2027-01-26}\n", "holidays.0.note"),
         (
             "covers_until: 2027-06-30\nholidays:\n  - {date: 2027-10-29, note: Diwali}\n",
