@@ -260,7 +260,7 @@ class AngelOneBroker:
         self._timeout = timeout
         self._headers = (public_ip, local_ip, mac_address)
         self.limits = limits
-        self._limiters = BrokerLimiters(limits, sleep=sleep or time.sleep)
+        self._limiters = BrokerLimiters(limits)  # real sleeps: the limit is real time
         self._retry = retry or RetryPolicy()
         self._sleep = sleep or time.sleep
         self.instruments = InstrumentMaster(

@@ -101,7 +101,7 @@ class ZerodhaBroker:
         )
         self._kite.debug = False
         self.limits = limits
-        self._limiters = BrokerLimiters(limits, sleep=sleep) if sleep else BrokerLimiters(limits)
+        self._limiters = BrokerLimiters(limits)  # real sleeps: the limit is real time
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
 

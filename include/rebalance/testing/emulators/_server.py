@@ -144,7 +144,10 @@ class EmulatorServer:
         server.block_on_close = False
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, name=f"{self.broker}-emulator", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{self.broker}-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self

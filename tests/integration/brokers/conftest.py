@@ -1,0 +1,140 @@
+"""Fixtures: the emulators, and one ``BrokerUnderTest`` per broker for the contract suite."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from rebalance.brokers.angelone import AngelOneBroker
+from rebalance.brokers.base import Broker, Instrument, OrderRequest, Side
+from rebalance.brokers.paper import PaperBroker
+from rebalance.brokers.ratelimit import UNLIMITED
+from rebalance.brokers.retry import RetryPolicy
+from rebalance.brokers.zerodha import ZerodhaBroker
+from rebalance.testing.emulators import KiteEmulator, SmartApiEmulator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+DEMO_CSV = PROJECT_ROOT / "portfolios" / "data" / "demo_holdings.csv"
+FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, rate_limited_min_delay=0.0)
+NO_SLEEP: Callable[[float], None] = lambda _s: None  # noqa: E731
+
+# Credentials distinctive enough that a scan for them cannot match by accident.
+KITE_CREDS = {
+    "api_key": "kitekeyQ7w2Zp9",
+    "access_token": "kiteTokenV4b8Nq1Lx3",
+    "api_secret": "kiteSecretR6t0Yh5Mm",
+    "request_token": "kiteReqTok2Jd8",
+}
+ANGEL_CREDS = {
+    "api_key": "angelKeyP3s9Fw",
+    "client_code": "Z7654321",
+    "pin": "918273",
+    "totp_secret": "KRUGS4ZANFZSAYJAON2HE2LOM4QQ",
+}
+
+
+@pytest.fixture
+def kite() -> Iterator[KiteEmulator]:
+    with KiteEmulator(
+        api_key=KITE_CREDS["api_key"],
+        access_token=KITE_CREDS["access_token"],
+        api_secret=KITE_CREDS["api_secret"],
+        request_token=KITE_CREDS["request_token"],
+    ) as emulator:
+        yield emulator  # type: ignore[misc]
+
+
+@pytest.fixture
+def angel() -> Iterator[SmartApiEmulator]:
+    with SmartApiEmulator(
+        api_key=ANGEL_CREDS["api_key"],
+        client_code=ANGEL_CREDS["client_code"],
+        pin=ANGEL_CREDS["pin"],
+        totp_secret=ANGEL_CREDS["totp_secret"],
+    ) as emulator:
+        yield emulator  # type: ignore[misc]
+
+
+def zerodha_broker(kite: KiteEmulator, **kw: object) -> ZerodhaBroker:
+    args: dict[str, object] = {
+        "root": kite.url,
+        "timeout": 0.5,
+        "limits": UNLIMITED,
+        "retry": FAST_RETRY,
+        "sleep": NO_SLEEP,
+    }
+    args.update(kw)
+    return ZerodhaBroker(kite.api_key, kite.access_token, **args)  # type: ignore[arg-type]
+
+
+def angelone_broker(angel: SmartApiEmulator, cache_dir: Path, **kw: object) -> AngelOneBroker:
+    args: dict[str, object] = {
+        "cache_dir": cache_dir,
+        "root": angel.url,
+        "instrument_master_url": angel.master_url,
+        "timeout": 0.5,
+        "limits": UNLIMITED,
+        "retry": FAST_RETRY,
+        "sleep": NO_SLEEP,
+    }
+    args.update(kw)
+    return AngelOneBroker(
+        angel.api_key,
+        angel.client_code,
+        angel.pin,
+        angel.totp_secret,
+        **args,  # type: ignore[arg-type]
+    )
+
+
+@dataclass
+class BrokerUnderTest:
+    """A broker plus what the contract needs to know about its account."""
+
+    broker: Broker
+    held: str  # a symbol the account holds (with > 5 shares)
+    not_held: str  # a symbol it can quote and buy but does not hold
+    make_open_order: Callable[[str], str]  # tag -> id of an order left open
+
+
+@pytest.fixture(params=["paper", "zerodha", "angelone"])
+def under_test(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerUnderTest]:
+    if request.param == "paper":
+        csv = tmp_path / "holdings.csv"
+        shutil.copy(DEMO_CSV, csv)
+        with csv.open("a") as fh:  # a priced row with no shares: quotable, not held
+            fh.write("NESTLEIND,NSE,0,2250.00,0,0,2240.00,,INE239A01024\n")
+        broker = PaperBroker("contract", csv, 50_000.0, tmp_path / "state")
+
+        def open_paper(tag: str) -> str:  # a limit buy below the market stays open
+            return broker.place_order(OrderRequest("ITC", "NSE", Side.BUY, 2, tag, price=100.0))
+
+        yield BrokerUnderTest(broker, "INFY", "NESTLEIND", open_paper)
+        return
+    with KiteEmulator() if request.param == "zerodha" else SmartApiEmulator() as emulator:
+        if isinstance(emulator, KiteEmulator):
+            b: Broker = zerodha_broker(emulator)
+            emulator.holdings.pop("TCS")  # so one instrument is quotable but not held
+            emulator.prices["TCS"] = 4102.30
+        else:
+            assert isinstance(emulator, SmartApiEmulator)
+            b = angelone_broker(emulator, tmp_path / "cache")
+
+        def open_emulated(tag: str) -> str:  # a partial fill stays open
+            emulator.faults.partial_fill["INFY"] = 1
+            try:
+                return b.place_order(OrderRequest("INFY", "NSE", Side.BUY, 3, tag))
+            finally:
+                emulator.faults.partial_fill.clear()
+
+        yield BrokerUnderTest(
+            b, "INFY", "TCS" if request.param == "zerodha" else "ITC", open_emulated
+        )
+
+
+def instruments(*symbols: str) -> list[Instrument]:
+    return [Instrument(s) for s in symbols]
