@@ -138,3 +138,27 @@ def under_test(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broke
 
 def instruments(*symbols: str) -> list[Instrument]:
     return [Instrument(s) for s in symbols]
+
+
+@dataclass
+class Emulated:
+    """An emulated broker: the adapter (real client inside) and the emulator behind it."""
+
+    name: str
+    emulator: KiteEmulator | SmartApiEmulator
+    make: Callable[..., Broker]  # keyword overrides -> a fresh adapter
+
+    @property
+    def broker(self) -> Broker:
+        return self.make()
+
+
+@pytest.fixture(params=["zerodha", "angelone"])
+def emulated(
+    request: pytest.FixtureRequest, tmp_path: Path, kite: KiteEmulator, angel: SmartApiEmulator
+) -> Emulated:
+    if request.param == "zerodha":
+        return Emulated("zerodha", kite, lambda **kw: zerodha_broker(kite, **kw))
+    return Emulated(
+        "angelone", angel, lambda **kw: angelone_broker(angel, tmp_path / "cache", **kw)
+    )
