@@ -1,0 +1,607 @@
+"""Data-quality checks of a holdings snapshot: a Great Expectations suite plus its Data Docs.
+
+Pandera (``rebalance.schemas``) checks the *shape* of the table when the snapshot is built: types,
+ranges, unique symbols. This module checks whether the data is fit to trade on *now*:
+
+- every target symbol of the portfolio has a row in the quotes, with a price;
+- every price that matters (a held or a target symbol) is present, > 0 and finite;
+- quantities are whole and >= 0, the sellable quantity is within the held quantity, symbols unique;
+- quantity x last_price is a finite, non-negative value, and agrees with a ``value`` column when a
+  broker supplies one;
+- the snapshot is not older than ``max_age`` (nor in the future) relative to ``now``;
+- each quote is not older than ``price_max_age`` when the snapshot carries an ``as_of`` column
+  (the quote's timestamp).
+
+``check_snapshot`` never raises on bad data: it returns a QualityReport whose ``problems`` are lines
+a person can act on (``row 3 (TCS): last_price is missing``). The task decides what to do with it
+(``raise_for_report`` turns a failed report into an InputDataError that stops the lane).
+
+Great Expectations is heavy to import (seconds): it is imported inside ``check_snapshot`` only, so
+importing this module stays cheap for DAG parsing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rebalance.errors import InputDataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rebalance.snapshot import HoldingsSnapshot
+
+SUITE_NAME = "holdings_snapshot_quality"
+DOCS_SITE_NAME = "snapshot_quality"
+
+#: A share price above this is a unit error (paise for rupees, a bad feed), not a real price.
+MAX_PRICE_INR = 10_000_000.0
+#: A supplied ``value`` column may differ from quantity x last_price by this much (the larger wins):
+#: brokers round, and value and last price may be read a moment apart.
+VALUE_TOLERANCE_PCT = 0.5
+VALUE_TOLERANCE_INR = 1.0
+#: A snapshot or quote stamped later than ``now`` by more than this is a clock or feed error.
+FUTURE_SKEW = timedelta(minutes=5)
+#: Optional columns a snapshot's positions may carry beyond ``snapshot.COLUMNS``.
+VALUE_COLUMN = "value"
+QUOTE_TIME_COLUMN = "as_of"
+#: How many unexpected values each expectation keeps in ``QualityReport.results``.
+SAMPLE_SIZE = 5
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """The outcome of one data-quality validation of a snapshot.
+
+    ``results`` is JSON-able: ``{"suite", "success", "evaluated", "failed", "checks": [{"check",
+    "expectation", "column", "success", "unexpected_count", "unexpected_sample", "observed_value"}],
+    "skipped": [...], "data_docs": {...} | None}``.
+    """
+
+    success: bool
+    problems: list[str] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    docs_path: str | None = None
+
+
+def raise_for_report(report: QualityReport, source: str) -> None:
+    """Raise InputDataError (naming the bad rows) when the report failed; do nothing otherwise."""
+    if not report.success:
+        raise InputDataError(source, report.problems or ["data-quality validation failed"])
+
+
+def check_snapshot(
+    snapshot: HoldingsSnapshot,
+    *,
+    target_symbols: Collection[str],
+    now: datetime,
+    max_age: timedelta,
+    docs_dir: Path | None,
+    price_max_age: timedelta | None = None,
+) -> QualityReport:
+    """Validate ``snapshot`` with the Great Expectations suite; write Data Docs under ``docs_dir``.
+
+    ``now`` and ``snapshot.taken_at`` must be timezone-aware. Rows are named by their index in
+    ``snapshot.positions`` (0-based) and their symbol. With ``docs_dir``, the site (index.html, the
+    suite and this validation's page) is written there; give each run its own directory.
+    """
+    if now.tzinfo is None or snapshot.taken_at.tzinfo is None:
+        raise ValueError("check_snapshot: now and snapshot.taken_at must be timezone-aware")
+    if max_age <= timedelta(0):
+        raise ValueError(f"check_snapshot: max_age must be positive, got {max_age}")
+    if price_max_age is not None and price_max_age <= timedelta(0):
+        raise ValueError(f"check_snapshot: price_max_age must be positive, got {price_max_age}")
+
+    targets = sorted({str(s).strip().upper() for s in target_symbols})
+    frame = _check_frame(snapshot, targets, now)
+    has_value = VALUE_COLUMN in frame.columns
+    has_quote_time = "quote_age_s" in frame.columns
+    skipped: list[str] = []
+    if not has_value:
+        skipped.append("value_consistent: the snapshot has no value column to compare with")
+    if price_max_age is None:
+        skipped.append("quote_fresh: no price_max_age given")
+    elif not has_quote_time:
+        skipped.append(
+            "quote_fresh: the snapshot has no as_of column (quote time); only the snapshot's "
+            "age is checked"
+        )
+    check_quotes = price_max_age is not None and has_quote_time
+
+    validation = _run_suite(
+        frame,
+        targets=targets,
+        max_age=max_age,
+        price_max_age=price_max_age if check_quotes else None,
+        with_value=has_value,
+        now=now,
+        asset_name=f"{snapshot.broker}_{snapshot.account}",
+        docs_dir=docs_dir,
+    )
+
+    checks: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for result in validation["results"]:
+        summary, lines = _describe(result, frame, snapshot, now, max_age, price_max_age)
+        checks.append(summary)
+        problems.extend(lines)
+    success = bool(validation["success"])
+    if not success and not problems:  # never a silent failure
+        problems.append("data-quality validation failed (see the Data Docs)")
+    results: dict[str, Any] = {
+        "suite": SUITE_NAME,
+        "success": success,
+        "evaluated": len(checks),
+        "failed": sum(1 for c in checks if not c["success"]),
+        "checks": checks,
+        "skipped": skipped,
+        "data_docs": validation["data_docs"],
+    }
+    docs_path = validation["data_docs"]["index"] if validation["data_docs"] else None
+    return QualityReport(success=success, problems=problems, results=results, docs_path=docs_path)
+
+
+# --- the table the suite runs on -----------------------------------------------------------
+
+
+def _check_frame(snapshot: HoldingsSnapshot, targets: list[str], now: datetime) -> pd.DataFrame:
+    """Positions plus the derived columns the expectations read (one row per position)."""
+    import numpy as np
+    import pandas as pd
+
+    positions = snapshot.positions
+    frame = pd.DataFrame(index=positions.index)
+    frame["symbol"] = positions["symbol"].astype(object)
+    frame["exchange"] = positions["exchange"].astype(object)
+    frame["quantity"] = pd.to_numeric(positions["quantity"], errors="coerce").astype(float)
+    frame["sellable_quantity"] = pd.to_numeric(
+        positions["sellable_quantity"], errors="coerce"
+    ).astype(float)
+    frame["last_price"] = pd.to_numeric(positions["last_price"], errors="coerce").astype(float)
+    target_set = set(targets)
+    frame["is_target"] = frame["symbol"].isin(target_set)
+    frame["needs_price"] = frame["is_target"] | (frame["quantity"].fillna(0) != 0)
+    for column in ("quantity", "sellable_quantity"):
+        values = frame[column]
+        whole = values.notna() & np.isfinite(values) & (values == np.floor(values))
+        frame[f"{column}_is_whole"] = whole | values.isna()  # a missing value fails elsewhere
+    frame["market_value"] = frame["quantity"] * frame["last_price"]
+    if VALUE_COLUMN in positions.columns:
+        reported = pd.to_numeric(positions[VALUE_COLUMN], errors="coerce").astype(float)
+        frame[VALUE_COLUMN] = reported
+        frame["value_gap_inr"] = (reported - frame["market_value"]).abs()
+        frame["value_tolerance_inr"] = np.maximum(
+            VALUE_TOLERANCE_INR, frame["market_value"].abs() * VALUE_TOLERANCE_PCT / 100
+        )
+    frame["snapshot_age_s"] = (now - snapshot.taken_at).total_seconds()
+    if QUOTE_TIME_COLUMN in positions.columns:
+        stamps = pd.to_datetime(positions[QUOTE_TIME_COLUMN], errors="coerce", utc=True)
+        frame["quote_age_s"] = (pd.Timestamp(now).tz_convert("UTC") - stamps).dt.total_seconds()
+    return frame
+
+
+# --- the suite -------------------------------------------------------------------------------
+
+
+def _expectations(
+    targets: list[str],
+    *,
+    max_age: timedelta,
+    price_max_age: timedelta | None,
+    with_value: bool,
+) -> list[Any]:
+    import great_expectations as gx
+    from great_expectations.expectations.row_conditions import Column
+
+    x = gx.expectations
+    skew = -FUTURE_SKEW.total_seconds()
+    needs_price = Column("needs_price") == True  # noqa: E712 (a GX condition, not a comparison)
+
+    def meta(check: str) -> dict[str, str]:
+        return {"check": check}
+
+    suite: list[Any] = [
+        x.ExpectTableRowCountToBeBetween(
+            min_value=1,
+            meta=meta("not_empty"),
+            description="The snapshot has at least one row.",
+        ),
+        x.ExpectColumnValuesToNotBeNull(
+            column="symbol", meta=meta("symbol_present"), description="Every row names a symbol."
+        ),
+        x.ExpectColumnValuesToBeUnique(
+            column="symbol", meta=meta("symbol_unique"), description="One row per symbol."
+        ),
+        x.ExpectColumnValuesToNotBeNull(
+            column="last_price",
+            row_condition=needs_price,
+            meta=meta("price_present"),
+            description="Every held or target symbol has a last price.",
+        ),
+        x.ExpectColumnValuesToBeBetween(
+            column="last_price",
+            min_value=0,
+            strict_min=True,
+            max_value=MAX_PRICE_INR,
+            meta=meta("price_positive"),
+            description=f"Prices are > 0 and finite (at most {MAX_PRICE_INR:,.0f} INR).",
+        ),
+        x.ExpectColumnValuesToNotBeNull(
+            column="quantity",
+            meta=meta("quantity_present"),
+            description="Every row has a quantity.",
+        ),
+        x.ExpectColumnValuesToBeBetween(
+            column="quantity",
+            min_value=0,
+            meta=meta("quantity_non_negative"),
+            description="Never a negative holding.",
+        ),
+        x.ExpectColumnValuesToBeInSet(
+            column="quantity_is_whole",
+            value_set=[True],
+            meta=meta("quantity_whole"),
+            description="Quantities are whole shares.",
+        ),
+        x.ExpectColumnValuesToNotBeNull(
+            column="sellable_quantity",
+            meta=meta("sellable_present"),
+            description="Every row has a sellable quantity.",
+        ),
+        x.ExpectColumnValuesToBeBetween(
+            column="sellable_quantity",
+            min_value=0,
+            meta=meta("sellable_non_negative"),
+            description="The sellable quantity is >= 0.",
+        ),
+        x.ExpectColumnValuesToBeInSet(
+            column="sellable_quantity_is_whole",
+            value_set=[True],
+            meta=meta("sellable_whole"),
+            description="Sellable quantities are whole shares.",
+        ),
+        x.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="quantity",
+            column_B="sellable_quantity",
+            or_equal=True,
+            meta=meta("sellable_within_quantity"),
+            description="Never sell more than is held: sellable_quantity <= quantity.",
+        ),
+        x.ExpectColumnValuesToBeBetween(
+            column="market_value",
+            min_value=0,
+            max_value=MAX_PRICE_INR * 1e7,
+            meta=meta("value_finite"),
+            description="quantity x last_price is a finite, non-negative number.",
+        ),
+        x.ExpectColumnMaxToBeBetween(
+            column="snapshot_age_s",
+            min_value=skew,
+            max_value=max_age.total_seconds(),
+            meta=meta("snapshot_fresh"),
+            description=(
+                f"The snapshot is at most {_duration(max_age)} old "
+                "(age in seconds at validation time)."
+            ),
+        ),
+    ]
+    if targets:
+        suite.insert(
+            3,
+            x.ExpectColumnDistinctValuesToContainSet(
+                column="symbol",
+                value_set=targets,
+                meta=meta("targets_quoted"),
+                description="Every target symbol of the portfolio has a row in the quotes.",
+            ),
+        )
+    if with_value:
+        suite.append(
+            x.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="value_tolerance_inr",
+                column_B="value_gap_inr",
+                or_equal=True,
+                meta=meta("value_consistent"),
+                description=(
+                    "A supplied value agrees with quantity x last_price within "
+                    f"{VALUE_TOLERANCE_PCT}% or {VALUE_TOLERANCE_INR:.0f} INR."
+                ),
+            )
+        )
+    if price_max_age is not None:
+        suite.extend(
+            [
+                x.ExpectColumnValuesToNotBeNull(
+                    column="quote_age_s",
+                    row_condition=needs_price,
+                    meta=meta("quote_time_present"),
+                    description="Every held or target symbol's quote has a time (as_of).",
+                ),
+                x.ExpectColumnValuesToBeBetween(
+                    column="quote_age_s",
+                    min_value=skew,
+                    max_value=price_max_age.total_seconds(),
+                    meta=meta("quote_fresh"),
+                    description=f"Quotes are at most {_duration(price_max_age)} old.",
+                ),
+            ]
+        )
+    return suite
+
+
+def _run_suite(
+    frame: pd.DataFrame,
+    *,
+    targets: list[str],
+    max_age: timedelta,
+    price_max_age: timedelta | None,
+    with_value: bool,
+    now: datetime,
+    asset_name: str,
+    docs_dir: Path | None,
+) -> dict[str, Any]:
+    """Build an ephemeral (in-memory) context, run the suite once, optionally write Data Docs.
+
+    A fresh context per call keeps the function pure (no state shared between runs, a Data Docs
+    index listing only this validation); building it costs milliseconds next to GX's import.
+    """
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+        data_docs_sites={},
+    )
+    context = gx.get_context(project_config=config, mode="ephemeral")
+    source = context.data_sources.add_pandas("holdings_snapshot")
+    asset = source.add_dataframe_asset(_safe_name(asset_name))
+    batch = asset.add_batch_definition_whole_dataframe("snapshot")
+    suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
+    for expectation in _expectations(
+        targets, max_age=max_age, price_max_age=price_max_age, with_value=with_value
+    ):
+        suite.add_expectation(expectation)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(
+            name=f"{SUITE_NAME}_{_safe_name(asset_name)}", data=batch, suite=suite
+        )
+    )
+    result_format = {"result_format": "COMPLETE"}
+    run_id = RunIdentifier(run_name=f"{asset_name} {now.isoformat()}", run_time=now)
+    docs: dict[str, Any] | None = None
+    if docs_dir is None:
+        result = definition.run(
+            batch_parameters={"dataframe": frame}, result_format=result_format, run_id=run_id
+        )
+    else:
+        docs_dir = Path(docs_dir).resolve()
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        context.add_data_docs_site(
+            DOCS_SITE_NAME,
+            {
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{SUITE_NAME}_checkpoint",
+                validation_definitions=[definition],
+                actions=[
+                    gx.checkpoint.UpdateDataDocsAction(
+                        name="update_data_docs", site_names=[DOCS_SITE_NAME]
+                    )
+                ],
+                result_format=result_format,
+            )
+        )
+        checkpoint_result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
+        ((identifier, result),) = checkpoint_result.run_results.items()
+        index = docs_dir / "index.html"
+        pages = sorted(str(p) for p in (docs_dir / "validations").rglob("*.html"))
+        suite_pages = sorted(str(p) for p in (docs_dir / "expectations").rglob("*.html"))
+        docs = {
+            "index": str(index),
+            "validation_pages": pages,
+            "suite_pages": suite_pages,
+            "validation_id": str(identifier),
+        }
+    return {"success": bool(result.success), "results": result.results, "data_docs": docs}
+
+
+# --- turning results into lines a person acts on --------------------------------------------
+
+
+def _describe(
+    result: Any,
+    frame: pd.DataFrame,
+    snapshot: HoldingsSnapshot,
+    now: datetime,
+    max_age: timedelta,
+    price_max_age: timedelta | None,
+) -> tuple[dict[str, Any], list[str]]:
+    config = result.expectation_config
+    check = str((config.meta or {}).get("check", config.type))
+    kwargs = dict(config.kwargs)
+    detail = dict(result.result or {})
+    indexes = [i for i in detail.get("unexpected_index_list") or [] if not isinstance(i, dict)]
+    summary: dict[str, Any] = {
+        "check": check,
+        "expectation": config.type,
+        "column": kwargs.get("column")
+        or ", ".join(str(kwargs[k]) for k in ("column_A", "column_B") if k in kwargs)
+        or None,
+        "success": bool(result.success),
+        "unexpected_count": int(detail.get("unexpected_count") or 0),
+        "unexpected_sample": _jsonable(
+            list(detail.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]
+        ),
+        "unexpected_rows": [
+            {"row": _jsonable(i), "symbol": _symbol(frame, i)} for i in indexes[:SAMPLE_SIZE]
+        ],
+        "observed_value": _jsonable(detail.get("observed_value")),
+    }
+    if result.exception_info and result.exception_info.get("raised_exception"):
+        message = str(result.exception_info.get("exception_message"))
+        summary["error"] = message
+        return summary, [f"check {check} could not run: {message}"]
+    if result.success:
+        return summary, []
+
+    lines: list[str] = []
+
+    def row(i: Any) -> str:
+        return f"row {i} ({_symbol(frame, i)})"
+
+    def value(i: Any, column: str) -> Any:
+        return _jsonable(frame.at[i, column]) if i in frame.index else None
+
+    if check == "not_empty":
+        lines.append("the snapshot has no rows (no holdings and no quotes)")
+    elif check == "symbol_present":
+        lines += [f"row {i}: symbol is missing ({check})" for i in indexes]
+    elif check == "symbol_unique":
+        lines += [f"{row(i)}: symbol appears more than once ({check})" for i in indexes]
+    elif check == "targets_quoted":
+        present = set(frame["symbol"].dropna())
+        missing = sorted(set(kwargs.get("value_set") or []) - present)
+        lines += [
+            f"target symbol {s}: no row with a price in the quotes ({check})" for s in missing
+        ]
+        summary["missing_targets"] = missing
+        summary["unexpected_count"] = len(missing)
+    elif check == "price_present":
+        lines += [f"{row(i)}: last_price is missing ({check})" for i in indexes]
+    elif check == "price_positive":
+        lines += [
+            f"{row(i)}: last_price must be > 0 and at most {MAX_PRICE_INR:,.0f} "
+            f"(got {value(i, 'last_price')}) ({check})"
+            for i in indexes
+        ]
+    elif check in ("quantity_present", "sellable_present"):
+        column = "quantity" if check == "quantity_present" else "sellable_quantity"
+        lines += [f"{row(i)}: {column} is missing ({check})" for i in indexes]
+    elif check in ("quantity_non_negative", "sellable_non_negative"):
+        column = str(kwargs["column"])
+        lines += [
+            f"{row(i)}: {column} must be >= 0 (got {value(i, column)}) ({check})" for i in indexes
+        ]
+    elif check in ("quantity_whole", "sellable_whole"):
+        column = "quantity" if check == "quantity_whole" else "sellable_quantity"
+        lines += [
+            f"{row(i)}: {column} must be a whole number of shares "
+            f"(got {value(i, column)}) ({check})"
+            for i in indexes
+        ]
+    elif check == "sellable_within_quantity":
+        lines += [
+            f"{row(i)}: sellable_quantity {value(i, 'sellable_quantity')} exceeds quantity "
+            f"{value(i, 'quantity')} ({check})"
+            for i in indexes
+        ]
+    elif check == "value_finite":
+        lines += [
+            f"{row(i)}: quantity x last_price is not a finite non-negative value "
+            f"(got {value(i, 'market_value')}) ({check})"
+            for i in indexes
+        ]
+    elif check == "value_consistent":
+        lines += [
+            f"{row(i)}: value {value(i, VALUE_COLUMN)} differs from quantity x last_price "
+            f"{value(i, 'market_value')} by {value(i, 'value_gap_inr')} INR, more than the "
+            f"tolerance {value(i, 'value_tolerance_inr')} ({check})"
+            for i in indexes
+        ]
+    elif check == "snapshot_fresh":
+        age = now - snapshot.taken_at
+        if age < timedelta(0):
+            lines.append(
+                f"snapshot taken_at {snapshot.taken_at.isoformat()} is {_duration(-age)} in the "
+                f"future of {now.isoformat()} (clock or feed error) ({check})"
+            )
+        else:
+            lines.append(
+                f"snapshot taken_at {snapshot.taken_at.isoformat()} is {_duration(age)} old at "
+                f"{now.isoformat()}; the limit is {_duration(max_age)} ({check})"
+            )
+    elif check == "quote_time_present":
+        lines += [f"{row(i)}: the quote has no as_of time ({check})" for i in indexes]
+    elif check == "quote_fresh":
+        limit = _duration(price_max_age) if price_max_age else "?"
+        for i in indexes:
+            age_s = value(i, "quote_age_s")
+            stamp = snapshot.positions.at[i, QUOTE_TIME_COLUMN] if i in frame.index else None
+            when = "in the future" if age_s is not None and age_s < 0 else "old"
+            span = _duration(timedelta(seconds=abs(age_s))) if age_s is not None else "?"
+            lines.append(
+                f"{row(i)}: quote as_of {stamp} is {span} {when}; the limit is {limit} "
+                f"(stale price, {check})"
+            )
+    if not lines:
+        lines.append(
+            f"check {check} failed on {summary['column'] or 'the table'}: "
+            f"{summary['unexpected_count']} unexpected value(s), "
+            f"e.g. {summary['unexpected_sample']}"
+        )
+    return summary, lines
+
+
+def _symbol(frame: pd.DataFrame, index: Any) -> str:
+    if index in frame.index:
+        symbol = frame.at[index, "symbol"]
+        if isinstance(symbol, str) and symbol:
+            return symbol
+    return "?"
+
+
+def _duration(span: timedelta) -> str:
+    seconds = round(span.total_seconds())
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days}d"] if days else []
+    if hours:
+        parts.append(f"{hours}h")
+    if minutes:
+        parts.append(f"{minutes}m")
+    if secs or not parts:
+        parts.append(f"{secs}s")
+    return " ".join(parts)
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "snapshot"
+
+
+def _jsonable(value: Any) -> Any:
+    """Numbers, strings, None, lists and dicts only (numpy scalars and NaN made plain)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, float):
+        return None if math.isnan(value) else (str(value) if math.isinf(value) else value)
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)
