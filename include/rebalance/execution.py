@@ -1,24 +1,56 @@
-"""Idempotent order placement: write ahead, tag, reconcile by tag, send, poll.
+"""Crash-safe order placement: lock, write ahead, reconcile by tag, send, poll, record.
 
-Airflow runs a task at least once, so ``place_plan`` may run again for the same run (a retry, or a
-second copy after a lost heartbeat). It is safe because:
+Airflow runs a task at least once, and two copies of ``place_orders`` can run at the same time
+(a scheduler restart, a lost heartbeat). ``place_approved`` places each leg of the approved plan
+exactly once anyway:
 
-1. every leg of the approved plan is written ahead (``pending``) with a deterministic tag before
-   anything is sent;
-2. before sending, the broker's order book is read and every leg whose tag is already there is
-   settled from the book, never re-sent;
-3. a send whose outcome is unknown is marked ``sent`` and settled by the next reconciliation.
+1. **One placer per run.** A Postgres advisory lock keyed by the run id is held for the whole
+   placement, on its own connection (a crashed process drops it with its connection). A second
+   copy waits for it (``lock_wait_seconds``), then finds the run already past ``placing`` and
+   sends nothing; if it cannot get the lock in time it stops with ``RunLocked``.
+2. **Only the approved plan.** The stored plan's hash must equal the approved hash, and legs
+   already written ahead must belong to that same hash, else the run fails with ``PlanMismatch``.
+3. **Write ahead.** Every leg is stored ``pending`` with its deterministic tag
+   (``brokers.tags.order_tag``) and committed before anything is sent. Before a send the leg is
+   committed as ``sent`` (with ``sent_at`` and the attempt number).
+4. **Reconcile first.** Every (re)start reads the broker's order book and settles each leg whose
+   tag is there from the book. Only ``pending`` legs are sent.
+5. **Unknown outcomes are settled by the book, never by resending at once.** A leg that is
+   ``sent`` and absent from the book stays ``sent`` for ``resend_grace_seconds`` after its send
+   started (the book can lag behind an order the broker accepted). Only when the book, read
+   after that grace, still lacks the tag is the leg deemed never placed: it goes back to
+   ``pending`` and is sent again with the *same* tag (up to ``max_send_attempts`` sends in all,
+   then ``not_placed``). A leg the broker acknowledged with an order id is never sent again.
+   If a book lags beyond the grace, a resend could make a second order: reconciliation then
+   counts every order with the tag (``broker_orders``), records both and flags the leg.
+6. **Sells first.** When the buys need the sells' proceeds (the plan's cash does not cover
+   them), sells are sent first and buys wait until every sell is settled or
+   ``sell_wait_seconds`` pass. If the sells did not all fill, only the buys that today's
+   available cash covers are sent, the others are ``denied`` with the reason.
+7. **Poll to the end.** The book is polled until every leg is settled or ``deadline_seconds``
+   pass; open remainders are then cancelled (``cancel_open_at_deadline``) and their fills kept.
+   The run ends ``placed`` (every leg filled), ``partially_filled`` (some shares filled) or
+   ``failed`` (nothing filled), with counts in ``rebalance_runs.placement``.
+
+A run already past ``placing`` (placed, partially filled, completed, failed...) is never placed
+again: re-running a finished DAG run refreshes fills at most and sends nothing.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from rebalance.brokers.base import (
     Broker,
+    BrokerError,
+    CancelRejected,
+    OrderNotFound,
     OrderOutcomeUnknown,
     OrderRejected,
     OrderReport,
@@ -27,11 +59,23 @@ from rebalance.brokers.base import (
     Side,
 )
 from rebalance.brokers.tags import order_tag
-from rebalance.history.status import OrderState
-from rebalance.history.store import HistoryStore
+from rebalance.history.status import IllegalTransition, OrderState, RunStatus
+from rebalance.history.store import HistoryStore, LegsMismatch, RunLocked
 from rebalance.plan import TradePlan
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "ExecutionSettings",
+    "PlacementResult",
+    "PlanMismatch",
+    "RunLocked",
+    "legs_of",
+    "place_approved",
+    "place_plan",
+    "reconcile",
+    "settle_interrupted",
+]
 
 _STATE_OF_STATUS = {
     OrderStatus.OPEN: OrderState.OPEN,
@@ -40,18 +84,68 @@ _STATE_OF_STATUS = {
     OrderStatus.CANCELLED: OrderState.CANCELLED,
     OrderStatus.REJECTED: OrderState.REJECTED,
 }
+_AT_BROKER = frozenset(
+    {OrderState.OPEN, OrderState.PARTIALLY_FILLED, OrderState.COMPLETE, OrderState.CANCELLED}
+)
+_AFTER_PLACING = frozenset({RunStatus.PLACED, RunStatus.PARTIALLY_FILLED})
+
+Checkpoint = Callable[[str, Mapping[str, Any]], None]
+
+
+class PlanMismatch(RuntimeError):  # noqa: N818 (reads like the other outcomes)
+    """The plan to place is not the approved plan (hash differs): nothing is sent."""
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """Timing of one placement. Seconds throughout."""
+
+    deadline_seconds: float = 600.0  # poll fills this long, then cancel what is still open
+    poll_seconds: float = 2.0  # between reads of the order book
+    sell_wait_seconds: float = 300.0  # buys funded by sells wait this long for the sells
+    resend_grace_seconds: float = 60.0  # a sent leg absent from the book this long: not placed
+    max_send_attempts: int = 3  # sends of one leg in all (only after the grace, same tag)
+    lock_wait_seconds: float = 660.0  # a second copy waits this long for the first one
+    cancel_open_at_deadline: bool = True  # cancel unfilled remainders at the deadline
+    buy_cash_buffer: float = 0.01  # fraction added to a buy's cost when cash is checked
+
+    @classmethod
+    def for_deadline(cls, minutes: float, **overrides: Any) -> ExecutionSettings:
+        """Settings for a portfolio's ``order_deadline_minutes``."""
+        seconds = minutes * 60.0
+        values: dict[str, Any] = {
+            "deadline_seconds": seconds,
+            "sell_wait_seconds": seconds / 2,
+            "lock_wait_seconds": seconds + 60.0,
+        }
+        values.update(overrides)
+        return cls(**values)
 
 
 @dataclass(frozen=True)
 class PlacementResult:
-    placed: int  # legs the broker has (any state but rejected / not placed)
+    """What the broker has for a run's legs, and the run status that follows from it."""
+
+    status: RunStatus
+    reason: str
+    legs: int
+    placed: int  # legs the broker has (any state but rejected / not placed / denied)
     complete: int
-    partially_filled: int
+    partially_filled: int  # legs with some shares filled but not all (open or cancelled)
     rejected: int
-    unsettled: int  # legs whose outcome is still unknown or still open at the deadline
+    denied: int  # legs we did not send (buys without funding)
+    not_placed: int
+    unsettled: int  # legs whose outcome is unknown or still open at the end
+    sent: int  # orders sent by this call
+    duplicates: int  # legs with more than one broker order carrying their tag
+    finished_before: bool = False  # the run was already past placing: nothing was sent
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self) | {"status": str(self.status)}
 
 
-def legs_of(plan: TradePlan, run_key: str, account: str) -> list[dict[str, object]]:
+def legs_of(plan: TradePlan, run_key: str, account: str) -> list[dict[str, Any]]:
     """The plan's orders as write-ahead rows, sells first (their proceeds fund the buys)."""
     ordered = sorted(plan.orders, key=lambda o: (o.side != Side.SELL, o.symbol))
     return [
@@ -71,31 +165,101 @@ def legs_of(plan: TradePlan, run_key: str, account: str) -> list[dict[str, objec
     ]
 
 
-def reconcile(store: HistoryStore, run_id: int, broker: Broker) -> None:
-    """Settle every unsettled leg from the broker's order book, matched by our tag."""
-    book = {r.tag: r for r in broker.orders() if r.tag}
-    for leg in store.orders(run_id):
-        state = OrderState(leg["state"])
-        if state.is_terminal:
-            continue
-        report = book.get(leg["tag"])
-        if report is not None:
-            _record_report(store, run_id, leg["leg"], report)
-        elif state is OrderState.SENT:
-            # We sent it, the broker's book does not have it: it was never placed.
-            store.update_order(run_id, leg["leg"], state=str(OrderState.NOT_PLACED))
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
-def _record_report(store: HistoryStore, run_id: int, leg: int, report: OrderReport) -> None:
-    store.update_order(
-        run_id,
-        leg,
-        state=str(_STATE_OF_STATUS[report.status]),
-        broker_order_id=report.broker_order_id,
-        filled_quantity=report.filled_quantity,
-        average_price=report.average_price,
-        error=report.message if report.status is OrderStatus.REJECTED else None,
-    )
+def _nothing(_: str, __: Mapping[str, Any]) -> None:
+    return None
+
+
+# --- the entry points -----------------------------------------------------------------------
+
+
+def place_approved(
+    store: HistoryStore,
+    run_id: int,
+    broker: Broker,
+    *,
+    approved_hash: str,
+    run_key: str,
+    account: str,
+    settings: ExecutionSettings | None = None,
+    dry_run: bool = False,
+    checkpoint: Checkpoint | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], datetime] = _utcnow,
+) -> PlacementResult:
+    """Place the approved plan of run ``run_id`` exactly once per leg; see the module docstring.
+
+    ``checkpoint(name, info)`` is called between steps ("written_ahead", "before_send",
+    "after_send", "sells_sent", "before_finish"): tests raise from it to simulate a crash.
+    Raises PlanMismatch (the run is failed), RunLocked (another copy is still placing) and
+    IllegalTransition (the run was never approved).
+    """
+    settings = settings or ExecutionSettings()
+    with store.run_lock(run_id, wait_seconds=settings.lock_wait_seconds) as waited:
+        if waited >= 0.05:
+            store.note(run_id, f"waited {waited:.1f}s for another copy of the placement")
+        run = store.run(run_id)
+        status = RunStatus(run["status"])
+        if status in _AFTER_PLACING or status.is_final:
+            legs = store.orders(run_id)
+            if status in _AFTER_PLACING and legs:
+                legs = reconcile(store, run_id, broker, settings=settings, now=now)
+            log.info("run %d is %s already: nothing is sent", run_id, status)
+            return _summarise(legs, sent=0, status=status, finished_before=True)
+        plan = TradePlan.from_dict(run["plan"]) if run["plan"] else None
+        if plan is None or run["plan_hash"] != approved_hash or plan.plan_hash != approved_hash:
+            reason = (
+                f"the stored plan ({str(run['plan_hash'])[:12]}) is not the approved plan "
+                f"({approved_hash[:12]}): no order sent"
+            )
+            store.transition(run_id, RunStatus.FAILED, reason)
+            raise PlanMismatch(reason)
+        if dry_run or not plan.orders:
+            why = "dry run: nothing ordered" if dry_run else "nothing to order"
+            store.transition(run_id, RunStatus.COMPLETED, why)
+            return _summarise([], sent=0, status=RunStatus.COMPLETED, reason=why)
+        store.transition(run_id, RunStatus.PLACING, None, executed_at=run["executed_at"] or now())
+        try:
+            store.write_orders_ahead(run_id, legs_of(plan, run_key, account), approved_hash)
+        except LegsMismatch as exc:
+            store.transition(run_id, RunStatus.FAILED, str(exc))
+            raise PlanMismatch(str(exc)) from None
+        placement = _Placement(
+            store, run_id, broker, plan, settings, checkpoint or _nothing, sleep, now
+        )
+        placement.checkpoint("written_ahead", {"run": run_id})
+        result = placement.run()
+        placement.checkpoint("before_finish", {"run": run_id})
+        store.transition(run_id, result.status, result.reason, placement=result.to_record())
+        log.info("run %d: %s", run_id, result.reason)
+        return result
+
+
+def settle_interrupted(
+    store: HistoryStore,
+    run_id: int,
+    broker: Broker,
+    *,
+    settings: ExecutionSettings | None = None,
+    now: Callable[[], datetime] = _utcnow,
+) -> PlacementResult:
+    """Close a run left in ``placing`` (its placement died): reconcile from the book, send nothing.
+
+    Used by ``record_run``. Waits for the placement lock like a second copy would.
+    """
+    settings = settings or ExecutionSettings()
+    with store.run_lock(run_id, wait_seconds=settings.lock_wait_seconds):
+        status = store.status(run_id)
+        if status is not RunStatus.PLACING:
+            legs = store.orders(run_id)
+            return _summarise(legs, sent=0, status=status, finished_before=True)
+        legs = reconcile(store, run_id, broker, settings=settings, now=now, final=True)
+        result = _summarise(legs, sent=0, prefix="placement interrupted; from the broker's book: ")
+        store.transition(run_id, result.status, result.reason, placement=result.to_record())
+        return result
 
 
 def place_plan(
@@ -110,53 +274,375 @@ def place_plan(
     poll_seconds: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PlacementResult:
-    """Place the approved ``plan`` exactly once per leg and poll until terminal or the deadline."""
-    store.write_orders_ahead(run_id, legs_of(plan, run_key, account))
-    reconcile(store, run_id, broker)
-    for leg in store.orders(run_id):
-        if OrderState(leg["state"]) is not OrderState.PENDING:
-            continue
-        _send(store, run_id, leg, broker)
-    waited = 0.0
-    while True:
-        reconcile(store, run_id, broker)
-        legs = store.orders(run_id)
-        if all(OrderState(leg["state"]).is_terminal for leg in legs) or waited >= deadline_seconds:
-            return _result(legs)
-        sleep(poll_seconds)
-        waited += poll_seconds
-
-
-def _send(store: HistoryStore, run_id: int, leg: dict[str, object], broker: Broker) -> None:
-    request = OrderRequest(
-        symbol=str(leg["symbol"]),
-        exchange=str(leg["exchange"]),
-        side=Side(str(leg["side"])),
-        quantity=int(str(leg["quantity"])),
-        tag=str(leg["tag"]),
+    """Compatibility wrapper of the first cut: ``place_approved`` with the plan's own hash."""
+    settings = ExecutionSettings(deadline_seconds=deadline_seconds, poll_seconds=poll_seconds)
+    return place_approved(
+        store,
+        run_id,
+        broker,
+        approved_hash=plan.plan_hash,
+        run_key=run_key,
+        account=account,
+        settings=settings,
+        sleep=sleep,
     )
-    number = int(str(leg["leg"]))
-    # Mark it sent *before* sending: a crash now leaves "sent", which reconciliation settles.
-    store.update_order(run_id, number, state=str(OrderState.SENT), attempts=1)
+
+
+# --- reconciliation -------------------------------------------------------------------------
+
+
+def reconcile(
+    store: HistoryStore,
+    run_id: int,
+    broker: Broker,
+    *,
+    settings: ExecutionSettings | None = None,
+    now: Callable[[], datetime] = _utcnow,
+    final: bool = False,
+) -> list[dict[str, Any]]:
+    """Settle the run's legs from the broker's order book, matched by tag; return the legs.
+
+    A ``sent`` leg missing from the book goes back to ``pending`` (to be sent again) only once
+    ``resend_grace_seconds`` have passed since its send started; with ``final`` (closing an
+    interrupted run) it is left ``sent``: nothing will send it, and its outcome stays unknown.
+    """
+    settings = settings or ExecutionSettings()
+    legs = store.orders(run_id)
+    tags = {leg["tag"] for leg in legs}
+    book: dict[str, list[OrderReport]] = defaultdict(list)
+    for report in broker.orders():
+        if report.tag is not None and report.tag in tags:
+            book[report.tag].append(report)
+    for leg in legs:
+        _reconcile_leg(store, run_id, broker, leg, book.get(leg["tag"], []), settings, now, final)
+    return store.orders(run_id)
+
+
+def _reconcile_leg(
+    store: HistoryStore,
+    run_id: int,
+    broker: Broker,
+    leg: dict[str, Any],
+    reports: list[OrderReport],
+    settings: ExecutionSettings,
+    now: Callable[[], datetime],
+    final: bool,
+) -> None:
+    number = int(leg["leg"])
+    state = OrderState(leg["state"])
+    if reports:
+        _record_reports(store, run_id, leg, reports)
+        return
+    if state is OrderState.SENT and not final:
+        sent_at = leg["sent_at"] or leg["updated_at"]
+        age = (now() - sent_at).total_seconds()
+        if age < settings.resend_grace_seconds:
+            return  # the book may lag: wait for it
+        attempts = int(leg["attempts"])
+        if attempts >= settings.max_send_attempts:
+            why = f"not in the broker's book {age:.1f}s after send {attempts}: never placed"
+            store.update_order(run_id, number, state=OrderState.NOT_PLACED, error=why)
+        else:
+            why = f"send {attempts} not in the broker's book after {age:.1f}s: sending again"
+            store.update_order(run_id, number, state=OrderState.PENDING, error=why)
+        store.note(run_id, f"leg {number} ({leg['tag']}): {why}")
+        log.warning("leg %d %s: %s", number, leg["tag"], why)
+    elif state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED) and leg["broker_order_id"]:
+        # Acknowledged with an id but not (yet) in the book: ask for the order itself.
+        try:
+            report = broker.order(str(leg["broker_order_id"]))
+        except OrderNotFound:
+            return
+        _record_reports(store, run_id, leg, [report])
+
+
+def _record_reports(
+    store: HistoryStore, run_id: int, leg: dict[str, Any], reports: list[OrderReport]
+) -> None:
+    """Record what the book says about one leg. Several orders with one tag are all kept."""
+    number = int(leg["leg"])
+    primary = reports[0]
+    new = _STATE_OF_STATUS[primary.status]
+    filled = sum(r.filled_quantity for r in reports)
+    fills = [(r.filled_quantity, r.average_price) for r in reports if r.average_price]
+    average = sum(q * p for q, p in fills) / sum(q for q, _ in fills) if fills else None
+    error = primary.message if primary.status is OrderStatus.REJECTED else None
+    if len(reports) > 1:
+        ids = ", ".join(r.broker_order_id for r in reports)
+        error = f"DUPLICATE: {len(reports)} broker orders carry tag {leg['tag']} ({ids})"
+        if int(leg["broker_orders"]) != len(reports):
+            store.note(run_id, f"leg {number}: {error}")
+            log.error("leg %d: %s", number, error)
+    current = OrderState(leg["state"])
+    changes: dict[str, Any] = {}
+    if new is not current:
+        changes["state"] = new
+    values = {
+        "broker_order_id": primary.broker_order_id,
+        "filled_quantity": filled,
+        "average_price": average,
+        "broker_orders": len(reports),
+        "error": error if error is not None or new is not current else leg["error"],
+    }
+    changes.update({k: v for k, v in values.items() if leg.get(k) != v})
+    if not changes:
+        return
     try:
-        broker_order_id = broker.place_order(request)
-    except OrderRejected as exc:
-        log.warning("%s %s %s rejected: %s", request.side, request.quantity, request.symbol, exc)
-        store.update_order(run_id, number, state=str(OrderState.REJECTED), error=str(exc))
-        return
-    except OrderOutcomeUnknown as exc:
-        log.warning("%s %s: outcome unknown (%s); settling by reconciliation", request.symbol, request.tag, exc)
-        return
-    log.info("%s %s %s sent as %s", request.side, request.quantity, request.symbol, broker_order_id)
-    store.update_order(run_id, number, state=str(OrderState.OPEN), broker_order_id=broker_order_id)
+        store.update_order(run_id, number, **changes)
+    except IllegalTransition as exc:
+        # The book went backwards (a stale read): keep our later record, say so.
+        log.warning("leg %d %s: %s; keeping %s", number, leg["tag"], exc, current)
 
 
-def _result(legs: list[dict[str, object]]) -> PlacementResult:
+# --- one placement pass ---------------------------------------------------------------------
+
+
+class _Placement:
+    def __init__(
+        self,
+        store: HistoryStore,
+        run_id: int,
+        broker: Broker,
+        plan: TradePlan,
+        settings: ExecutionSettings,
+        checkpoint: Checkpoint,
+        sleep: Callable[[float], None],
+        now: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.broker = broker
+        self.plan = plan
+        self.settings = settings
+        self.checkpoint = checkpoint
+        self.sleep = sleep
+        self.now = now
+        self.sent = 0
+        self.sendable: set[int] = set()  # legs that may be sent (again) by the poll loop
+
+    def reconcile(self) -> list[dict[str, Any]]:
+        return reconcile(self.store, self.run_id, self.broker, settings=self.settings, now=self.now)
+
+    def run(self) -> PlacementResult:
+        started = time.monotonic()
+        deadline = started + self.settings.deadline_seconds
+        legs = self.reconcile()
+        sells = [leg for leg in legs if leg["side"] == str(Side.SELL)]
+        buys = [leg for leg in legs if leg["side"] == str(Side.BUY)]
+        if self._buys_need_sells(sells, buys):
+            self._send_all(sells)
+            self.checkpoint("sells_sent", {"legs": [leg["leg"] for leg in sells]})
+            sell_numbers = {int(leg["leg"]) for leg in sells}
+            legs = self._poll(
+                lambda ls: _all_settled(ls, sell_numbers),
+                min(deadline, time.monotonic() + self.settings.sell_wait_seconds),
+            )
+            self._release_buys(legs, sell_numbers)
+        else:
+            self._send_all(legs)
+        legs = self._poll(lambda ls: _all_settled(ls, None), deadline)
+        if self.settings.cancel_open_at_deadline:
+            legs = self._cancel_open(legs)
+        return _summarise(legs, sent=self.sent)
+
+    def _buys_need_sells(self, sells: list[dict[str, Any]], buys: list[dict[str, Any]]) -> bool:
+        if not sells or not buys:
+            return False
+        cash = self.plan.summary.cash_before
+        cost = sum(float(b["notional"]) + float(b["charges"]) for b in buys)
+        return cash is None or cash < cost * (1 + self.settings.buy_cash_buffer)
+
+    def _send_all(self, legs: Iterable[dict[str, Any]]) -> None:
+        fresh = {int(leg["leg"]): leg for leg in self.store.orders(self.run_id)}
+        for leg in legs:
+            number = int(leg["leg"])
+            self.sendable.add(number)
+            if OrderState(fresh[number]["state"]) is OrderState.PENDING:
+                self._send(fresh[number])
+
+    def _release_buys(self, legs: list[dict[str, Any]], sell_numbers: set[int]) -> None:
+        """Send the buys: all if every sell filled, else those today's cash covers."""
+        sells = [leg for leg in legs if int(leg["leg"]) in sell_numbers]
+        buys = [leg for leg in legs if int(leg["leg"]) not in sell_numbers]
+        if all(OrderState(s["state"]) is OrderState.COMPLETE for s in sells):
+            self._send_all(buys)
+            return
+        filled = sum(int(s["filled_quantity"]) for s in sells)
+        wanted = sum(int(s["quantity"]) for s in sells)
+        cash = self.broker.funds().available_cash
+        for leg in buys:
+            if OrderState(leg["state"]) is not OrderState.PENDING:
+                self.sendable.add(int(leg["leg"]))
+                continue
+            cost = (float(leg["notional"]) + float(leg["charges"])) * (
+                1 + self.settings.buy_cash_buffer
+            )
+            if cost <= cash:
+                cash -= cost
+                self._send_all([leg])
+                continue
+            why = (
+                f"not sent: the sells funding the buys filled {filled} of {wanted} shares by "
+                f"the sell deadline and available cash ₹{cash:,.2f} does not cover ₹{cost:,.2f}"
+            )
+            self.store.update_order(
+                self.run_id, int(leg["leg"]), state=OrderState.DENIED, error=why
+            )
+            self.store.note(self.run_id, f"leg {leg['leg']} {leg['symbol']}: {why}")
+            log.warning("BUY %s %s: %s", leg["quantity"], leg["symbol"], why)
+
+    def _send(self, leg: dict[str, Any]) -> None:
+        number = int(leg["leg"])
+        attempt = int(leg["attempts"]) + 1
+        request = OrderRequest(
+            symbol=str(leg["symbol"]),
+            exchange=str(leg["exchange"]),
+            side=Side(str(leg["side"])),
+            quantity=int(leg["quantity"]),
+            tag=str(leg["tag"]),
+        )
+        # Committed before sending: a crash from here on leaves "sent", which only the book
+        # (or the grace rule) settles.
+        self.store.update_order(
+            self.run_id, number, state=OrderState.SENT, attempts=attempt, sent_at=self.now()
+        )
+        self.checkpoint("before_send", {"leg": number, "tag": request.tag, "attempt": attempt})
+        self.sent += 1
+        try:
+            broker_order_id = self.broker.place_order(request)
+        except OrderRejected as exc:
+            log.warning(
+                "%s %s %s rejected: %s", request.side, request.quantity, request.symbol, exc
+            )
+            self.store.update_order(self.run_id, number, state=OrderState.REJECTED, error=str(exc))
+            return
+        except OrderOutcomeUnknown as exc:
+            log.warning(
+                "%s %s: outcome unknown (%s); the book will tell", request.symbol, request.tag, exc
+            )
+            self.store.update_order(self.run_id, number, error=f"outcome unknown: {exc}")
+            return
+        except BrokerError as exc:
+            # Any other failure while sending: we cannot be sure nothing reached the broker.
+            log.warning(
+                "%s %s: send failed (%s); the book will tell", request.symbol, request.tag, exc
+            )
+            self.store.update_order(self.run_id, number, error=f"send failed: {exc}")
+            return
+        self.checkpoint("after_send", {"leg": number, "tag": request.tag, "id": broker_order_id})
+        log.info(
+            "%s %s %s sent as %s", request.side, request.quantity, request.symbol, broker_order_id
+        )
+        self.store.update_order(
+            self.run_id, number, state=OrderState.OPEN, broker_order_id=broker_order_id, error=None
+        )
+
+    def _poll(
+        self, done: Callable[[list[dict[str, Any]]], bool], until: float
+    ) -> list[dict[str, Any]]:
+        while True:
+            legs = self.reconcile()
+            for leg in legs:
+                number = int(leg["leg"])
+                if number in self.sendable and OrderState(leg["state"]) is OrderState.PENDING:
+                    self._send(leg)  # proved absent past the grace: the same tag again
+            if done(legs) or time.monotonic() >= until:
+                return legs
+            self.sleep(self.settings.poll_seconds)
+
+    def _cancel_open(self, legs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        open_legs = [
+            leg
+            for leg in legs
+            if OrderState(leg["state"]) in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+            and leg["broker_order_id"]
+        ]
+        if not open_legs:
+            return legs
+        for leg in open_legs:
+            try:
+                self.broker.cancel(str(leg["broker_order_id"]))
+                self.store.note(
+                    self.run_id,
+                    f"leg {leg['leg']} {leg['symbol']}: open at the deadline, "
+                    f"cancelled the unfilled remainder",
+                )
+            except (CancelRejected, OrderNotFound) as exc:
+                log.info("cancel %s: %s", leg["broker_order_id"], exc)
+        return self.reconcile()
+
+
+def _all_settled(legs: list[dict[str, Any]], among: set[int] | None) -> bool:
+    return all(
+        OrderState(leg["state"]).is_terminal
+        for leg in legs
+        if among is None or int(leg["leg"]) in among
+    )
+
+
+def _summarise(
+    legs: list[dict[str, Any]],
+    *,
+    sent: int,
+    status: RunStatus | None = None,
+    reason: str | None = None,
+    finished_before: bool = False,
+    prefix: str = "",
+) -> PlacementResult:
     states = [OrderState(str(leg["state"])) for leg in legs]
+    counts = {str(s): states.count(s) for s in OrderState if s in states}
+    partial = sum(
+        1
+        for leg, s in zip(legs, states, strict=True)
+        if s is not OrderState.COMPLETE and int(leg["filled_quantity"]) > 0
+    )
+    complete = states.count(OrderState.COMPLETE)
+    any_fill = any(int(leg["filled_quantity"]) > 0 for leg in legs)
+    unsettled = sum(not s.is_terminal for s in states)
+    duplicates = sum(int(leg["broker_orders"]) > 1 for leg in legs)
+    if status is None:
+        if legs and complete == len(legs):
+            status = RunStatus.PLACED
+        elif any_fill:
+            status = RunStatus.PARTIALLY_FILLED
+        else:
+            status = RunStatus.FAILED
+    if reason is None:
+        parts = [f"{len(legs)} orders: {complete} complete"]
+        for label, value in (
+            ("partially filled", partial),
+            ("rejected", states.count(OrderState.REJECTED)),
+            ("not sent (no funding)", states.count(OrderState.DENIED)),
+            ("never placed", states.count(OrderState.NOT_PLACED)),
+            (
+                "cancelled unfilled",
+                sum(
+                    1
+                    for leg, s in zip(legs, states, strict=True)
+                    if s is OrderState.CANCELLED and int(leg["filled_quantity"]) == 0
+                ),
+            ),
+            ("unsettled (outcome unknown or still open)", unsettled),
+            ("with DUPLICATE broker orders", duplicates),
+        ):
+            if value:
+                parts.append(f"{value} {label}")
+        reason = prefix + ", ".join(parts)
+        if finished_before:
+            reason = f"already {status}: nothing sent; " + reason
     return PlacementResult(
-        placed=sum(s not in (OrderState.REJECTED, OrderState.NOT_PLACED, OrderState.DENIED) for s in states),
-        complete=states.count(OrderState.COMPLETE),
-        partially_filled=states.count(OrderState.PARTIALLY_FILLED),
+        status=status,
+        reason=reason,
+        legs=len(legs),
+        placed=sum(s in _AT_BROKER for s in states),
+        complete=complete,
+        partially_filled=partial,
         rejected=states.count(OrderState.REJECTED),
-        unsettled=sum(not s.is_terminal for s in states),
+        denied=states.count(OrderState.DENIED),
+        not_placed=states.count(OrderState.NOT_PLACED),
+        unsettled=unsettled,
+        sent=sent,
+        duplicates=duplicates,
+        finished_before=finished_before,
+        counts=counts,
     )

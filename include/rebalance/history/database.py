@@ -37,9 +37,7 @@ def start_embedded(pgdata: Path | None = None) -> str:
 
     pgdata = Path(pgdata or os.environ.get("REBALANCE_PGDATA") or DEFAULT_PGDATA)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
-    exists = server.psql(
-        f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';"
-    )
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';")
     if "1 row" not in exists:
         server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE};")
     return f"postgresql+psycopg://postgres:@/{EMBEDDED_DATABASE}?host={pgdata}"

@@ -8,6 +8,19 @@ Run lifecycle (one run = one portfolio x account lane of one Airflow DAG run)::
     planned | approved -> completed                     (dry run, or nothing to order)
     placed | partially_filled -> completed              (record_run closes the run)
     any non-final status -> failed                      (with the reason)
+
+After placing: ``placed`` = every leg filled completely; ``partially_filled`` = some shares filled
+but not every leg completely (a partial fill, a rejection, a buy held back, an unsettled leg);
+``failed`` = nothing filled. The reason text and the orders say which.
+
+Order lifecycle (one leg of a run, see ``OrderState``)::
+
+    pending -> sent -> open -> partially_filled -> complete | cancelled
+    pending | sent | open -> rejected                    (the broker said no: definitive)
+    pending -> denied                                    (we did not send it: a guardrail)
+    sent -> pending                                      (not in the book past the grace: resend)
+    sent -> not_placed                                   (never seen, attempts used up)
+    not_placed -> open | partially_filled | complete | cancelled | rejected   (the book caught up)
 """
 
 from __future__ import annotations
@@ -35,7 +48,13 @@ class RunStatus(StrEnum):
 
 
 FINAL_RUN_STATUSES = frozenset(
-    {RunStatus.INVALID, RunStatus.REJECTED, RunStatus.EXPIRED, RunStatus.FAILED, RunStatus.COMPLETED}
+    {
+        RunStatus.INVALID,
+        RunStatus.REJECTED,
+        RunStatus.EXPIRED,
+        RunStatus.FAILED,
+        RunStatus.COMPLETED,
+    }
 )
 
 _RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
@@ -60,7 +79,7 @@ _RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 }
 
 
-class IllegalTransition(RuntimeError):
+class IllegalTransition(RuntimeError):  # noqa: N818
     """A status change the state machine forbids (a bug, or a second copy of a task)."""
 
 
@@ -92,3 +111,41 @@ class OrderState(StrEnum):
             OrderState.DENIED,
             OrderState.NOT_PLACED,
         )
+
+
+_BROKER_STATES = frozenset(
+    {
+        OrderState.OPEN,
+        OrderState.PARTIALLY_FILLED,
+        OrderState.COMPLETE,
+        OrderState.CANCELLED,
+        OrderState.REJECTED,
+    }
+)
+
+_ORDER_TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
+    # A pending leg may be found in the book (an earlier copy sent it and crashed before recording).
+    OrderState.PENDING: _BROKER_STATES | {OrderState.SENT, OrderState.DENIED},
+    OrderState.SENT: _BROKER_STATES | {OrderState.PENDING, OrderState.NOT_PLACED},
+    OrderState.OPEN: frozenset(
+        {
+            OrderState.PARTIALLY_FILLED,
+            OrderState.COMPLETE,
+            OrderState.CANCELLED,
+            OrderState.REJECTED,
+        }
+    ),
+    OrderState.PARTIALLY_FILLED: frozenset({OrderState.COMPLETE, OrderState.CANCELLED}),
+    OrderState.COMPLETE: frozenset(),
+    OrderState.CANCELLED: frozenset(),
+    OrderState.REJECTED: frozenset(),
+    OrderState.DENIED: frozenset(),
+    # The book lagged past the grace: the broker's word wins over our guess.
+    OrderState.NOT_PLACED: _BROKER_STATES,
+}
+
+
+def check_order_transition(current: OrderState, new: OrderState) -> None:
+    """Raise IllegalTransition unless a leg may go from ``current`` to ``new`` (same = no-op)."""
+    if new is not current and new not in _ORDER_TRANSITIONS[current]:
+        raise IllegalTransition(f"order state cannot go from {current} to {new}")

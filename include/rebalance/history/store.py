@@ -6,16 +6,28 @@ Status changes take the run's row lock (``SELECT ... FOR UPDATE``) and are check
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
 
 from rebalance.history import tables
-from rebalance.history.status import OrderState, RunStatus, check_transition
+from rebalance.history.status import (
+    OrderState,
+    RunStatus,
+    check_order_transition,
+    check_transition,
+)
+
+# Namespace of our advisory locks (the high 32 bits of the key), so they cannot collide with
+# another application's locks on a shared server. "RBAL" in ASCII.
+LOCK_NAMESPACE = 0x5242414C
 
 
 @dataclass(frozen=True)
@@ -27,8 +39,21 @@ class RunKey:
     account: str
 
 
-class RunNotFound(LookupError):
+class RunNotFound(LookupError):  # noqa: N818
     pass
+
+
+class RunLocked(RuntimeError):  # noqa: N818
+    """Another process holds the run's placement lock (a second copy of place_orders)."""
+
+
+class LegsMismatch(RuntimeError):  # noqa: N818
+    """Legs already written ahead for this run belong to another plan: nothing may be sent."""
+
+
+def lock_key(run_id: int) -> int:
+    """The bigint advisory-lock key of a run: our namespace, then the run id's low 32 bits."""
+    return (LOCK_NAMESPACE << 32) | (run_id & 0xFFFFFFFF)
 
 
 def _now() -> datetime:
@@ -85,7 +110,11 @@ class HistoryStore:
 
     def run(self, run_id: int) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            row = conn.execute(select(tables.runs).where(tables.runs.c.id == run_id)).mappings().first()
+            row = (
+                conn.execute(select(tables.runs).where(tables.runs.c.id == run_id))
+                .mappings()
+                .first()
+            )
         if row is None:
             raise RunNotFound(f"no rebalance run {run_id}")
         return dict(row)
@@ -108,7 +137,9 @@ class HistoryStore:
             current = self._lock_status(conn, run_id)
             if current == new:
                 if fields:
-                    conn.execute(update(tables.runs).where(tables.runs.c.id == run_id).values(**fields))
+                    conn.execute(
+                        update(tables.runs).where(tables.runs.c.id == run_id).values(**fields)
+                    )
                 return current
             check_transition(current, new)
             values: dict[str, Any] = {"status": str(new), **fields}
@@ -130,7 +161,9 @@ class HistoryStore:
         return RunStatus(value)
 
     def runs(self, portfolio_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        query = select(tables.runs).order_by(tables.runs.c.created_at.desc(), tables.runs.c.id.desc())
+        query = select(tables.runs).order_by(
+            tables.runs.c.created_at.desc(), tables.runs.c.id.desc()
+        )
         if portfolio_id:
             query = query.where(tables.runs.c.portfolio_id == portfolio_id)
         with self.engine.connect() as conn:
@@ -147,29 +180,107 @@ class HistoryStore:
 
     # --- orders ---------------------------------------------------------------------------
 
-    def write_orders_ahead(self, run_id: int, legs: Iterable[Mapping[str, Any]]) -> None:
-        """Record every intended order as ``pending`` before anything is sent (idempotent)."""
-        rows = [{"run_id": run_id, "state": str(OrderState.PENDING), **leg} for leg in legs]
+    def write_orders_ahead(
+        self, run_id: int, legs: Iterable[Mapping[str, Any]], plan_hash: str | None = None
+    ) -> None:
+        """Record every intended order as ``pending`` before anything is sent (idempotent).
+
+        With ``plan_hash``, every leg is stamped with it, and legs an earlier attempt wrote for a
+        different plan (or with a different tag, symbol, side or quantity) raise LegsMismatch.
+        """
+        rows = [
+            {"run_id": run_id, "state": str(OrderState.PENDING), "plan_hash": plan_hash, **leg}
+            for leg in legs
+        ]
         if not rows:
             return
         statement = pg_insert(tables.orders).values(rows).on_conflict_do_nothing()
         with self.engine.begin() as conn:
             conn.execute(statement)
+            stored = {
+                r["leg"]: r
+                for r in conn.execute(
+                    select(tables.orders).where(tables.orders.c.run_id == run_id)
+                ).mappings()
+            }
+        wanted = {row["leg"]: row for row in rows}
+        for number, row in stored.items():
+            want = wanted.get(number)
+            same = want is not None and all(
+                row[k] == want[k] for k in ("tag", "symbol", "side", "quantity")
+            )
+            if not same or (plan_hash is not None and row["plan_hash"] != plan_hash):
+                raise LegsMismatch(
+                    f"run {run_id} leg {number} ({row['side']} {row['quantity']} {row['symbol']}, "
+                    f"plan {str(row['plan_hash'])[:12]}) is not a leg of the approved plan "
+                    f"{str(plan_hash)[:12]}"
+                )
 
     def orders(self, run_id: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(tables.orders).where(tables.orders.c.run_id == run_id).order_by(tables.orders.c.leg)
+                select(tables.orders)
+                .where(tables.orders.c.run_id == run_id)
+                .order_by(tables.orders.c.leg)
             ).mappings()
             return [dict(r) for r in rows]
 
     def update_order(self, run_id: int, leg: int, **fields: Any) -> None:
+        """Update one leg; a ``state`` change is checked by ``status.check_order_transition``."""
         with self.engine.begin() as conn:
+            if "state" in fields:
+                current = conn.execute(
+                    select(tables.orders.c.state)
+                    .where(tables.orders.c.run_id == run_id, tables.orders.c.leg == leg)
+                    .with_for_update()
+                ).scalar_one()
+                check_order_transition(OrderState(current), OrderState(str(fields["state"])))
+                fields["state"] = str(fields["state"])
             conn.execute(
                 update(tables.orders)
                 .where(tables.orders.c.run_id == run_id, tables.orders.c.leg == leg)
                 .values(updated_at=_now(), **fields)
             )
+
+    def note(self, run_id: int, message: str) -> None:
+        """An event that is not a status change (a resend, a lock wait, a duplicate found)."""
+        with self.engine.begin() as conn:
+            current = self._lock_status(conn, run_id)
+            self._event(conn, run_id, current, current, message)
+
+    # --- the placement lock ---------------------------------------------------------------
+
+    @contextmanager
+    def run_lock(
+        self, run_id: int, *, wait_seconds: float = 0.0, poll_seconds: float = 0.2
+    ) -> Iterator[float]:
+        """Hold the run's Postgres advisory lock (session level) for the ``with`` block.
+
+        Waits up to ``wait_seconds`` for another holder to finish, then raises RunLocked. Yields
+        the seconds waited. The lock lives on its own connection: if this process dies, Postgres
+        drops the connection and the lock with it, so a crash never leaves a run locked.
+        """
+        key = lock_key(run_id)
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            started = time.monotonic()
+            while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                waited = time.monotonic() - started
+                if waited >= wait_seconds:
+                    raise RunLocked(
+                        f"run {run_id}: another process is placing its orders "
+                        f"(advisory lock {key} held; waited {waited:.1f}s)"
+                    )
+                time.sleep(min(poll_seconds, max(0.01, wait_seconds - waited)))
+            try:
+                yield time.monotonic() - started
+            finally:
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                except DBAPIError:
+                    conn.invalidate()  # the connection is gone, and the lock with it
+        finally:
+            conn.close()
 
     # --- internals ------------------------------------------------------------------------
 
@@ -198,5 +309,3 @@ class HistoryStore:
                 message=message,
             )
         )
-
-

@@ -63,6 +63,7 @@ runs = Table(
     Column("max_drift_after", Float),
     Column("trades", Integer),
     Column("estimated_charges", Float),
+    Column("placement", JSONB),  # 0002: counts and deadlines of the placement pass
     UniqueConstraint("dag_id", "airflow_run_id", "account", name="uq_run_lane"),
 )
 Index("ix_runs_portfolio_created", runs.c.portfolio_id, runs.c.created_at.desc())
@@ -71,7 +72,9 @@ orders = Table(
     "rebalance_orders",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("run_id", BigInteger, ForeignKey("rebalance_runs.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "run_id", BigInteger, ForeignKey("rebalance_runs.id", ondelete="CASCADE"), nullable=False
+    ),
     Column("leg", Integer, nullable=False),
     Column("tag", String(15), nullable=False, unique=True),
     Column("symbol", String(32), nullable=False),
@@ -88,6 +91,11 @@ orders = Table(
     Column("average_price", Float),
     Column("error", Text),
     Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("sent_at", DateTime(timezone=True)),  # 0002: start of the latest send attempt
+    Column("plan_hash", String(64)),  # 0002: the approved plan this leg belongs to
+    Column(
+        "broker_orders", Integer, nullable=False, server_default="0"
+    ),  # 0002: orders with our tag
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("run_id", "leg", name="uq_order_leg"),
@@ -97,7 +105,9 @@ events = Table(
     "rebalance_run_events",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("run_id", BigInteger, ForeignKey("rebalance_runs.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "run_id", BigInteger, ForeignKey("rebalance_runs.id", ondelete="CASCADE"), nullable=False
+    ),
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("from_status", String(24)),
     Column("to_status", String(24), nullable=False),
