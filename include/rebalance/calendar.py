@@ -571,6 +571,8 @@ class RebalanceSchedule:
                     return moment
                 index -= n
             return None
+        # A rebalance may exist between the calendar's end and ``before``: unknowable.
+        self.calendar._check(self._ist_date(before))
         # Start a week late: a forward roll can push an earlier period's date past ``before``.
         # Beyond the known calendar that look-ahead is skipped (nothing there is needed).
         around = min(self._ist_date(before) + dt.timedelta(days=7), self.calendar.end)

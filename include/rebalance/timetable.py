@@ -57,6 +57,14 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _std(moment: dt.datetime) -> dt.datetime:
+    """A plain aware UTC datetime (pendulum drops a stdlib tzinfo in some arithmetic)."""
+    utc = moment.astimezone(dt.UTC)
+    return dt.datetime(
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, dt.UTC
+    )
+
+
 def _pendulum(moment: dt.datetime) -> DateTime:
     return pendulum.instance(moment.astimezone(dt.UTC))
 
@@ -146,7 +154,7 @@ class TradingCalendarTimetable(Timetable):
         return DataInterval(_pendulum(start or end), _pendulum(end))
 
     def infer_manual_data_interval(self, *, run_after: DateTime) -> DataInterval:
-        end = run_after.astimezone(dt.UTC)
+        end = _std(run_after)
         try:
             start = self.rebalance_schedule.previous_run(end, inclusive=True)
         except CalendarError:
@@ -160,10 +168,10 @@ class TradingCalendarTimetable(Timetable):
         restriction: TimeRestriction,
     ) -> DagRunInfo | None:
         schedule = self.rebalance_schedule
-        now = _utcnow()
-        earliest: dt.datetime | None = restriction.earliest
+        now = _std(_utcnow())
+        earliest = None if restriction.earliest is None else _std(restriction.earliest)
         if last_automated_data_interval is not None:
-            after: dt.datetime = last_automated_data_interval.end
+            after = _std(last_automated_data_interval.end)
             if earliest is not None:
                 # A start_date moved later than the last run: do not run before it.
                 after = max(after, earliest - dt.timedelta(microseconds=1))
@@ -175,7 +183,7 @@ class TradingCalendarTimetable(Timetable):
             if not restriction.catchup:
                 start = max(start, now)
             moment = schedule.next_run(start, inclusive=True)
-        if restriction.latest is not None and moment > restriction.latest:
+        if restriction.latest is not None and moment > _std(restriction.latest):
             return None
         interval = self._interval_ending(moment)
         return DagRunInfo.interval(start=interval.start, end=interval.end)
@@ -221,7 +229,7 @@ def rebalance_times(
 
     The warning is set when the calendar does not reach the next rebalance (or the one after it).
     """
-    now = now or _utcnow()
+    now = _std(now or _utcnow())
     schedule = timetable.rebalance_schedule
     warning = None
     try:
@@ -251,12 +259,13 @@ def schedule_doc_md(timetable: TradingCalendarTimetable, now: dt.datetime | None
     rebalance; the history store has the runs that actually happened.
     """
     last, upcoming, warning = rebalance_times(timetable, now)
+    last_unknown = "none" if upcoming is not None else "unknown (see warning)"
     lines = [
         "### Schedule",
         "",
         f"- **schedule:** {timetable.summary}",
         f"- **next_rebalance_at:** {_fmt(upcoming) if upcoming else 'unknown (see warning)'}",
-        f"- **last_rebalanced_at (scheduled):** {_fmt(last) if last else 'none'}",
+        f"- **last_rebalanced_at (scheduled):** {_fmt(last) if last else last_unknown}",
         f"- **trading calendar known until:** {timetable.rebalance_schedule.calendar.end}",
     ]
     if warning:
