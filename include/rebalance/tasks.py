@@ -238,57 +238,92 @@ def auto_approve(lane: Lane, store: HistoryStore) -> dict[str, Any]:
     return {"run": run_id, "plan_hash": run["plan_hash"]}
 
 
-def place_orders(lane: Lane, store: HistoryStore, broker: Broker, approved_hash: str) -> dict[str, Any]:
-    """Place exactly the approved plan (same hash), once per leg, and record every outcome."""
-    from rebalance.execution import place_plan
+def place_orders(
+    lane: Lane,
+    store: HistoryStore,
+    broker: Broker,
+    approved_hash: str,
+    settings: Any = None,  # an execution.ExecutionSettings (imported lazily); tests shorten it
+) -> dict[str, Any]:
+    """Place exactly the approved plan (same hash), once per leg, and record every outcome.
+
+    Safe to run again and to run twice at once: see ``rebalance.execution``. A plan that is not
+    the approved one stops the lane; another copy still placing after the lock wait raises
+    RunLocked (the task fails and its retry reconciles).
+    """
+    from rebalance.execution import ExecutionSettings, PlanMismatch, place_approved
 
     run_id = _run_id(lane, store)
-    run = store.run(run_id)
-    if run["plan_hash"] != approved_hash:
-        store.transition(run_id, RunStatus.FAILED, "the stored plan is not the approved plan")
-        raise LaneStopped("plan hash mismatch: refusing to place orders outside the approved plan")
-    plan = TradePlan.from_dict(run["plan"])
-    if lane.mode is ExecutionMode.DRY_RUN or not plan.orders:
-        why = "dry run: nothing ordered" if lane.mode is ExecutionMode.DRY_RUN else "nothing to order"
-        store.transition(run_id, RunStatus.COMPLETED, why)
-        return {"run": run_id, "placed": 0}
-    store.transition(run_id, RunStatus.PLACING, None, executed_at=run["executed_at"] or datetime.now(UTC))
-    result = place_plan(
-        store,
-        run_id,
-        plan,
-        broker,
-        run_key=lane.run_key,
-        account=lane.account,
-        deadline_seconds=lane.portfolio.execution.order_deadline_minutes * 60,
+    settings = settings or ExecutionSettings.for_deadline(
+        lane.portfolio.execution.order_deadline_minutes
     )
-    if result.unsettled or result.rejected:
-        status = RunStatus.PARTIALLY_FILLED if result.complete or result.partially_filled else RunStatus.FAILED
-    elif result.partially_filled:
-        status = RunStatus.PARTIALLY_FILLED
-    else:
-        status = RunStatus.PLACED
-    store.transition(
-        run_id,
-        status,
-        f"{result.complete} complete, {result.partially_filled} partial, "
-        f"{result.rejected} rejected, {result.unsettled} unsettled",
-    )
-    return {"run": run_id, "placed": result.placed}
+    stored = store.run(run_id)["plan"]
+    legs = len(TradePlan.from_dict(stored).orders) if stored else 0
+    log.info("%s: run %d, %d orders in the plan to place", lane.account, run_id, legs)
+    try:
+        result = place_approved(
+            store,
+            run_id,
+            broker,
+            approved_hash=approved_hash,
+            run_key=lane.run_key,
+            account=lane.account,
+            settings=settings,
+            dry_run=lane.mode is ExecutionMode.DRY_RUN,
+        )
+    except PlanMismatch as exc:
+        raise LaneStopped(f"refusing to place orders outside the approved plan: {exc}") from None
+    log.info("%s: run %d %s: %s", lane.account, run_id, result.status, result.reason)
+    return {
+        "run": run_id,
+        "placed": result.placed,
+        "sent": result.sent,
+        "status": str(result.status),
+    }
 
 
-def record_run(lane: Lane, store: HistoryStore) -> dict[str, Any]:
+def record_run(
+    lane: Lane,
+    store: HistoryStore,
+    broker: Broker | None = None,
+    settings: Any = None,  # an execution.ExecutionSettings (imported lazily); tests shorten it
+) -> dict[str, Any]:
     """Close the run record, whatever happened upstream.
 
-    A run that got as far as placed (or partially filled) is completed; one stopped anywhere
-    before its final status (a task failed or was killed) is closed as failed, with where it
-    stopped.
+    A run that got as far as placed (or partially filled) is completed. A run left ``placing``
+    (place_orders died or ran out of retries) is first settled from the broker's order book (no
+    order is sent) so the record says what the broker has. One stopped anywhere else before its
+    final status is closed as failed, with where it stopped; a rejected or expired run keeps its
+    reason.
     """
+    from rebalance.execution import ExecutionSettings, RunLocked, settle_interrupted
+
     run_id = store.find_run(lane.key)
     if run_id is None:
         log.error("%s: no run record (fetch_holdings failed before opening it)", lane.account)
         return {"run": None, "status": "missing"}
     status = store.status(run_id)
+    if status is RunStatus.PLACING:
+        settings = settings or ExecutionSettings.for_deadline(
+            lane.portfolio.execution.order_deadline_minutes
+        )
+        try:
+            result = settle_interrupted(
+                store, run_id, broker or make_broker(lane), settings=settings
+            )
+            log.warning("%s: run %d placement interrupted: %s", lane.account, run_id, result.reason)
+        except RunLocked as exc:
+            store.transition(
+                run_id, RunStatus.FAILED, f"placement still running elsewhere, record closed: {exc}"
+            )
+        except Exception as exc:  # the broker is unreachable: close the record, say what is unknown
+            store.transition(
+                run_id,
+                RunStatus.FAILED,
+                f"placement interrupted and the broker's book could not be read ({exc}); "
+                "orders in state 'sent' have an unknown outcome",
+            )
+        status = store.status(run_id)
     if not status.is_final:
         if status in (RunStatus.PLACED, RunStatus.PARTIALLY_FILLED):
             store.transition(run_id, RunStatus.COMPLETED, None)
