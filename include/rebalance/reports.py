@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
+
+_IST = ZoneInfo("Asia/Kolkata")
 
 
 def _pct(value: float | None, digits: int = 2) -> str:
@@ -26,9 +29,11 @@ def run_panel(run: Mapping[str, Any]) -> Panel:
     lines = [
         f"[bold]Run {run['id']}[/]  {run['portfolio_name']} · account {run['account']} "
         f"({run['broker']}) · mode {run['mode']} · {run['initiator']}",
-        f"status [bold]{run['status']}[/]" + (f" — {run['status_reason']}" if run.get("status_reason") else ""),
+        f"status [bold]{run['status']}[/]"
+        + (f" — {run['status_reason']}" if run.get("status_reason") else ""),
         f"portfolio value {_inr(run.get('portfolio_value'))} · cash {_inr(run.get('cash'))}",
-        f"turnover {_pct(run.get('turnover_pct'))} · budget used {_pct(run.get('budget_used_pct'))} · "
+        f"turnover {_pct(run.get('turnover_pct'))} · "
+        f"budget used {_pct(run.get('budget_used_pct'))} · "
         f"max drift {drift} · trades {run.get('trades', '-')} · "
         f"est. charges {_inr(run.get('estimated_charges'))}",
         f"approval {run.get('approval_decision') or '-'} by {run.get('approved_by') or '-'} · "
@@ -40,13 +45,32 @@ def run_panel(run: Mapping[str, Any]) -> Panel:
 def orders_table(orders: Iterable[Mapping[str, Any]]) -> Table:
     """The orders of a run with their outcomes."""
     table = Table(title="Orders", show_lines=False)
-    for column in ("leg", "side", "symbol", "qty", "price", "notional", "charges", "state",
-                   "filled", "avg price", "broker id", "reasons"):
-        table.add_column(column, justify="right" if column in {"qty", "price", "notional", "charges",
-                                                                "filled", "avg price"} else "left")
+    for column in (
+        "leg",
+        "tag",
+        "side",
+        "symbol",
+        "qty",
+        "price",
+        "notional",
+        "charges",
+        "state",
+        "filled",
+        "avg price",
+        "broker id",
+        "sends",
+        "reasons",
+    ):
+        table.add_column(
+            column,
+            justify="right"
+            if column in {"qty", "price", "notional", "charges", "filled", "avg price"}
+            else "left",
+        )
     for o in orders:
         table.add_row(
             str(o["leg"]),
+            o["tag"],
             o["side"],
             o["symbol"],
             str(o["quantity"]),
@@ -56,13 +80,219 @@ def orders_table(orders: Iterable[Mapping[str, Any]]) -> Table:
             o["state"] + (f" ({o['error']})" if o.get("error") else ""),
             str(o["filled_quantity"]),
             "-" if o.get("average_price") is None else f"{o['average_price']:,.2f}",
-            o.get("broker_order_id") or "-",
+            (o.get("broker_order_id") or "-")
+            + (f" (+{o['broker_orders'] - 1} DUPLICATE)" if o.get("broker_orders", 0) > 1 else ""),
+            str(o.get("attempts", 0)),
             ", ".join(o["reasons"]),
         )
     return table
 
 
-def print_run(run: Mapping[str, Any], orders: Iterable[Mapping[str, Any]], console: Console | None = None) -> None:
+def print_run(
+    run: Mapping[str, Any], orders: Iterable[Mapping[str, Any]], console: Console | None = None
+) -> None:
     console = console or Console()
     console.print(run_panel(run))
     console.print(orders_table(orders))
+
+
+# --- history: the list of runs and one run's details ------------------------------------------
+
+
+def _when(value: Any) -> str:
+    return "-" if value is None else value.astimezone(_IST).strftime("%Y-%m-%d %H:%M")
+
+
+def _frac(value: Any) -> str:
+    return "-" if value is None else f"{100 * float(value):.2f}%"
+
+
+def policy_summary(policy: Mapping[str, Any] | None) -> str:
+    """A short line of the policy's main knobs, e.g. ``budget 10% · band 2%/15% · max 10``."""
+    if not policy:
+        return "-"
+    parts = []
+    if policy.get("rebalance_budget_inr") is not None:
+        parts.append(f"budget ₹{policy['rebalance_budget_inr']:,.0f}")
+    elif policy.get("rebalance_budget_pct") is not None:
+        parts.append(f"budget {policy['rebalance_budget_pct']}%")
+    if any(policy.get(k) is not None for k in ("drift_band_abs_pct", "drift_band_rel_pct")):
+        band_abs, band_rel = policy.get("drift_band_abs_pct"), policy.get("drift_band_rel_pct")
+        parts.append(f"band {band_abs}%/{band_rel}%")
+    if policy.get("max_trades") is not None:
+        parts.append(f"max {policy['max_trades']}")
+    if policy.get("tilt_mode") not in (None, "neutral"):
+        parts.append(f"tilt {policy['tilt_mode']}")
+    return " · ".join(parts) or "-"
+
+
+def outcome(run: Mapping[str, Any]) -> str:
+    """The status, with the placement outcome when the run was closed after placing."""
+    placement = run.get("placement") or {}
+    placed_as = placement.get("status")
+    if placed_as and placed_as != run["status"]:
+        return f"{run['status']} ({placed_as})"
+    return str(run["status"])
+
+
+def runs_table(runs: Iterable[Mapping[str, Any]]) -> Table:
+    """The history list: id, created, portfolio and policy, turnover, drift, status."""
+    table = Table(title="Rebalance runs")
+    for column in (
+        "id",
+        "created (IST)",
+        "portfolio",
+        "account",
+        "policy",
+        "turnover",
+        "drift before -> after",
+        "trades",
+        "status",
+    ):
+        table.add_column(
+            column, justify="right" if column in {"id", "turnover", "trades"} else "left"
+        )
+    for run in runs:
+        drift = "-"
+        if run.get("max_drift_before") is not None:
+            drift = f"{_frac(run['max_drift_before'])} -> {_frac(run.get('max_drift_after'))}"
+        table.add_row(
+            str(run["id"]),
+            _when(run.get("created_at")),
+            f"{run['portfolio_name']} ({run['portfolio_id']})",
+            f"{run['account']} ({run['broker']})",
+            policy_summary(run.get("policy")),
+            _pct(run.get("turnover_pct")),
+            drift,
+            "-" if run.get("trades") is None else str(run["trades"]),
+            outcome(run),
+        )
+    return table
+
+
+def metadata_table(run: Mapping[str, Any]) -> Table:
+    table = Table(title=f"Run {run['id']}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    rows = [
+        ("portfolio", f"{run['portfolio_name']} ({run['portfolio_id']})"),
+        ("account", f"{run['account']} at {run['broker']} · scope {run['broker_scope']}"),
+        ("airflow", f"{run['dag_id']} / {run['airflow_run_id']}"),
+        ("initiator · mode", f"{run['initiator']} · {run['mode']}"),
+        (
+            "status",
+            outcome(run) + (f" — {run['status_reason']}" if run.get("status_reason") else ""),
+        ),
+        ("created", _when(run.get("created_at"))),
+        ("planned", _when(run.get("planned_at"))),
+        ("approved", _when(run.get("approved_at"))),
+        ("executed", _when(run.get("executed_at"))),
+        ("finished", _when(run.get("finished_at"))),
+        ("portfolio value · cash", f"{_inr(run.get('portfolio_value'))} · {_inr(run.get('cash'))}"),
+        (
+            "turnover · budget used",
+            f"{_pct(run.get('turnover_pct'))} · {_pct(run.get('budget_used_pct'))}",
+        ),
+        (
+            "max drift",
+            f"{_frac(run.get('max_drift_before'))} -> {_frac(run.get('max_drift_after'))}",
+        ),
+        (
+            "trades · est. charges",
+            f"{run.get('trades', '-')} · {_inr(run.get('estimated_charges'))}",
+        ),
+        (
+            "approval",
+            f"{run.get('approval_decision') or '-'} by {run.get('approved_by') or '-'}"
+            + (f" ({run['approval_note']})" if run.get("approval_note") else ""),
+        ),
+        ("plan hash", run.get("plan_hash") or "-"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def policy_table(policy: Mapping[str, Any] | None) -> Table:
+    table = Table(title="Policy snapshot")
+    table.add_column("setting")
+    table.add_column("value")
+    for key, value in sorted((policy or {}).items()):
+        table.add_row(key, "-" if value is None else str(value))
+    return table
+
+
+def holdings_table(snapshot: Mapping[str, Any] | None) -> Table:
+    """The inputs snapshot: qty, price, value, weight, P&L per symbol."""
+    snapshot = snapshot or {}
+    title = "Holdings snapshot"
+    if snapshot.get("taken_at"):
+        title += f" (taken {snapshot['taken_at']}, cash {_inr(snapshot.get('cash'))})"
+    table = Table(title=title)
+    columns = ("symbol", "qty", "price", "value", "weight", "P&L")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "symbol" else "right")
+    positions = list(snapshot.get("positions") or [])
+    total = sum(float(p.get("quantity") or 0) * float(p.get("last_price") or 0) for p in positions)
+    for p in positions:
+        qty = int(p.get("quantity") or 0)
+        price = float(p.get("last_price") or 0)
+        value = qty * price
+        avg = p.get("average_price")
+        pnl = "-" if avg is None else _inr((price - float(avg)) * qty)
+        table.add_row(
+            str(p.get("symbol")),
+            str(qty),
+            f"{price:,.2f}",
+            _inr(value),
+            _frac(value / total) if total else "-",
+            pnl,
+        )
+    return table
+
+
+def positions_table(plan: Mapping[str, Any] | None) -> Table:
+    """Each symbol's weight before, target and after the plan (and why it was left alone)."""
+    table = Table(title="Plan positions")
+    for column in ("symbol", "before", "target", "after", "qty before -> after", "skipped"):
+        table.add_column(column, justify="left" if column in {"symbol", "skipped"} else "right")
+    for p in (plan or {}).get("positions", []):
+        table.add_row(
+            str(p["symbol"]),
+            _frac(p.get("weight_before")),
+            _frac(p.get("target_weight")),
+            _frac(p.get("weight_after")),
+            f"{p.get('quantity_before', 0)} -> {p.get('quantity_after', 0)}",
+            ", ".join(p.get("skipped") or []),
+        )
+    return table
+
+
+def events_table(events: Iterable[Mapping[str, Any]]) -> Table:
+    table = Table(title="Events")
+    for column in ("at (IST)", "from", "to", "message"):
+        table.add_column(column)
+    for e in events:
+        table.add_row(
+            e["at"].astimezone(_IST).strftime("%Y-%m-%d %H:%M:%S"),
+            e.get("from_status") or "-",
+            e["to_status"],
+            e.get("message") or "",
+        )
+    return table
+
+
+def print_run_details(
+    run: Mapping[str, Any],
+    orders: Iterable[Mapping[str, Any]],
+    events: Iterable[Mapping[str, Any]],
+    console: Console | None = None,
+) -> None:
+    """Everything of one run: metadata, policy, holdings, plan positions, orders, events."""
+    console = console or Console()
+    console.print(metadata_table(run))
+    console.print(policy_table(run.get("policy")))
+    console.print(holdings_table(run.get("snapshot")))
+    console.print(positions_table(run.get("plan")))
+    console.print(orders_table(orders))
+    console.print(events_table(events))

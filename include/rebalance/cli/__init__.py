@@ -38,6 +38,7 @@ def _register_commands() -> None:
     # Importing a command module registers its commands on ``app``.
     from rebalance.cli import plan  # noqa: F401
     from rebalance.cli import schedule  # noqa: F401
+    from rebalance.cli import history  # noqa: F401
     from rebalance.cli import broker  # noqa: F401
 
 

@@ -104,7 +104,9 @@ class Venue:
         return [self.emulator.orders_for_tag(t) for t in tags]
 
 
-def run_key(dag_id: str = "rebalance_test", run_id: str = "scheduled__2026-01-05T15:10:00+05:30") -> str:
+def run_key(
+    dag_id: str = "rebalance_test", run_id: str = "scheduled__2026-01-05T15:10:00+05:30"
+) -> str:
     return f"{dag_id}/{run_id}"
 
 

@@ -19,7 +19,7 @@ from rebalance.history.store import HistoryStore
 from .conftest import FAST, Venue, approved_run, make_plan, run_key, tags_of
 
 
-class Crash(RuntimeError):
+class Crash(RuntimeError):  # noqa: N818
     """Stands for the process dying between two steps."""
 
 
@@ -69,7 +69,8 @@ def test_happy_path_sells_first(store: HistoryStore, kite: Venue) -> None:
     plan = make_plan()
     run = approved_run(store, plan)
     result = place(store, run, kite, plan)
-    assert result.status is RunStatus.PLACED and result.sent == 4
+    assert result.status is RunStatus.PLACED
+    assert result.sent == 4
     assert_exactly_once(store, run, kite, plan)
     # Sells reached the broker before any buy (order ids increase in arrival order).
     book = {o["tag"]: o["order_id"] for o in kite.emulator.orders}
@@ -95,7 +96,8 @@ def test_crash_after_broker_accepted_before_recording(store: HistoryStore, kite:
     with pytest.raises(Crash):
         place(store, run, kite, plan, checkpoint=crash_at("after_send", leg=1))
     legs = store.orders(run)
-    assert legs[1]["state"] == OrderState.SENT and legs[1]["broker_order_id"] is None
+    assert legs[1]["state"] == OrderState.SENT
+    assert legs[1]["broker_order_id"] is None
     result = place(store, run, kite, plan)
     assert result.sent == 2  # only the two buys; the accepted sell was found in the book
     assert_exactly_once(store, run, kite, plan)
@@ -162,7 +164,9 @@ def test_whole_task_retried(store: HistoryStore, kite: Venue) -> None:
         place(store, run, kite, plan, checkpoint=crash_at("sells_sent"))
     first = place(store, run, kite, plan)
     again = place(store, run, kite, plan)
-    assert first.sent == 2 and again.sent == 0 and again.finished_before
+    assert first.sent == 2
+    assert again.sent == 0
+    assert again.finished_before
     assert_exactly_once(store, run, kite, plan)
 
 
@@ -220,11 +224,15 @@ def test_two_portfolios_at_once_do_not_mix(store: HistoryStore, kite: Venue) -> 
     tags_a = tags_of(plan_a, key=run_key("rebalance_a", rid))
     tags_b = tags_of(plan_b, key=run_key("rebalance_b", rid))
     assert not set(tags_a) & set(tags_b)
-    assert kite.counts(tags_a) == [1, 1, 1, 1] and kite.counts(tags_b) == [1, 1, 1]
+    assert kite.counts(tags_a) == [1, 1, 1, 1]
+    assert kite.counts(tags_b) == [1, 1, 1]
     ids_a = {leg["broker_order_id"] for leg in store.orders(run_a)}
     ids_b = {leg["broker_order_id"] for leg in store.orders(run_b)}
-    assert len(ids_a) == 4 and len(ids_b) == 3 and not ids_a & ids_b
-    assert store.status(run_a) is RunStatus.PLACED and store.status(run_b) is RunStatus.PLACED
+    assert len(ids_a) == 4
+    assert len(ids_b) == 3
+    assert not ids_a & ids_b
+    assert store.status(run_a) is RunStatus.PLACED
+    assert store.status(run_b) is RunStatus.PLACED
 
 
 def test_rerunning_a_finished_run_places_nothing(store: HistoryStore, kite: Venue) -> None:
@@ -234,7 +242,9 @@ def test_rerunning_a_finished_run_places_nothing(store: HistoryStore, kite: Venu
     store.transition(run, RunStatus.COMPLETED, None)
     received = kite.emulator.orders_received
     result = place(store, run, kite, plan)
-    assert result.sent == 0 and result.finished_before and result.status is RunStatus.COMPLETED
+    assert result.sent == 0
+    assert result.finished_before
+    assert result.status is RunStatus.COMPLETED
     assert kite.emulator.orders_received == received
 
 
@@ -249,9 +259,7 @@ def test_only_the_approved_plan_is_placed(store: HistoryStore, kite: Venue) -> N
     assert "not the approved plan" in store.run(run)["status_reason"]
 
 
-def test_partial_fill_is_recorded_and_remainder_cancelled(
-    store: HistoryStore, kite: Venue
-) -> None:
+def test_partial_fill_is_recorded_and_remainder_cancelled(store: HistoryStore, kite: Venue) -> None:
     plan = make_plan()
     run = approved_run(store, plan)
     kite.emulator.faults.partial_fill = {"ITC": 7}
@@ -259,8 +267,10 @@ def test_partial_fill_is_recorded_and_remainder_cancelled(
     result = place(store, run, kite, plan, settings=settings)
     assert kite.counts(tags_of(plan)) == [1, 1, 1, 1]
     itc = next(leg for leg in store.orders(run) if leg["symbol"] == "ITC")
-    assert itc["state"] == OrderState.CANCELLED and itc["filled_quantity"] == 7
-    assert result.status is RunStatus.PARTIALLY_FILLED and result.partially_filled == 1
+    assert itc["state"] == OrderState.CANCELLED
+    assert itc["filled_quantity"] == 7
+    assert result.status is RunStatus.PARTIALLY_FILLED
+    assert result.partially_filled == 1
     assert store.status(run) is RunStatus.PARTIALLY_FILLED
 
 

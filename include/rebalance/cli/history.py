@@ -1,0 +1,68 @@
+"""``rebalance history [--portfolio X] [--limit N]`` and ``rebalance history show RUN``.
+
+Reads the history database (``REBALANCE_DB_URL`` or the embedded PostgreSQL); prints rich tables.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rebalance.cli import EXIT_BAD_INPUT, EXIT_FAILURE, app
+
+history_app = typer.Typer(
+    help="Past rebalance runs: the list, or one run's details.", invoke_without_command=True
+)
+app.add_typer(history_app, name="history")
+
+
+def _store():  # type: ignore[no-untyped-def]
+    from rebalance.history.database import engine_for, history_url
+    from rebalance.history.store import HistoryStore
+
+    return HistoryStore(engine_for(history_url()))
+
+
+@history_app.callback()
+def list_runs(
+    ctx: typer.Context,
+    portfolio: Annotated[
+        str | None, typer.Option("--portfolio", "-p", help="only this portfolio id")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="newest N runs")] = 20,
+) -> None:
+    """List runs, newest first: id, created, policy, turnover, drift before -> after, status."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.console import Console
+
+    from rebalance.reports import runs_table
+
+    try:
+        runs = _store().runs(portfolio, limit=limit)
+    except Exception as exc:  # the database is unreachable or not migrated
+        typer.echo(f"history: cannot read the history database: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILURE) from None
+    console = Console()
+    if not runs:
+        console.print("no rebalance runs" + (f" for portfolio {portfolio!r}" if portfolio else ""))
+        return
+    console.print(runs_table(runs))
+
+
+@history_app.command("show")
+def show(run: Annotated[int, typer.Argument(help="the run id (first column of the list)")]) -> None:
+    """One run: metadata, policy, holdings, plan positions, orders with outcomes, events."""
+    from rich.console import Console
+
+    from rebalance.history.store import RunNotFound
+    from rebalance.reports import print_run_details
+
+    store = _store()
+    try:
+        record = store.run(run)
+    except RunNotFound:
+        typer.echo(f"history show: no rebalance run {run}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    print_run_details(record, store.orders(run), store.events(run), Console())
