@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from brokers_support import ANGEL_CREDS, KITE_CREDS, angelone_broker, zerodha_broker  # type: ignore[import-not-found]
 
-from conftest import ANGEL_CREDS, KITE_CREDS, angelone_broker, zerodha_broker  # type: ignore[import-not-found]
 from rebalance.brokers.angelone import InstrumentMaster
 from rebalance.brokers.base import BrokerError, Instrument, OrderRequest, Side, TemporaryBrokerError
 from rebalance.brokers.retry import RetryPolicy

@@ -7,10 +7,10 @@ import stat
 from pathlib import Path
 
 import pytest
+from brokers_support import ANGEL_CREDS, KITE_CREDS, PROJECT_ROOT  # type: ignore[import-not-found]
 from typer.testing import CliRunner
 
 import rebalance.cli.broker  # noqa: F401  (registers the command)
-from conftest import ANGEL_CREDS, KITE_CREDS, PROJECT_ROOT  # type: ignore[import-not-found]
 from rebalance.brokers.angelone import AngelOneBroker
 from rebalance.brokers.base import AuthError, Instrument
 from rebalance.brokers.factory import connection_fields, make_broker, redacted
