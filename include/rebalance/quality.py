@@ -368,11 +368,11 @@ def _run_suite(
     source = context.data_sources.add_pandas("holdings_snapshot")
     asset = source.add_dataframe_asset(_safe_name(asset_name))
     batch = asset.add_batch_definition_whole_dataframe("snapshot")
-    suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
-    for expectation in _expectations(
+    # The whole suite in one store write: add_expectation() re-serialises the suite every time.
+    expectations = _expectations(
         targets, max_age=max_age, price_max_age=price_max_age, with_value=with_value
-    ):
-        suite.add_expectation(expectation)
+    )
+    suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations))
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(
             name=f"{SUITE_NAME}_{_safe_name(asset_name)}", data=batch, suite=suite
