@@ -85,5 +85,5 @@ def store(history_db: str):  # type: ignore[no-untyped-def]
 def airflow_db() -> Path:
     """Airflow's metadata database (sqlite under the session's AIRFLOW_HOME), migrated once."""
     airflow = Path(sys.executable).with_name("airflow")
-    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)  # noqa: S603
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
     return Path(os.environ["AIRFLOW_HOME"])

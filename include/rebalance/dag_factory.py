@@ -14,9 +14,11 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, get_current_context, task
 
+from rebalance.approval import PlanApprovalOperator
 from rebalance.errors import ConfigError, InvalidPortfolioFiles
 from rebalance.portfolio import Portfolio, load_portfolio, portfolio_files
-from rebalance.schedule import Frequency
+from rebalance.schedule import describe_schedule
+from rebalance.timetable import build_timetable
 
 TASK_ORDER = (
     "fetch_holdings",
@@ -28,15 +30,20 @@ TASK_ORDER = (
 )
 START_DATE = pendulum.datetime(2026, 1, 1, tz="Asia/Kolkata")
 READ_RETRIES = 2
+APPROVAL_DOC = """Approve or reject the plan shown in **Required Actions** (or run
+`rebalance approve RUN --yes/--no`). Portfolios with `approval: auto` are approved at once while
+turnover is within `auto_approve_max_turnover_pct`; dry runs and empty plans need no approval.
+No answer by the deadline (live: `approval_cutoff`, 15:25 IST by default) = expired: recorded,
+nothing ordered."""
 
 
 class InvalidPortfolios(DAG):
     """Stands for the portfolio files that failed to load.
 
     Airflow keeps the DAGs of a file only if the whole file imports, so the factory cannot raise
-    on one bad portfolio. Instead this DAG fails ``validate()``: the DagBag records that as an import
-    error of the DAG file (shown in the UI as a broken DAG, with every bad file, field and problem)
-    and still loads every other portfolio's DAG.
+    on one bad portfolio. Instead this DAG fails ``validate()``: the DagBag records that as an
+    import error of the DAG file (shown in the UI as a broken DAG, with every bad file, field and
+    problem) and still loads every other portfolio's DAG.
     """
 
     def __init__(self, errors: list[ConfigError], **kwargs: Any) -> None:
@@ -45,18 +52,6 @@ class InvalidPortfolios(DAG):
 
     def validate(self) -> None:
         raise InvalidPortfolioFiles(self.config_errors)
-
-
-def _cron_for(portfolio: Portfolio) -> str:
-    """A plain cron schedule at the portfolio's time (until the trading-calendar timetable)."""
-    hh, mm = portfolio.schedule.time.hour, portfolio.schedule.time.minute
-    by_frequency = {
-        Frequency.WEEKLY: f"{mm} {hh} * * {portfolio.schedule.weekday.index + 1}",
-        Frequency.MONTHLY: f"{mm} {hh} 28 * *",
-        Frequency.QUARTERLY: f"{mm} {hh} 28 3,6,9,12 *",
-        Frequency.CUSTOM_DAYS: f"{mm} {hh} * * 1-5",
-    }
-    return by_frequency[portfolio.schedule.frequency]
 
 
 def _params(portfolio: Portfolio) -> dict[str, Param]:
@@ -79,8 +74,12 @@ def _params(portfolio: Portfolio) -> dict[str, Param]:
         "rebalance_budget_inr": Param(
             policy.rebalance_budget_inr, type=["null", "number"], exclusiveMinimum=0
         ),
-        "drift_band_abs_pct": Param(policy.drift_band_abs_pct, type="number", minimum=0, maximum=100),
-        "drift_band_rel_pct": Param(policy.drift_band_rel_pct, type="number", minimum=0, maximum=1000),
+        "drift_band_abs_pct": Param(
+            policy.drift_band_abs_pct, type="number", minimum=0, maximum=100
+        ),
+        "drift_band_rel_pct": Param(
+            policy.drift_band_rel_pct, type="number", minimum=0, maximum=1000
+        ),
         "max_trades": Param(policy.max_trades, type="integer", minimum=0),
         "min_trade_value_inr": Param(policy.min_trade_value_inr, type="number", minimum=0),
         "trade_filter": Param(str(policy.trade_filter), enum=["both", "buys_only", "sells_only"]),
@@ -91,21 +90,11 @@ def _lane(portfolio_file: str, account: str) -> Any:
     """The Lane of the running task, from Airflow's context (imported lazily)."""
     from rebalance.tasks import Lane
 
-    context = get_current_context()
-    dag_run = context["dag_run"]
-    run_type = str(getattr(dag_run, "run_type", "manual"))
-    return Lane(
-        portfolio_file=portfolio_file,
-        account=account,
-        dag_id=dag_run.dag_id,
-        airflow_run_id=dag_run.run_id,
-        initiator="scheduled" if "scheduled" in run_type else "manual",
-        params=dict(context["params"]),
-    )
+    return Lane.from_context(get_current_context(), portfolio_file, account)
 
 
 def _stop_lane_if_deselected(lane: Any) -> None:
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     chosen = lane.params.get("accounts")
     if chosen is not None and lane.account not in chosen:
@@ -113,7 +102,7 @@ def _stop_lane_if_deselected(lane: Any) -> None:
 
 
 def _fail_without_retry(exc: Exception) -> None:
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     raise AirflowFailException(str(exc)) from exc
 
@@ -121,7 +110,11 @@ def _fail_without_retry(exc: Exception) -> None:
 def _build_lane(portfolio_file: str, account: str) -> None:
     """The six tasks of one account lane, inside the current TaskGroup."""
 
-    @task(retries=READ_RETRIES, retry_exponential_backoff=True, doc_md="Read holdings, quotes and cash.")
+    @task(
+        retries=READ_RETRIES,
+        retry_exponential_backoff=True,
+        doc_md="Read holdings, quotes and cash.",
+    )
     def fetch_holdings() -> dict[str, Any]:
         from rebalance import tasks
 
@@ -130,7 +123,7 @@ def _build_lane(portfolio_file: str, account: str) -> None:
         return tasks.fetch_holdings(lane, tasks.history_store(), tasks.make_broker(lane))
 
     @task(doc_md="Check the snapshot; bad data stops the lane before planning.")
-    def validate_snapshot(_: dict[str, Any]) -> dict[str, Any]:
+    def validate_snapshot(_: Any) -> dict[str, Any]:
         from rebalance import tasks
 
         try:
@@ -140,23 +133,20 @@ def _build_lane(portfolio_file: str, account: str) -> None:
             raise
 
     @task(doc_md="Plan the trades; the plan and its hash are recorded before anything else.")
-    def plan_trades(_: dict[str, Any]) -> dict[str, Any]:
+    def plan_trades(_: Any) -> dict[str, Any]:
         from rebalance import tasks
 
         return tasks.plan_trades(_lane(portfolio_file, account), tasks.history_store())
 
-    @task(doc_md="Approve the plan (automatically where the portfolio allows).")
-    def approval(_: dict[str, Any]) -> dict[str, Any]:
-        from rebalance import tasks
-
-        try:
-            return tasks.auto_approve(_lane(portfolio_file, account), tasks.history_store())
-        except tasks.LaneStopped as exc:
-            _fail_without_retry(exc)
-            raise
+    approval = PlanApprovalOperator(
+        task_id="approval",
+        portfolio_file=portfolio_file,
+        account=account,
+        doc_md=APPROVAL_DOC,
+    )
 
     @task(doc_md="Place the approved orders exactly once; reconcile by tag on any retry.")
-    def place_orders(approved: dict[str, Any]) -> dict[str, Any]:
+    def place_orders(approved: Any) -> dict[str, Any]:
         from rebalance import tasks
 
         lane = _lane(portfolio_file, account)
@@ -178,7 +168,9 @@ def _build_lane(portfolio_file: str, account: str) -> None:
             _fail_without_retry(exc)
             raise
 
-    placed = place_orders(approval(plan_trades(validate_snapshot(fetch_holdings()))))
+    planned = plan_trades(validate_snapshot(fetch_holdings()))
+    planned >> approval
+    placed = place_orders(approval.output)
     placed >> record_run()
 
 
@@ -188,7 +180,7 @@ def build_dag(portfolio_file: Path, portfolio: Portfolio) -> DAG:
     with DAG(
         dag_id=portfolio.dag_id,
         description=portfolio.description or portfolio.name,
-        schedule=_cron_for(portfolio),
+        schedule=build_timetable(portfolio, portfolio_file),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -199,25 +191,29 @@ def build_dag(portfolio_file: Path, portfolio: Portfolio) -> DAG:
             f"### {portfolio.name}\n\n{portfolio.description}\n\n"
             f"* portfolio file: `{portfolio_file.name}`\n* accounts: {accounts}\n"
             f"* execution: {portfolio.execution.mode}, approval {portfolio.execution.approval}\n"
+            f"* schedule: {describe_schedule(portfolio.schedule)} (the header's *Next Run* is "
+            "next_rebalance_at; `rebalance schedule` lists more; the Rebalance page shows the "
+            "last rebalance)\n"
         ),
     ) as dag:
         for account in portfolio.accounts:
-            with TaskGroup(group_id=account.name, tooltip=f"{account.broker} account {account.name}"):
+            with TaskGroup(
+                group_id=account.name, tooltip=f"{account.broker} account {account.name}"
+            ):
                 _build_lane(str(portfolio_file), account.name)
     return dag
 
 
 def build_dags(folder: Path) -> dict[str, DAG]:
-    """Every portfolio DAG of ``folder``, keyed by dag_id, plus ``InvalidPortfolios`` if any fail."""
+    """Every portfolio DAG of ``folder`` by dag_id, plus ``InvalidPortfolios`` if any fail."""
     dags: dict[str, DAG] = {}
     errors: list[ConfigError] = []
     for path in portfolio_files(folder):
         try:
             portfolio = load_portfolio(path)
+            dags[portfolio.dag_id] = build_dag(path.resolve(), portfolio)
         except ConfigError as exc:
             errors.append(exc)
-            continue
-        dags[portfolio.dag_id] = build_dag(path.resolve(), portfolio)
     if errors:
         dags["rebalance_invalid_portfolios"] = InvalidPortfolios(
             errors, dag_id="rebalance_invalid_portfolios", schedule=None, start_date=START_DATE

@@ -39,7 +39,7 @@ class CalendarError(RebalanceError):
     """
 
 
-class InvalidPortfolioFiles(RebalanceError):
+class InvalidPortfolioFiles(RebalanceError):  # noqa: N818 - reads as what happened
     """Some portfolio files of the folder failed to load (shown as a DAG import error)."""
 
     def __init__(self, errors: list[ConfigError]) -> None:

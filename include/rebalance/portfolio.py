@@ -47,7 +47,9 @@ class Account(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_]{0,31}$", description="lane id, e.g. zerodha_main")
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_]{0,31}$", description="lane id, e.g. zerodha_main"
+    )
     broker: BrokerName
     connection_id: str | None = Field(
         None, description="Airflow connection holding the credentials (never the secrets here)"
@@ -76,7 +78,12 @@ class Execution(BaseModel):
     auto_approve_max_turnover_pct: float | None = Field(
         None, gt=0, le=200, description="auto approval only while turnover stays under this %"
     )
-    approval_cutoff: time = Field(time(15, 25), description="no answer by then (IST) = expired")
+    approval_cutoff: time = Field(
+        time(15, 25), description="live runs: no answer by then (IST) = expired"
+    )
+    approval_timeout_minutes: int = Field(
+        120, ge=1, le=7 * 24 * 60, description="paper runs: no answer within this = expired"
+    )
     order_deadline_minutes: int = Field(10, ge=1, le=120, description="poll fills this long")
 
 
@@ -97,10 +104,10 @@ class Portfolio(BaseModel):
     cash_target_pct: float | None = Field(
         None, ge=0, lt=100, description="cash as a position; null = fully invested"
     )
-    policy: Policy = Field(default_factory=Policy)  # type: ignore[arg-type]
-    schedule: Schedule = Field(default_factory=Schedule)  # type: ignore[arg-type]
+    policy: Policy = Field(default_factory=Policy)
+    schedule: Schedule = Field(default_factory=Schedule)
     accounts: tuple[Account, ...] = Field(min_length=1)
-    execution: Execution = Field(default_factory=Execution)  # type: ignore[arg-type]
+    execution: Execution = Field(default_factory=Execution)
     holiday_overrides: str | None = Field(
         None, description="YAML of dated holiday additions/removals, relative to this file"
     )
@@ -198,7 +205,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark

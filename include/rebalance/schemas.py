@@ -29,7 +29,7 @@ class HoldingsSnapshotSchema(pa.DataFrameModel):
     @pa.dataframe_check(error="sellable_quantity exceeds quantity")
     @classmethod
     def sellable_within_held(cls, df: pd.DataFrame) -> Series[bool]:
-        return df["sellable_quantity"] <= df["quantity"]  # type: ignore[return-value]
+        return df["sellable_quantity"] <= df["quantity"]
 
     class Config:
         strict = False  # optional columns (previous_close, acquired_on, isin) may follow
@@ -64,7 +64,11 @@ def describe_failures(exc: SchemaErrors, row_offset: int = 0) -> list[str]:
         check = str(getattr(case, "check", ""))
         value = getattr(case, "failure_case", None)
         index = getattr(case, "index", -1)
-        where = f"row {int(index) + row_offset}" if isinstance(index, int | float) and index >= 0 else "table"
+        where = (
+            f"row {int(index) + row_offset}"
+            if isinstance(index, int | float) and index >= 0
+            else "table"
+        )
         field = f", {column}" if column and column != "None" else ""
         problems.append(f"{where}{field}: fails {_readable_check(check)} (got {value!r})")
     return problems

@@ -136,7 +136,9 @@ def _whole_shares(frame: pd.DataFrame, column: str, source: str, row_offset: int
         if column == "sellable_quantity" and (raw is None or _isnan(raw) or raw == ""):
             continue
         if _isnan(number) or number != int(number):
-            problems.append(f"row {index + row_offset}, {column}: must be a whole number (got {raw!r})")
+            problems.append(
+                f"row {index + row_offset}, {column}: must be a whole number (got {raw!r})"
+            )
     if problems:
         raise InputDataError(source, problems)
     frame = frame.copy()
@@ -146,7 +148,9 @@ def _whole_shares(frame: pd.DataFrame, column: str, source: str, row_offset: int
     return frame
 
 
-def read_holdings_csv(path: Path | str, *, cash: float | None, taken_at: datetime) -> HoldingsSnapshot:
+def read_holdings_csv(
+    path: Path | str, *, cash: float | None, taken_at: datetime
+) -> HoldingsSnapshot:
     """The CLI's holdings file: ``symbol, exchange, quantity, last_price`` required,
     ``average_price, sellable_quantity`` (and ``previous_close, acquired_on, isin``) optional.
     Row numbers in errors are the file's line numbers."""
@@ -202,5 +206,10 @@ def snapshot_from_broker(
         }
     frame = pd.DataFrame(list(rows.values()), columns=list(COLUMNS))
     return snapshot_from_frame(
-        frame, source=f"{broker}:{account}", cash=cash, taken_at=taken_at, account=account, broker=broker
+        frame,
+        source=f"{broker}:{account}",
+        cash=cash,
+        taken_at=taken_at,
+        account=account,
+        broker=broker,
     )

@@ -22,7 +22,6 @@ from rebalance.plan import TradePlan
 from rebalance.policy import Policy
 from rebalance.portfolio import (
     Account,
-    ApprovalMode,
     BrokerName,
     ExecutionMode,
     Portfolio,
@@ -44,8 +43,8 @@ POLICY_PARAMS = (
 )
 
 
-class LaneStopped(RuntimeError):
-    """The lane must stop here on purpose (bad data, rejected plan): not retried, nothing ordered."""
+class LaneStopped(RuntimeError):  # noqa: N818 - a stop, not an error
+    """The lane stops here on purpose (bad data, plan mismatch): not retried, nothing ordered."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,20 @@ class Lane:
     airflow_run_id: str
     initiator: str = "manual"  # scheduled | manual
     params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any], portfolio_file: str, account: str) -> Lane:
+        """The lane of a running Airflow task, from its context."""
+        dag_run = context["dag_run"]
+        run_type = str(getattr(dag_run, "run_type", "manual"))
+        return cls(
+            portfolio_file=portfolio_file,
+            account=account,
+            dag_id=dag_run.dag_id,
+            airflow_run_id=dag_run.run_id,
+            initiator="scheduled" if "scheduled" in run_type else "manual",
+            params=dict(context.get("params") or {}),
+        )
 
     @cached_property
     def portfolio(self) -> Portfolio:
@@ -209,33 +222,73 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
     return {"run": run_id, "plan_hash": plan.plan_hash, "trades": summary.trades}
 
 
-def auto_approve(lane: Lane, store: HistoryStore) -> dict[str, Any]:
-    """Approve at once when the portfolio says so (and turnover is within its limit)."""
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """Either a decision made without a person, or what to show the person and until when."""
+
+    decided: dict[str, Any] | None = None
+    subject: str | None = None
+    preview: str | None = None
+    deadline: datetime | None = None
+
+
+def request_approval(
+    lane: Lane, store: HistoryStore, now: datetime | None = None
+) -> ApprovalRequest:
+    """Approve automatically where the rules allow; otherwise ask (status awaiting_approval)."""
+    from rebalance.approval import approval_deadline, decide_automatically
+    from rebalance.preview import render_preview
+
     run_id = _run_id(lane, store)
     run = store.run(run_id)
+    status = RunStatus(run["status"])
+    if status is RunStatus.APPROVED:  # a retry after the decision was recorded
+        return ApprovalRequest(decided={"run": run_id, "plan_hash": run["plan_hash"]})
     execution = lane.portfolio.execution
-    limit = execution.auto_approve_max_turnover_pct
-    if execution.approval is not ApprovalMode.AUTO:
-        raise LaneStopped("this portfolio needs a person's approval")
-    if limit is not None and (run["turnover_pct"] or 0.0) > limit:
-        store.transition(run_id, RunStatus.AWAITING_APPROVAL, "turnover above the auto limit")
-        store.transition(
-            run_id,
-            RunStatus.REJECTED,
-            f"turnover {run['turnover_pct']:.2f}% is above auto_approve_max_turnover_pct {limit}%",
-            approval_decision="rejected",
-            approved_by="auto",
-        )
-        raise LaneStopped("turnover above the auto-approval limit: not approved")
-    store.transition(
-        run_id,
-        RunStatus.APPROVED,
-        "approved automatically",
-        approval_decision="auto",
-        approved_by="auto",
-        approved_at=datetime.now(UTC),
+    automatic = decide_automatically(
+        execution, lane.mode, run["turnover_pct"] or 0.0, run["trades"] or 0
     )
-    return {"run": run_id, "plan_hash": run["plan_hash"]}
+    if automatic is not None:
+        return ApprovalRequest(decided=record_decision(lane, store, automatic, by="rebalance"))
+    now = now or datetime.now(UTC)
+    store.transition(run_id, RunStatus.AWAITING_APPROVAL, "waiting for a person's approval")
+    preview = render_preview(
+        run["plan"],
+        portfolio_name=lane.portfolio.name,
+        account=lane.account,
+        mode=str(lane.mode),
+        plan_hash=run["plan_hash"],
+    )
+    subject = (
+        f"Approve rebalance of {lane.portfolio.name} ({lane.account}): {run['trades']} orders, "
+        f"turnover {run['turnover_pct']:.2f}%"
+    )
+    return ApprovalRequest(
+        subject=subject, preview=preview, deadline=approval_deadline(now, execution, lane.mode)
+    )
+
+
+def record_decision(
+    lane: Lane, store: HistoryStore, decision: Any, by: str | None
+) -> dict[str, Any]:
+    """Record an approval decision (``approval.Decision``) and return what place_orders needs."""
+    from rebalance.approval import Decision
+
+    run_id = _run_id(lane, store)
+    run = store.run(run_id)
+    fields = {
+        "approval_decision": str(decision),
+        "approved_by": by,
+        "approved_at": datetime.now(UTC),
+    }
+    if decision in (Decision.AUTO, Decision.APPROVED, Decision.NOT_NEEDED):
+        store.transition(run_id, RunStatus.APPROVED, f"{decision} by {by or 'unknown'}", **fields)
+    elif decision is Decision.REJECTED:
+        store.transition(run_id, RunStatus.REJECTED, f"rejected by {by or 'unknown'}", **fields)
+    else:
+        store.transition(run_id, RunStatus.EXPIRED, "no answer by the approval deadline", **fields)
+    log.info("%s: plan %s %s by %s", lane.account, run["plan_hash"][:12], decision, by)
+    return {"run": run_id, "plan_hash": run["plan_hash"], "decision": str(decision)}
 
 
 def place_orders(

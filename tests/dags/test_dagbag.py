@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def test_each_lane_has_the_six_tasks_in_order(dagbag: DagBag, path: Path) -> Non
     dag = dagbag.dags[portfolio.dag_id]
     for account in portfolio.accounts:
         chain = [dag.get_task(f"{account.name}.{name}") for name in TASK_ORDER]
-        for upstream, downstream in zip(chain, chain[1:], strict=False):
+        for upstream, downstream in itertools.pairwise(chain):
             assert downstream.task_id in upstream.downstream_task_ids, (upstream, downstream)
     assert len(dag.tasks) == len(TASK_ORDER) * len(portfolio.accounts)
 
@@ -80,8 +81,19 @@ def test_a_bad_portfolio_is_an_import_error_and_the_others_still_load(
     assert "target: unknown key" in message
 
 
-HEAVY = ("pandas", "great_expectations", "kiteconnect", "SmartApi", "pandera", "psycopg", "numpy",
-         "rebalance.history", "rebalance.brokers", "rebalance.planning", "exchange_calendars")
+HEAVY = (
+    "pandas",
+    "great_expectations",
+    "kiteconnect",
+    "SmartApi",
+    "pandera",
+    "psycopg",
+    "numpy",
+    "rebalance.history",
+    "rebalance.brokers",
+    "rebalance.planning",
+    "exchange_calendars",
+)
 
 TRIVIAL_DAG = """
 import pendulum
@@ -96,12 +108,16 @@ def _heavy_modules_after(script: str) -> set[str]:
     import sys
 
     code = f"import sys\n{script}\nprint(','.join(m for m in sys.modules))"
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     loaded = set(result.stdout.strip().splitlines()[-1].split(","))
-    return {m for m in loaded if m.split(".")[0] in {h.split(".")[0] for h in HEAVY} and
-            any(m == h or m.startswith(h + ".") for h in HEAVY)}
+    return {
+        m
+        for m in loaded
+        if m.split(".")[0] in {h.split(".")[0] for h in HEAVY}
+        and any(m == h or m.startswith(h + ".") for h in HEAVY)
+    }
 
 
 def test_dag_file_imports_nothing_heavy_beyond_airflow_itself() -> None:

@@ -29,7 +29,10 @@ def write(tmp_path: Path, text: str, name: str = "core.yaml") -> Path:
 def test_every_shipped_portfolio_loads(path: Path) -> None:
     portfolio = load_portfolio(path)
     assert portfolio.dag_id == f"rebalance_{path.stem}"
-    assert abs(sum(portfolio.target_fractions().values()) + (portfolio.cash_target_fraction or 0) - 1) < 1e-9
+    assert (
+        abs(sum(portfolio.target_fractions().values()) + (portfolio.cash_target_fraction or 0) - 1)
+        < 1e-9
+    )
 
 
 def test_good_file_round_trip(tmp_path: Path) -> None:
@@ -54,15 +57,27 @@ def test_cash_target_completes_the_sum(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         (GOOD + "colour: blue\n", "colour: unknown key"),
-        (GOOD.replace("name: Test", "name: Test\npolicy: {max_trade: 3}"), "policy.max_trade: unknown key"),
+        (
+            GOOD.replace("name: Test", "name: Test\npolicy: {max_trade: 3}"),
+            "policy.max_trade: unknown key",
+        ),
         (GOOD.replace("60, TCS: 40", "60, TCS: 30"), "weights sum to 90% (no cash target)"),
         (GOOD.replace("TCS: 40", "TCS: 50, INFY: -10"), "duplicate key 'INFY'"),
-        (GOOD.replace("INFY: 60, TCS: 40", "INFY: 110, TCS: -10"), "TCS: weight must be a number >= 0"),
-        (GOOD.replace("targets: {INFY: 60, TCS: 40}", "targets: [INFY, INFY]"), "duplicate symbol 'INFY'"),
+        (
+            GOOD.replace("INFY: 60, TCS: 40", "INFY: 110, TCS: -10"),
+            "TCS: weight must be a number >= 0",
+        ),
+        (
+            GOOD.replace("targets: {INFY: 60, TCS: 40}", "targets: [INFY, INFY]"),
+            "duplicate symbol 'INFY'",
+        ),
         (GOOD.replace("INFY: 60", "infy: 60"), "'infy' is not a valid symbol"),
         (GOOD.replace("{INFY: 60, TCS: 40}", "{INFY: 60, TCS: 40"), "malformed YAML"),
         (GOOD.replace("broker: paper", "broker: upstox"), "accounts.0.broker"),
-        (GOOD.replace("broker: paper, holdings_file: h.csv", "broker: zerodha"), "needs connection_id"),
+        (
+            GOOD.replace("broker: paper, holdings_file: h.csv", "broker: zerodha"),
+            "needs connection_id",
+        ),
         (GOOD.replace("name: Test", "name: Test\npolicy: {max_trades: -1}"), "policy.max_trades"),
         ("- just\n- a list\n", "expected a mapping"),
     ],

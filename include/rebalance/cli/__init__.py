@@ -17,7 +17,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Plan, schedule, approve and review portfolio rebalances."""
@@ -36,10 +35,14 @@ def main() -> None:
 
 def _register_commands() -> None:
     # Importing a command module registers its commands on ``app``.
-    from rebalance.cli import plan  # noqa: F401
-    from rebalance.cli import schedule  # noqa: F401
-    from rebalance.cli import history  # noqa: F401
-    from rebalance.cli import broker  # noqa: F401
+    from rebalance.cli import (  # noqa: F401
+        broker,
+        db,
+        demo,
+        history,
+        plan,
+        schedule,
+    )
 
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_OK", "app", "main"]

@@ -6,7 +6,9 @@ import typer
 
 from rebalance.cli import app
 
-db_app = typer.Typer(help="History database: apply migrations, show the schema version.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="History database: apply migrations, show the schema version.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 
 

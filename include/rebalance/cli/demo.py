@@ -51,7 +51,9 @@ def migrate_airflow_db() -> None:
 @app.command()
 def demo(
     portfolio: Annotated[str, typer.Option(help="portfolio id (file name without .yaml)")] = "demo",
-    fresh: Annotated[bool, typer.Option(help="reset the paper account to its holdings file")] = True,
+    fresh: Annotated[
+        bool, typer.Option(help="reset the paper account to its holdings file")
+    ] = True,
     verbose: Annotated[bool, typer.Option(help="show Airflow's task logs")] = False,
 ) -> None:
     """Run the demo portfolio's DAG end to end and print the recorded run and its orders."""

@@ -21,7 +21,7 @@ EMBEDDED_DATABASE = "rebalance"
 
 
 def normalise_url(url: str) -> str:
-    """Make any Postgres URL use the psycopg 3 driver (``postgres://`` and ``postgresql://`` too)."""
+    """Make any Postgres URL (``postgres://``, ``postgresql://``) use the psycopg 3 driver."""
     parsed = make_url(url.replace("postgres://", "postgresql://", 1))
     if parsed.drivername in ("postgresql", "postgresql+psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")

@@ -1,0 +1,56 @@
+"""The plan preview a person approves: Markdown, rendered in Airflow's Required Actions.
+
+Pure: takes the stored plan (``TradePlan.to_dict()``) and returns text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _pct(fraction: float) -> str:
+    return f"{100 * fraction:.2f}%"
+
+
+def render_preview(
+    plan: Mapping[str, Any], *, portfolio_name: str, account: str, mode: str, plan_hash: str
+) -> str:
+    """Orders (qty, notional, charges, reasons), before/after weights and the summary."""
+    summary = plan["summary"]
+    lines = [
+        f"## {portfolio_name}: account `{account}` ({mode})",
+        "",
+        f"Portfolio value **₹{summary['portfolio_value']:,.2f}** · turnover "
+        f"**{summary['turnover_pct']:.2f}%** · budget used {summary['budget_used_pct']:.1f}% · "
+        f"max drift {_pct(summary['max_drift_before'])} → {_pct(summary['max_drift_after'])} · "
+        f"est. charges ₹{summary['estimated_charges']:,.2f}",
+        "",
+        "### Orders",
+        "",
+        "| side | symbol | qty | price | notional | charges | why |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for o in plan["orders"]:
+        lines.append(
+            f"| {o['side']} | {o['symbol']} | {o['quantity']} | {o['price']:,.2f} | "
+            f"{o['notional']:,.2f} | {o.get('charges', 0.0):,.2f} | {', '.join(o['reasons'])} |"
+        )
+    if not plan["orders"]:
+        lines.append("| - | no orders | | | | | |")
+    lines += [
+        "",
+        "### Weights",
+        "",
+        "| symbol | before | target | after | left alone because |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for p in plan["positions"]:
+        lines.append(
+            f"| {p['symbol']} | {_pct(p['weight_before'])} | {_pct(p['target_weight'])} | "
+            f"{_pct(p['weight_after'])} | {', '.join(p.get('skipped', [])) or ''} |"
+        )
+    for note in plan.get("notes", []):
+        lines.append(f"\n> {note}")
+    lines += ["", f"Plan hash `{plan_hash[:16]}`: only this plan can be placed."]
+    return "\n".join(lines)
