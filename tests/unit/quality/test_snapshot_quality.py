@@ -326,3 +326,20 @@ def test_importing_quality_imports_neither_great_expectations_nor_pandas() -> No
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_no_network_is_used(
+    demo: HoldingsSnapshot, targets: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    attempts: list[object] = []
+
+    def refuse(self: socket.socket, address: object) -> None:
+        attempts.append(address)
+        raise OSError(f"network is not allowed in this test: {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    report = _check(demo, targets, docs_dir=tmp_path / "docs")
+    assert report.success
+    assert attempts == []
