@@ -57,5 +57,5 @@ def plan_rebalance(
     book = build_book(snapshot, targets, policy, cash_target=cash_target, today=today)
     intents, bias = decide_intents(book, policy)
     sizing = size_plan(book, intents, policy, rates)
-    units = reconcile(book, sizing, policy, rates)
+    units, sizing = reconcile(book, sizing, policy, rates)
     return build_plan(book, intents, bias, sizing, units, policy, rates)

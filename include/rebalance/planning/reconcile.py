@@ -24,7 +24,7 @@ from rebalance.brokers.base import Side
 from rebalance.costs import BrokerRates, charge_total, proportional_rate
 from rebalance.planning.book import Book
 from rebalance.planning.intents import Intent
-from rebalance.planning.sizing import Sizing, min_units
+from rebalance.planning.sizing import Sizing, min_units, promote
 from rebalance.policy import BudgetMode, Policy
 
 TOLERANCE_INR = 1e-6
@@ -59,6 +59,10 @@ class _Ledger:
         net = buys + buy_ch + sell_ch - sells <= self.funding + TOLERANCE_INR
         return within and paid and net
 
+    @property
+    def trades(self) -> int:
+        return sum(1 for units in self.units.values() if units > 0)
+
     def set(self, intent: Intent, units: int) -> None:
         self.buys, self.sells, self.buy_charges, self.sell_charges = self._with(intent, units)
         symbol = intent.line.symbol
@@ -78,17 +82,28 @@ class _Ledger:
         return charge_total(units * intent.line.price, side, intent.line.exchange, self.rates)
 
 
-def reconcile(book: Book, sizing: Sizing, policy: Policy, rates: BrokerRates) -> dict[str, int]:
-    """Whole-share order sizes (symbol -> shares, all >= 0) for the selected symbols."""
+def reconcile(
+    book: Book, sizing: Sizing, policy: Policy, rates: BrokerRates
+) -> tuple[dict[str, int], Sizing]:
+    """Whole-share order sizes (symbol -> shares, all >= 0) and the final selection (reserve
+    candidates join when selected ones end with no order and max_trades leaves room)."""
     ledger = _Ledger(
         sizing.budget, sizing.funding, policy.budget_mode, policy.use_sell_proceeds, rates
     )
     for intent in sizing.selected:
         ledger.set(intent, _start_units(intent, sizing, policy))
     _cut_to_fit(ledger, sizing.selected, policy)
-    _fill(ledger, sizing, policy)
+    while True:
+        _fill(ledger, sizing, policy)
+        _swap(ledger, sizing, policy)
+        room = policy.max_trades - ledger.trades
+        if room <= 0 or not sizing.reserve:
+            break
+        sizing = promote(sizing, room)
+        for intent in sizing.selected:
+            ledger.units.setdefault(intent.line.symbol, 0)
     _respect_max_weight(ledger, book, sizing.selected, policy)
-    return dict(ledger.units)
+    return dict(ledger.units), sizing
 
 
 def continuous_units(intent: Intent, sizing: Sizing) -> float:
@@ -142,6 +157,8 @@ def _step(ledger: _Ledger, intent: Intent, sizing: Sizing, policy: Policy) -> tu
     if units >= intent.cap:
         return 0, 0.0
     add = min_units(intent, policy) if units == 0 else 1
+    if units == 0 and ledger.trades >= policy.max_trades:
+        return 0, 0.0
     if units + add > intent.cap or (
         not policy.fill_to_target and _tier(intent, units, sizing) == 2
     ):
@@ -215,6 +232,64 @@ def _affordable(ledger: _Ledger, intent: Intent) -> int:
     if ledger.use_proceeds:
         cash += ledger.sells - ledger.sell_charges
     return math.floor(min(ledger.budget - used, cash / (1 + rate)) / price)
+
+
+SWAP_ROUNDS = 8  # improvement rounds after the greedy fill
+SWAP_TRIES = 6  # blocked steps tried per round, and removals verified per blocked step
+
+
+def _swap(ledger: _Ledger, sizing: Sizing, policy: Policy) -> None:
+    """Knapsack clean-up after the greedy: take a blocked step (too big for what is left) by giving
+    back a few shares elsewhere, when that cuts drift. Refills after each accepted swap."""
+    for _ in range(SWAP_ROUNDS):
+        blocked = sorted(
+            (
+                (gain, add, i)
+                for i in sizing.selected
+                for add, gain in [_step(ledger, i, sizing, policy)]
+                if add
+            ),
+            key=lambda item: -item[0],
+        )[:SWAP_TRIES]
+        if not any(_try_swap(ledger, sizing, policy, gain, add, j) for gain, add, j in blocked):
+            return
+        _fill(ledger, sizing, policy)
+
+
+def _distance(intent: Intent, units: int) -> float:
+    """How far ``units`` shares leave the symbol from its goal, rupees."""
+    return abs(intent.goal - units * intent.line.price)
+
+
+def _try_swap(
+    ledger: _Ledger, sizing: Sizing, policy: Policy, gain: float, add: int, target: Intent
+) -> bool:
+    """Make room for ``add`` shares of ``target`` by cutting the order whose smallest cut suffices,
+    if the exchange cuts drift. Returns whether a swap was applied."""
+    symbol = target.line.symbol
+    units = ledger.units[symbol]
+    needed = add * target.line.price - _affordable(ledger, target) * target.line.price
+    needs_slot = units == 0 and ledger.trades >= policy.max_trades
+    options = []
+    for donor in sizing.selected:
+        held = ledger.units[donor.line.symbol]
+        if donor is target or held == 0:
+            continue
+        cut = held if needs_slot else min(held, math.ceil(max(needed, 0.0) / donor.line.price))
+        if 0 < held - cut < min_units(donor, policy):
+            cut = held
+        loss = _distance(donor, held - cut) - _distance(donor, held)
+        if gain - loss > TOLERANCE_INR:
+            options.append((loss, donor, held - cut))
+    for _, donor, kept in sorted(options, key=lambda o: o[0])[:SWAP_TRIES]:
+        before = ledger.units[donor.line.symbol]
+        ledger.set(donor, kept)
+        slot = units > 0 or ledger.trades < policy.max_trades
+        if slot and ledger.fits(target, units + add):
+            ledger.set(target, units + add)
+            return True
+        ledger.set(donor, before)
+    return False
 
 
 def _respect_max_weight(

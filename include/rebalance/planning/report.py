@@ -115,8 +115,8 @@ def _position(outcome: _Outcome, book: Book, value_after: float, sizing: Sizing)
 def _left_alone(intent: Intent, sizing: Sizing) -> tuple[str, ...]:
     if intent.skipped:
         return intent.skipped
-    if intent.line.symbol in sizing.dropped:
-        return (sizing.dropped[intent.line.symbol],)
+    if intent.line.symbol in {i.line.symbol for i in sizing.reserve}:
+        return ("max_trades",)
     if intent.side is Side.BUY and sizing.buy_scale < sizing.scale:
         return ("no_cash",)
     return ("budget_too_small",)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rebalance.brokers.base import Side
 from rebalance.costs import BrokerRates, proportional_rate
@@ -24,21 +24,31 @@ class Sizing:
     """The continuous plan.
 
     ``budget`` rupees; ``scale`` the 4.3 factor; ``buy_scale`` that times the cash factor;
-    ``selected`` the symbols allowed to trade; ``dropped`` symbol -> why it may not.
-    ``funding`` is the cash that buys may spend before sell proceeds (rupees).
+    ``selected`` the candidates that may trade (at most ``max_trades``), ``reserve`` the others,
+    best first; ``funding`` the cash that buys may spend before sell proceeds (rupees).
     """
 
     budget: float
     scale: float
     buy_scale: float
     selected: tuple[Intent, ...]
-    dropped: dict[str, str]
+    reserve: tuple[Intent, ...]
     funding: float
 
     def scaled_value(self, intent: Intent) -> float:
         """Rupees this symbol trades in the continuous plan."""
         factor = self.buy_scale if intent.side is Side.BUY else self.scale
         return reach(intent) * factor
+
+
+def promote(sizing: Sizing, count: int) -> Sizing:
+    """``sizing`` with the first ``count`` reserve candidates moved into the selection (same
+    scales: they only use what the selected ones left)."""
+    return replace(
+        sizing,
+        selected=sizing.selected + sizing.reserve[:count],
+        reserve=sizing.reserve[count:],
+    )
 
 
 def reach(intent: Intent) -> float:
@@ -63,96 +73,105 @@ def spendable_cash(book: Book) -> float:
     return max(0.0, book.cash - book.cash_target * book.value)
 
 
-@dataclass(frozen=True)
-class _Totals:
-    """Running sums over a prefix of the ranked candidates (rupees, rates per rupee)."""
-
-    buys: float = 0.0
-    sells: float = 0.0
-    buy_rate: float = 0.0
-    sell_rate: float = 0.0
-    buy_need: float = 0.0  # the largest min-value / reach ratio among buys
-    sell_need: float = 0.0  # the same among sells
-
-    def plus(self, intent: Intent, policy: Policy, rates: BrokerRates) -> _Totals:
-        amount = reach(intent)
-        need = min_units(intent, policy) * intent.line.price / amount
-        rate = proportional_rate(intent.side or Side.BUY, intent.line.exchange, rates)
-        if intent.side is Side.BUY:
-            return _Totals(
-                self.buys + amount,
-                self.sells,
-                max(self.buy_rate, rate),
-                self.sell_rate,
-                max(self.buy_need, need),
-                self.sell_need,
-            )
-        return _Totals(
-            self.buys,
-            self.sells + amount,
-            self.buy_rate,
-            max(self.sell_rate, rate),
-            self.buy_need,
-            max(self.sell_need, need),
-        )
-
-
 def size_plan(book: Book, intents: Sequence[Intent], policy: Policy, rates: BrokerRates) -> Sizing:
-    """Pick the symbols that trade and the scale factors, by the notes' proportional rule.
+    """The notes' proportional rule over the candidates that may trade.
 
-    Candidates are ranked by how far they can move (max-weight trims first); the longest prefix of
-    at most ``max_trades`` whose every scaled trade still meets the minimum trade value trades.
+    When there are more candidates than ``max_trades``, max-weight trims are kept first, then one
+    at a time the candidate (the largest buy or the largest sell) that lets the continuous plan
+    cut the most drift within the budget and cash: a sell counts twice when its proceeds are what
+    the buys wait for. The others wait in ``reserve`` in case a selected one ends with no order.
+    Orders under the minimum trade value are settled in whole shares by ``reconcile``.
     """
     budget = budget_inr(book, policy)
     funding = spendable_cash(book)
+    selected, reserve = _select(intents, budget, funding, policy, rates)
+    scale, buy_scale = _scales(selected, budget, funding, policy, rates)
+    return Sizing(budget, scale, buy_scale, selected, reserve, funding)
+
+
+def _select(
+    intents: Sequence[Intent], budget: float, funding: float, policy: Policy, rates: BrokerRates
+) -> tuple[tuple[Intent, ...], tuple[Intent, ...]]:
+    """(selected, reserve): at most ``max_trades`` candidates, chosen greedily (see size_plan)."""
     ranked = sorted(
         (i for i in intents if i.active), key=lambda i: (not i.trim, -reach(i), i.line.symbol)
     )
-    best, best_scales = 0, (1.0, 1.0)
-    totals = _Totals()
-    for count, intent in enumerate(ranked[: policy.max_trades], start=1):
-        totals = totals.plus(intent, policy, rates)
-        scales = _scales(totals, budget, funding, policy)
-        if scales[0] >= totals.sell_need - 1e-9 and scales[1] >= totals.buy_need - 1e-9:
-            best, best_scales = count, scales
-    kept = _Totals()
-    for intent in ranked[:best]:
-        kept = kept.plus(intent, policy, rates)
-    dropped = {
-        intent.line.symbol: _why_dropped(intent, position, kept, budget, funding, policy, rates)
-        for position, intent in enumerate(ranked[best:], start=best)
-    }
-    return Sizing(budget, best_scales[0], best_scales[1], tuple(ranked[:best]), dropped, funding)
+    if len(ranked) <= policy.max_trades:
+        return tuple(ranked), ()
+    chosen = [i for i in ranked if i.trim][: policy.max_trades]
+    buys = [i for i in ranked if not i.trim and i.side is Side.BUY]
+    sells = [i for i in ranked if not i.trim and i.side is Side.SELL]
+    totals = {side: sum(reach(i) for i in chosen if i.side is side) for side in Side}
+    rate_buy = max(proportional_rate(Side.BUY, i.line.exchange, rates) for i in ranked)
+    rate_sell = max(proportional_rate(Side.SELL, i.line.exchange, rates) for i in ranked)
+    rates_pair = (rate_buy, rate_sell)
+    while len(chosen) < policy.max_trades and (buys or sells):
+        options = [queue for queue in (buys, sells) if queue]
+        best = max(
+            options,
+            key=lambda queue: (
+                _reduction(totals, queue[0], budget, funding, policy, rates_pair),
+                reach(queue[0]),
+            ),
+        )
+        pick = best.pop(0)
+        totals[pick.side or Side.BUY] += reach(pick)
+        chosen.append(pick)
+    picked = {i.line.symbol for i in chosen}
+    return tuple(chosen), tuple(i for i in ranked if i.line.symbol not in picked)
 
 
-def _scales(totals: _Totals, budget: float, funding: float, policy: Policy) -> tuple[float, float]:
-    """(scale, buy_scale) of the continuous plan for these totals."""
-    if policy.budget_mode is BudgetMode.MAX_SIDE:
-        demand = max(totals.buys, totals.sells)
-    else:
-        demand = totals.buys + totals.sells
-    scale = min(1.0, budget / demand) if demand > 0 else 1.0
-    if totals.buys <= 0:
-        return scale, scale
-    proceeds = totals.sells * scale * (1 - totals.sell_rate) if policy.use_sell_proceeds else 0.0
-    need = totals.buys * scale * (1 + totals.buy_rate)
-    return scale, scale * min(1.0, max(0.0, funding + proceeds) / need)
-
-
-def _why_dropped(
-    intent: Intent,
-    position: int,
-    kept: _Totals,
+def _reduction(
+    totals: dict[Side, float],
+    extra: Intent,
     budget: float,
     funding: float,
     policy: Policy,
-    rates: BrokerRates,
-) -> str:
-    """Why a ranked candidate beyond the kept prefix does not trade."""
-    if position >= policy.max_trades:
-        return "max_trades"
-    scale, buy_scale = _scales(kept.plus(intent, policy, rates), budget, funding, policy)
-    smallest = min_units(intent, policy) * intent.line.price
-    if intent.side is Side.BUY and reach(intent) * scale >= smallest > reach(intent) * buy_scale:
-        return "no_cash"
-    return "budget_too_small"
+    rates: tuple[float, float],
+) -> float:
+    """Drift (rupees) the continuous plan could cut with ``extra`` added to the chosen totals."""
+    buys = totals[Side.BUY] + (reach(extra) if extra.side is Side.BUY else 0.0)
+    sells = totals[Side.SELL] + (reach(extra) if extra.side is Side.SELL else 0.0)
+    return continuous_reduction(buys, sells, budget, funding, policy, rates)
+
+
+def continuous_reduction(
+    buys: float,
+    sells: float,
+    budget: float,
+    funding: float,
+    policy: Policy,
+    rates: tuple[float, float],
+) -> float:
+    """Most rupees of buys + sells (each toward its goal) that the budget and cash allow, given
+    ``buys`` and ``sells`` rupees wanted. ``rates`` are the (buy, sell) charges per rupee."""
+    buy_rate, sell_rate = rates
+    keep = (1 - sell_rate) if policy.use_sell_proceeds else 0.0
+
+    def total(sold: float, cap: float) -> float:
+        return sold + max(0.0, min(buys, cap, (funding + sold * keep) / (1 + buy_rate)))
+
+    if policy.budget_mode is BudgetMode.MAX_SIDE:
+        sold = min(sells, budget)
+        return total(sold, budget)
+    # turnover: buys + sells <= budget; the best split is at a vertex
+    crossing = (budget * (1 + buy_rate) - funding) / ((1 + buy_rate) + keep)
+    vertices = {min(sells, budget), max(0.0, min(sells, budget, crossing)), 0.0}
+    return max(total(sold, budget - sold) for sold in vertices)
+
+
+def _scales(
+    chosen: Sequence[Intent], budget: float, funding: float, policy: Policy, rates: BrokerRates
+) -> tuple[float, float]:
+    """(scale, buy_scale) of the continuous plan over ``chosen``."""
+    buys = sum(reach(i) for i in chosen if i.side is Side.BUY)
+    sells = sum(reach(i) for i in chosen if i.side is Side.SELL)
+    demand = max(buys, sells) if policy.budget_mode is BudgetMode.MAX_SIDE else buys + sells
+    scale = min(1.0, budget / demand) if demand > 0 else 1.0
+    if buys <= 0:
+        return scale, scale
+    buy_rate = max(proportional_rate(Side.BUY, i.line.exchange, rates) for i in chosen)
+    sell_rate = max(proportional_rate(Side.SELL, i.line.exchange, rates) for i in chosen)
+    proceeds = sells * scale * (1 - sell_rate) if policy.use_sell_proceeds else 0.0
+    need = buys * scale * (1 + buy_rate)
+    return scale, scale * min(1.0, max(0.0, funding + proceeds) / need)
