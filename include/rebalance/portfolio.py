@@ -84,6 +84,9 @@ class Execution(BaseModel):
     approval_timeout_minutes: int = Field(
         120, ge=1, le=7 * 24 * 60, description="paper runs: no answer within this = expired"
     )
+    snapshot_max_age_minutes: int = Field(
+        30, ge=1, le=24 * 60, description="holdings older than this are not planned on"
+    )
     order_deadline_minutes: int = Field(10, ge=1, le=120, description="poll fills this long")
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from rebalance.brokers.base import Broker, Instrument
@@ -26,7 +27,6 @@ from rebalance.portfolio import (
     ExecutionMode,
     Portfolio,
     load_portfolio,
-    resolve_relative,
 )
 from rebalance.snapshot import HoldingsSnapshot
 
@@ -110,20 +110,48 @@ def history_store() -> HistoryStore:
 
 
 def make_broker(lane: Lane) -> Broker:
-    """The broker of the lane's account; the paper broker in paper and dry-run modes."""
-    from rebalance.brokers.paper import PaperBroker
+    """The broker of the lane's account, as the run's mode wants it.
+
+    live: the account's broker. paper: a paper account's file-backed broker, or for a real
+    account its true holdings with simulated fills. dry_run: the real reads; placing is refused
+    upstream (nothing reaches place_orders' sending code).
+    """
+    from rebalance.brokers.factory import make_broker as build
+    from rebalance.brokers.simulated import SimulatedExecution
     from rebalance.settings import state_dir
 
     account = lane.account_config
-    if account.broker is BrokerName.PAPER:
-        assert account.holdings_file is not None  # checked by the Account model
-        return PaperBroker(
-            account.name,
-            resolve_relative(lane.portfolio_file, account.holdings_file),
-            account.cash_inr or 0.0,
-            state_dir() / "paper" / lane.portfolio.id,
-        )
-    raise NotImplementedError(f"{account.broker} accounts are not supported yet")
+    lane_state = state_dir() / "paper" / lane.portfolio.id
+    credentials = (
+        None
+        if account.connection_id is None
+        else connection_credentials(account.connection_id, str(account.broker))
+    )
+    broker = build(
+        account, credentials, state_dir=lane_state, portfolio_file=Path(lane.portfolio_file)
+    )
+    if lane.mode is ExecutionMode.PAPER and account.broker is not BrokerName.PAPER:
+        return SimulatedExecution(broker, account.name, lane_state)
+    if lane.mode is ExecutionMode.LIVE and account.broker is BrokerName.PAPER:
+        log.info("%s is a paper account: live mode still fills on paper", account.name)
+    return broker
+
+
+def connection_credentials(conn_id: str, broker: str) -> dict[str, Any]:
+    """An Airflow connection as the broker factory's plain dict, every secret masked in logs."""
+    from airflow.sdk import Connection
+    from airflow.sdk.log import mask_secret
+
+    from rebalance.brokers.factory import SECRET_FIELDS, connection_fields
+
+    conn = Connection.get(conn_id)
+    credentials = {"login": conn.login, "password": conn.password, "extra": conn.extra_dejson}
+    for key, value in connection_fields(credentials, broker).items():
+        if key in SECRET_FIELDS and value:
+            mask_secret(str(value), name=key)
+    if conn.password:
+        mask_secret(conn.password)
+    return credentials
 
 
 # --- the six bodies ---------------------------------------------------------------------------
@@ -164,27 +192,57 @@ def fetch_holdings(lane: Lane, store: HistoryStore, broker: Broker) -> dict[str,
     return {"run": run_id, "account": lane.account}
 
 
-def validate_snapshot(lane: Lane, store: HistoryStore) -> dict[str, Any]:
-    """Check the stored snapshot (Pandera schema); a failure stops the lane before planning."""
+def validate_snapshot(
+    lane: Lane, store: HistoryStore, now: datetime | None = None
+) -> dict[str, Any]:
+    """Check the stored snapshot: Pandera schema, then the Great Expectations quality suite.
+
+    A failure records the problems (and the Data Docs page) on the run, marks it invalid and
+    stops the lane before planning: nothing is ordered on data that failed validation.
+    """
     from rebalance.errors import InputDataError
+    from rebalance.quality import check_snapshot
+    from rebalance.settings import state_dir
     from rebalance.snapshot import snapshot_from_frame
 
     run_id = _run_id(lane, store)
-    stored = store.run(run_id)["snapshot"]
-    snapshot = HoldingsSnapshot.from_records(stored)
+    snapshot = HoldingsSnapshot.from_records(store.run(run_id)["snapshot"])
+    source = f"{lane.account} snapshot"
     try:
         snapshot_from_frame(
-            snapshot.positions,
-            source=f"{lane.account} snapshot",
-            cash=snapshot.cash,
-            taken_at=snapshot.taken_at,
+            snapshot.positions, source=source, cash=snapshot.cash, taken_at=snapshot.taken_at
         )
     except InputDataError as exc:
-        store.update_run(run_id, validation={"success": False, "problems": exc.problems})
-        store.transition(run_id, RunStatus.INVALID, str(exc))
-        raise LaneStopped(str(exc)) from None
-    store.update_run(run_id, validation={"success": True, "problems": []})
-    return {"run": run_id}
+        return _invalid(lane, store, run_id, exc.problems, {"schema": "failed"})
+    docs_dir = state_dir() / "data_docs" / lane.portfolio.id / f"run_{run_id}"
+    report = check_snapshot(
+        snapshot,
+        target_symbols=lane.portfolio.targets,
+        now=now or datetime.now(UTC),
+        max_age=timedelta(minutes=lane.portfolio.execution.snapshot_max_age_minutes),
+        docs_dir=docs_dir,
+    )
+    validation = {
+        "success": report.success,
+        "problems": report.problems,
+        "results": report.results,
+        "docs_path": report.docs_path,
+    }
+    if not report.success:
+        return _invalid(lane, store, run_id, report.problems, validation)
+    store.update_run(run_id, validation=validation)
+    return {"run": run_id, "data_docs": report.docs_path}
+
+
+def _invalid(
+    lane: Lane, store: HistoryStore, run_id: int, problems: list[str], validation: dict[str, Any]
+) -> dict[str, Any]:
+    message = f"{lane.account} snapshot failed validation:\n" + "\n".join(
+        f"  - {p}" for p in problems
+    )
+    store.update_run(run_id, validation={**validation, "success": False, "problems": problems})
+    store.transition(run_id, RunStatus.INVALID, message)
+    raise LaneStopped(message)
 
 
 def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
