@@ -3,9 +3,9 @@
 Run by hand (not a test):  .venv/bin/python benchmarks/plan_quality.py [--cases 300] [--seed 7]
 
 For random neutral-policy portfolios (3 to 500 symbols, prices ₹20 to ₹30,000, tight and loose
-budgets, cash or fully invested, max trades, min trade value, max weight, partly unsellable holdings)
-it measures post-trade drift, the sum over the portfolio's symbols of |weight_after - target| with
-weights of the planning value, for
+budgets, cash or fully invested, max trades, min trade value, max weight, partly unsellable
+holdings) it measures post-trade drift, the sum over the portfolio's symbols of
+|weight_after - target| with weights of the planning value, for
 
 * ours: ``plan_rebalance``;
 * optimum: a mixed-integer program (scipy.optimize.milp / HiGHS) over the same candidates, sides
@@ -58,7 +58,7 @@ class Case:
 
 def random_case(rng: np.random.Generator, size: int | None = None) -> Case:
     """A random neutral-policy portfolio of ``size`` symbols (random 3..500 when None)."""
-    n = size or int(round(math.exp(rng.uniform(math.log(3), math.log(500)))))
+    n = size or round(math.exp(rng.uniform(math.log(3), math.log(500))))
     symbols = [f"S{i:03d}" for i in range(n)]
     prices = np.exp(rng.uniform(math.log(20), math.log(30_000), n)).round(2)
     weights = rng.dirichlet(np.full(n, 2.0))
