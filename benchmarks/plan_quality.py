@@ -232,6 +232,12 @@ def _order(intent: Intent, qty: int) -> PlannedOrder:
     return PlannedOrder(line.symbol, line.exchange, side, qty, line.price, qty * line.price, ())
 
 
+def _violations(plan: TradePlan, case: Case) -> list[str]:
+    return verify_plan(
+        plan, case.snapshot, case.targets, case.policy, cash_target=case.cash_target, broker=BROKER
+    )
+
+
 def _ratio(ours: float, best: float) -> float:
     if best <= 1e-12:
         return 1.0 if ours <= 1e-9 else math.inf
@@ -256,13 +262,11 @@ def main() -> None:
         plan = plan_rebalance(
             case.snapshot, case.targets, case.policy, cash_target=case.cash_target, broker=BROKER
         )
-        checks = {"cash_target": case.cash_target, "broker": BROKER}
-        problems = verify_plan(plan, case.snapshot, case.targets, case.policy, **checks)
+        problems = _violations(plan, case)
         violations += bool(problems)
         naive_orders = naive(book, intents, case.policy)
         naive_plan = TradePlan(tuple(naive_orders), (), empty_summary)
-        naive_problems = verify_plan(naive_plan, case.snapshot, case.targets, case.policy, **checks)
-        naive_violations += bool(naive_problems)
+        naive_violations += bool(_violations(naive_plan, case))
         best_plan, optimal = optimum(book, intents, case.policy)
         proven += optimal
         best = drift_of(book, best_plan)

@@ -295,14 +295,30 @@ def _try_swap(
 def _respect_max_weight(
     ledger: _Ledger, book: Book, selected: Sequence[Intent], policy: Policy
 ) -> None:
-    """No buy may end above the max weight of the value after charges (rupees)."""
+    """Against the value after charges (rupees): no buy ends above the max weight, and a trimmed
+    holding ends at or under it (one more share sold if the charges tipped it over)."""
     max_weight = policy.max_position_weight_pct / 100.0
-    value_after = book.value - ledger.buy_charges - ledger.sell_charges
     for intent in selected:
-        if intent.side is not Side.BUY:
-            continue
         units = ledger.units[intent.line.symbol]
-        room = math.floor((max_weight * value_after - intent.line.value) / intent.line.price + 1e-9)
-        if units > room:
-            units = max(0, room)
-            ledger.set(intent, units if units >= min_units(intent, policy) else 0)
+        if intent.side is Side.BUY:
+            room = math.floor(
+                (max_weight * _value_after(ledger, book) - intent.line.value) / intent.line.price
+                + 1e-9
+            )
+            if units > room:
+                units = max(0, room)
+                ledger.set(intent, units if units >= min_units(intent, policy) else 0)
+        elif intent.trim:
+            while (
+                units < intent.line.sellable
+                and (intent.line.quantity - units) * intent.line.price
+                > max_weight * _value_after(ledger, book)
+                and ledger.fits(intent, units + 1)
+            ):
+                units += 1
+                ledger.set(intent, units)
+
+
+def _value_after(ledger: _Ledger, book: Book) -> float:
+    """Portfolio value once the charges are paid, rupees (prices unchanged)."""
+    return book.value - ledger.buy_charges - ledger.sell_charges

@@ -43,7 +43,7 @@ def build_plan(
     outcomes = [_outcome(i, units.get(i.line.symbol, 0), rates) for i in intents]
     charges = sum(o.charges.total for o in outcomes if o.charges)
     value_after = book.value - charges
-    orders = _orders(outcomes, sizing)
+    orders = _orders(outcomes, sizing, policy.max_position_weight_pct / 100.0)
     positions = [_position(o, book, value_after, sizing) for o in outcomes]
     positions += [_ignored(line) for line in book.ignored]
     summary = _summary(book, outcomes, sizing, policy, value_after, charges)
@@ -61,7 +61,7 @@ def _outcome(intent: Intent, units: int, rates: BrokerRates) -> _Outcome:
     )
 
 
-def _orders(outcomes: Sequence[_Outcome], sizing: Sizing) -> list[PlannedOrder]:
+def _orders(outcomes: Sequence[_Outcome], sizing: Sizing, max_weight: float) -> list[PlannedOrder]:
     orders = [
         PlannedOrder(
             symbol=o.intent.line.symbol,
@@ -70,7 +70,7 @@ def _orders(outcomes: Sequence[_Outcome], sizing: Sizing) -> list[PlannedOrder]:
             quantity=o.units,
             price=o.intent.line.price,
             notional=o.units * o.intent.line.price,
-            reasons=_order_reasons(o, sizing),
+            reasons=_order_reasons(o, sizing, max_weight),
             charges=round(o.charges.total, 2) if o.charges else 0.0,
         )
         for o in outcomes
@@ -80,7 +80,7 @@ def _orders(outcomes: Sequence[_Outcome], sizing: Sizing) -> list[PlannedOrder]:
     return sorted(orders, key=lambda o: (o.side is Side.BUY, -o.notional, o.symbol))
 
 
-def _order_reasons(outcome: _Outcome, sizing: Sizing) -> tuple[str, ...]:
+def _order_reasons(outcome: _Outcome, sizing: Sizing, max_weight: float) -> tuple[str, ...]:
     intent = outcome.intent
     line = intent.line
     reasons = list(intent.reasons)
@@ -91,7 +91,8 @@ def _order_reasons(outcome: _Outcome, sizing: Sizing) -> tuple[str, ...]:
     nearest_goal = math.floor(intent.goal / line.price + 0.5)
     if intent.side is Side.SELL and outcome.units == line.sellable < nearest_goal:
         reasons.append("sellable_limited")
-    if intent.side is Side.BUY and outcome.units == intent.cap < nearest_goal:
+    capped = outcome.units == intent.cap < nearest_goal or line.target > max_weight
+    if intent.side is Side.BUY and capped:
         reasons.append("max_weight_limited")
     if outcome.units != math.floor(continuous_units(intent, sizing) + 1e-9):
         reasons.append("reconciled")

@@ -168,7 +168,7 @@ def _scales(
     sells = sum(reach(i) for i in chosen if i.side is Side.SELL)
     demand = max(buys, sells) if policy.budget_mode is BudgetMode.MAX_SIDE else buys + sells
     scale = min(1.0, budget / demand) if demand > 0 else 1.0
-    if buys <= 0:
+    if buys <= 0 or scale <= 0:
         return scale, scale
     buy_rate = max(proportional_rate(Side.BUY, i.line.exchange, rates) for i in chosen)
     sell_rate = max(proportional_rate(Side.SELL, i.line.exchange, rates) for i in chosen)
