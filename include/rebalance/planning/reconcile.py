@@ -32,7 +32,11 @@ TOLERANCE_INR = 1e-6
 
 @dataclass
 class _Ledger:
-    """Running totals of the integer plan (rupees) and the checks every step must pass."""
+    """Running totals of the integer plan (rupees) and the checks every step must pass.
+
+    ``units`` are shares per symbol (one order each, its side is the intent's); ``trades`` counts
+    the symbols with an order.
+    """
 
     budget: float
     funding: float
@@ -45,27 +49,26 @@ class _Ledger:
     sells: float = 0.0
     buy_charges: float = 0.0
     sell_charges: float = 0.0
+    trades: int = 0
 
     def fits(self, intent: Intent, units: int) -> bool:
-        """Whether setting ``intent``'s order to ``units`` shares keeps every limit."""
+        """Whether setting ``intent``'s order to ``units`` shares keeps the budget and the cash:
+        orders and all their charges are paid by spendable cash plus the sell proceeds, and buys
+        by spendable cash alone when proceeds may not be used."""
         buys, sells, buy_ch, sell_ch = self._with(intent, units)
         if self.mode is BudgetMode.MAX_SIDE:
             within = buys <= self.budget + TOLERANCE_INR and sells <= self.budget + TOLERANCE_INR
         else:
             within = buys + sells <= self.budget + TOLERANCE_INR
-        paid = buys + buy_ch <= self.funding + TOLERANCE_INR
-        if self.use_proceeds:
-            paid = buys + buy_ch + sell_ch - sells <= self.funding + TOLERANCE_INR
         net = buys + buy_ch + sell_ch - sells <= self.funding + TOLERANCE_INR
-        return within and paid and net
-
-    @property
-    def trades(self) -> int:
-        return sum(1 for units in self.units.values() if units > 0)
+        paid = self.use_proceeds or buys + buy_ch <= self.funding + TOLERANCE_INR
+        return within and net and paid
 
     def set(self, intent: Intent, units: int) -> None:
+        """Make ``intent``'s order ``units`` shares (0 = no order)."""
         self.buys, self.sells, self.buy_charges, self.sell_charges = self._with(intent, units)
         symbol = intent.line.symbol
+        self.trades += (units > 0) - (self.units.get(symbol, 0) > 0)
         self.units[symbol] = units
         self.charges[symbol] = self._charge(intent, units)
 
@@ -278,6 +281,8 @@ def _try_swap(
         cut = held if needs_slot else min(held, math.ceil(max(needed, 0.0) / donor.line.price))
         if 0 < held - cut < min_units(donor, policy):
             cut = held
+        if held - cut < donor.trim_units:
+            continue  # a max-weight trim is not given back
         loss = _distance(donor, held - cut) - _distance(donor, held)
         if gain - loss > TOLERANCE_INR:
             options.append((loss, donor, held - cut))
