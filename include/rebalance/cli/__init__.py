@@ -36,10 +36,12 @@ def main() -> None:
 def _register_commands() -> None:
     # Importing a command module registers its commands on ``app``.
     from rebalance.cli import (  # noqa: F401
+        approve,
         broker,
         db,
         demo,
         history,
+        local_airflow,
         plan,
         schedule,
     )
