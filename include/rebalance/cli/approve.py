@@ -160,7 +160,8 @@ def approve_run(
     try:
         with httpx.Client(base_url=base, timeout=TIMEOUT_SECONDS) as client:
             if not token:
-                assert user is not None and password is not None
+                assert user is not None
+                assert password is not None
                 token = get_token(client, user, password)
             client.headers["Authorization"] = f"Bearer {token}"
             return answer_approval(

@@ -28,7 +28,7 @@ import typer
 from rebalance.cli import EXIT_FAILURE, app
 
 DEFAULT_USER = "admin"
-DEFAULT_PASSWORD = "admin"  # noqa: S105 - a local development Airflow; documented in docs/ui.md
+DEFAULT_PASSWORD = "admin"  # a local development Airflow; documented in docs/ui.md
 SIMPLE_AUTH_MANAGER = (
     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 )
@@ -51,7 +51,7 @@ def write_passwords_file(path: Path, user: str, password: str) -> None:
 
 
 def local_airflow_environment(
-    port: int, user: str, password: str, history_db_url: str
+    port: int, user: str, password: str, history_db_url: str, host: str = "127.0.0.1"
 ) -> dict[str, str]:
     """The environment of ``airflow standalone`` for this project (returned, also set here)."""
     from rebalance.cli.demo import airflow_environment
@@ -68,6 +68,7 @@ def local_airflow_environment(
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{user}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+        "AIRFLOW__API__HOST": host,
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
@@ -81,6 +82,9 @@ def local_airflow_environment(
 @app.command("airflow")
 def airflow_command(
     port: Annotated[int, typer.Option(help="the API server's (and UI's) port")] = 8080,
+    host: Annotated[
+        str, typer.Option(help="the address to listen on (0.0.0.0: every interface)")
+    ] = "127.0.0.1",
     user: Annotated[
         str, typer.Option(envvar="REBALANCE_AIRFLOW_USER", help="the admin user's name")
     ] = DEFAULT_USER,
@@ -98,14 +102,15 @@ def airflow_command(
     try:
         url = history_url()
         upgrade(url)
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the database is reported
+    except Exception as exc:  # any failure to reach the database is reported
         typer.echo(f"history database unavailable: {exc}", err=True)
         raise typer.Exit(EXIT_FAILURE) from exc
-    env = local_airflow_environment(port, user, password, url)
+    env = local_airflow_environment(port, user, password, url, host)
     airflow = Path(sys.executable).with_name("airflow")
     typer.echo(f"AIRFLOW_HOME      {env['AIRFLOW_HOME']}")
     typer.echo(f"history database  {redacted(url)}")
-    typer.echo(f"Airflow UI        http://localhost:{port}/  (user {user!r}, password {password!r})")
+    typer.echo(f"Airflow UI        http://localhost:{port}/")
+    typer.echo(f"login             user {user!r}, password {password!r}")
     typer.echo(f"Rebalance page    http://localhost:{port}/rebalance/")
     typer.echo("starting `airflow standalone` (Ctrl-C stops every component)", err=False)
     sys.stdout.flush()
