@@ -8,6 +8,9 @@ registered"). Keep the module light: no database, network or heavy imports at to
 Sections (add UI views, macros, listeners below their own heading; register them on the class):
 
 - timetables: the trading-calendar timetable (include/rebalance/timetable.py)
+- ui: the read-only "Rebalance" page (include/rebalance/ui/, docs/ui.md): a FastAPI app under
+  /rebalance (built lazily on its first request, so other components never import FastAPI for
+  it) and a menu entry that shows it inside the Airflow UI at /plugin/rebalance
 """
 
 from __future__ import annotations
@@ -15,10 +18,17 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from rebalance.timetable import TradingCalendarTimetable
+from rebalance.ui import EXTERNAL_VIEW, FASTAPI_APP
 
 # --- timetables ------------------------------------------------------------------------------
 
 TIMETABLES = [TradingCalendarTimetable]
+
+
+# --- ui --------------------------------------------------------------------------------------
+
+FASTAPI_APPS = [FASTAPI_APP]
+EXTERNAL_VIEWS = [EXTERNAL_VIEW]
 
 
 # --- the plugin ------------------------------------------------------------------------------
@@ -29,3 +39,5 @@ class RebalancePlugin(AirflowPlugin):
 
     name = "rebalance"
     timetables = TIMETABLES
+    fastapi_apps = FASTAPI_APPS
+    external_views = EXTERNAL_VIEWS

@@ -1,0 +1,189 @@
+"""The Rebalance page: a read-only FastAPI app mounted by the plugin under ``/rebalance``.
+
+Routes (relative to the mount):
+
+- ``GET /``                      portfolios (next / last rebalance, last status) and run history
+                                 (``?portfolio=ID`` narrows it to one portfolio)
+- ``GET /runs/{id}``             one run: summary, links to Airflow, weights chart, orders, events
+- ``GET /runs/{id}/weights.svg`` the before/after weights chart as a picture
+
+Authentication: Airflow mounts plugin apps as they are, without its own checks, so every route
+depends on ``viewer``: it resolves the caller with Airflow's own ``get_user`` (the JWT in the
+``Authorization: Bearer`` header, else the UI's ``_token`` cookie, validated by the configured auth
+manager), then asks the auth manager which of the portfolios' DAGs this user may read (DAG runs,
+``GET``). Runs of other DAGs are neither listed nor shown (404). No token: 401 with a sign-in
+link. The history database is opened inside the handlers only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+
+from rebalance.ui import render
+
+
+@dataclass
+class Viewer:
+    """Who is looking, and which DAG ids they may read."""
+
+    name: str
+    can_read: Callable[[set[str]], set[str]] = field(repr=False)
+
+
+async def viewer(request: Request) -> Viewer:
+    """The signed-in Airflow user (Airflow's ``get_user``) and their readable DAGs."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.security import HTTPBearer
+
+    credentials = await HTTPBearer(auto_error=False)(request)
+    user = await get_user(request, None, credentials)
+
+    from airflow.api_fastapi.app import get_auth_manager
+
+    manager = get_auth_manager()
+
+    def can_read(dag_ids: set[str]) -> set[str]:
+        allowed = manager.filter_authorized_dag_ids(dag_ids=dag_ids, user=user, method="GET")
+        return {
+            d
+            for d in allowed
+            if manager.is_authorized_dag(
+                method="GET", access_entity=DagAccessEntity.RUN, details=_dag(d), user=user
+            )
+        }
+
+    return Viewer(name=str(user.get_name()), can_read=can_read)
+
+
+def _dag(dag_id: str) -> Any:
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    return DagDetails(id=dag_id)
+
+
+ViewerDep = Annotated[Viewer, Depends(viewer)]
+
+
+def _base(request: Request) -> str:
+    """The mount prefix (``/rebalance`` inside Airflow, empty in a bare test client)."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def _store() -> Any:
+    from rebalance.history.database import engine_for, history_url
+    from rebalance.history.store import HistoryStore
+
+    return HistoryStore(engine_for(history_url()))
+
+
+def portfolio_rows(now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Every portfolio file: id, name, dag_id, schedule, next and last scheduled rebalance."""
+    from rebalance.portfolio import load_portfolio, portfolio_files, portfolio_id_from_path
+    from rebalance.settings import portfolios_dir
+    from rebalance.timetable import build_timetable, rebalance_times
+
+    rows: list[dict[str, Any]] = []
+    for path in portfolio_files(portfolios_dir()):
+        try:
+            portfolio = load_portfolio(path)
+            timetable = build_timetable(portfolio, path)
+            last, upcoming, warning = rebalance_times(timetable, now)
+        except Exception as exc:  # a bad file is shown, not fatal to the page
+            pid = portfolio_id_from_path(path)
+            rows.append({"id": pid, "dag_id": f"rebalance_{pid}", "error": str(exc)[:500]})
+            continue
+        rows.append(
+            {
+                "id": portfolio.id,
+                "name": portfolio.name,
+                "dag_id": portfolio.dag_id,
+                "schedule": timetable.summary,
+                "next": upcoming,
+                "last_scheduled": last,
+                "warning": warning,
+            }
+        )
+    return rows
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Rebalance",
+        description="Read-only view of rebalance runs (history database).",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code in (401, 403) and "text/html" in request.headers.get("accept", ""):
+            return HTMLResponse(render.login_page(_login_url(request)), status_code=exc.status_code)
+        return HTMLResponse(
+            render.page("Rebalance", f"<h1>Rebalance</h1><p>{exc.status_code}: {exc.detail}</p>"),
+            status_code=exc.status_code,
+        )
+
+    @app.get("/", response_class=HTMLResponse)
+    def overview(request: Request, who: ViewerDep, portfolio: str | None = None) -> str:
+        portfolios = portfolio_rows()
+        readable = who.can_read({p["dag_id"] for p in portfolios} | _run_dag_ids())
+        portfolios = [p for p in portfolios if p["dag_id"] in readable]
+        store = _store()
+        for p in portfolios:
+            if not p.get("error"):
+                last = store.runs(p["id"], limit=1)
+                p["last_run"] = last[0] if last else None
+        runs = [r for r in store.runs(portfolio, limit=100) if r["dag_id"] in readable]
+        return render.overview(portfolios, runs, _base(request), who.name, portfolio)
+
+    @app.get("/runs/{run_id}", response_class=HTMLResponse)
+    def run_detail(request: Request, run_id: int, who: ViewerDep) -> str:
+        store = _store()
+        run = _readable_run(store, run_id, who)
+        return render.run_detail(run, store.orders(run_id), store.events(run_id), _base(request))
+
+    @app.get("/runs/{run_id}/weights.svg")
+    def weights_chart(run_id: int, who: ViewerDep) -> Response:
+        run = _readable_run(_store(), run_id, who)
+        positions = (run.get("plan") or {}).get("positions") or []
+        return Response(render.weights_svg(positions), media_type="image/svg+xml")
+
+    return app
+
+
+def _run_dag_ids() -> set[str]:
+    from sqlalchemy import distinct, select
+
+    from rebalance.history import tables
+
+    with _store().engine.connect() as conn:
+        return {str(d) for d in conn.execute(select(distinct(tables.runs.c.dag_id))).scalars()}
+
+
+def _readable_run(store: Any, run_id: int, who: Viewer) -> dict[str, Any]:
+    from rebalance.history.store import RunNotFound
+
+    try:
+        run: dict[str, Any] = store.run(run_id)
+    except RunNotFound as exc:
+        raise HTTPException(404, f"no rebalance run {run_id}") from exc
+    if run["dag_id"] not in who.can_read({run["dag_id"]}):
+        raise HTTPException(404, f"no rebalance run {run_id}")
+    return run
+
+
+def _login_url(request: Request) -> str:
+    try:
+        from airflow.api_fastapi.app import get_auth_manager
+
+        return str(get_auth_manager().get_url_login(next_url=str(request.url)))
+    except Exception:  # no auth manager (tests): Airflow's default login path
+        return "/auth/login"

@@ -1,0 +1,354 @@
+"""HTML and SVG of the Rebalance page: pure functions of history rows, no I/O.
+
+Everything user-controlled goes through ``html.escape``. No scripts, no external assets (there is no
+internet on the machines that run this): the chart is server-rendered SVG.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from html import escape
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+IST = ZoneInfo("Asia/Kolkata")
+
+STATUS_COLOURS = {
+    "completed": "#1a7f37",
+    "placed": "#1a7f37",
+    "approved": "#0969da",
+    "awaiting_approval": "#9a6700",
+    "planned": "#6e7781",
+    "started": "#6e7781",
+    "placing": "#0969da",
+    "partially_filled": "#bc4c00",
+    "rejected": "#cf222e",
+    "expired": "#cf222e",
+    "invalid": "#cf222e",
+    "failed": "#cf222e",
+}
+
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;padding:16px 24px;
+color:#1f2328;background:#fff;font-size:14px}
+h1{font-size:22px;margin:0 0 12px}h2{font-size:17px;margin:24px 0 8px}
+a{color:#0969da;text-decoration:none}a:hover{text-decoration:underline}
+table{border-collapse:collapse;width:100%;margin:4px 0 12px}
+th,td{border-bottom:1px solid #d0d7de;padding:6px 8px;text-align:left;vertical-align:top}
+th{background:#f6f8fa;font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.cards{display:flex;flex-wrap:wrap;gap:12px}
+.card{border:1px solid #d0d7de;border-radius:8px;padding:12px 16px;min-width:260px}
+.card h3{margin:0 0 6px;font-size:15px}.muted{color:#656d76}.warn{color:#9a6700}
+.badge{display:inline-block;border-radius:10px;padding:1px 8px;color:#fff;font-size:12px}
+.links a{margin-right:14px}.kv td:first-child{color:#656d76;width:180px}
+nav.crumbs{margin-bottom:10px}
+"""
+
+
+def when(value: Any) -> str:
+    """A timestamp in IST, ``-`` for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return escape(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return f"{value.astimezone(IST):%Y-%m-%d %H:%M} IST"
+
+
+def pct(value: float | None, digits: int = 2) -> str:
+    """A percent number (10 means 10%)."""
+    return "-" if value is None else f"{value:.{digits}f}%"
+
+
+def frac(value: float | None, digits: int = 2) -> str:
+    """A fraction as percent (0.1 means 10%)."""
+    return "-" if value is None else f"{100 * float(value):.{digits}f}%"
+
+
+def inr(value: float | None) -> str:
+    return "-" if value is None else f"₹{value:,.2f}"
+
+
+def badge(status: str) -> str:
+    colour = STATUS_COLOURS.get(status.split(" ")[0], "#6e7781")
+    return f'<span class="badge" style="background:{colour}">{escape(status)}</span>'
+
+
+def drift_reduced(run: Mapping[str, Any]) -> str:
+    """``5.15% → 1.83% (−3.32 pp)``, or ``-`` when the run has no plan."""
+    before, after = run.get("max_drift_before"), run.get("max_drift_after")
+    if before is None or after is None:
+        return "-"
+    change = 100 * (float(after) - float(before))
+    return f"{frac(before)} → {frac(after)} ({change:+.2f} pp)".replace("-", "−")
+
+
+def airflow_run_href(dag_id: str, airflow_run_id: str) -> str:
+    """The run's page in the Airflow UI."""
+    return f"/dags/{quote(dag_id, safe='')}/runs/{quote(airflow_run_id, safe=':+')}"
+
+
+def approval_href(dag_id: str, airflow_run_id: str, account: str) -> str:
+    """The lane's approval task in Airflow's Required Actions."""
+    task_id = quote(f"{account}.approval", safe="")
+    return f"{airflow_run_href(dag_id, airflow_run_id)}/tasks/{task_id}/required_actions"
+
+
+def page(title: str, body: str) -> str:
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{body}</body></html>"
+    )
+
+
+def login_page(login_url: str) -> str:
+    return page(
+        "Rebalance: sign in",
+        "<h1>Rebalance</h1><p>This page is served under Airflow's authentication. "
+        f'<a href="{escape(login_url)}" target="_top">Sign in to Airflow</a>, then come back.</p>',
+    )
+
+
+def portfolio_cards(portfolios: Sequence[Mapping[str, Any]], base: str) -> str:
+    """Per portfolio: next and last rebalance, the last run's status (notes 8 and 11.1)."""
+    if not portfolios:
+        return "<p class='muted'>No portfolio files.</p>"
+    cards = []
+    for p in portfolios:
+        if p.get("error"):
+            cards.append(
+                f"<div class='card'><h3>{escape(p['id'])}</h3>"
+                f"<div class='warn'>invalid portfolio file: {escape(p['error'])}</div></div>"
+            )
+            continue
+        last_run = p.get("last_run")
+        if last_run:
+            last = (
+                f"{when(last_run['created_at'])} {badge(_outcome(last_run))} "
+                f"<a href='{base}/runs/{last_run['id']}'>run {last_run['id']}</a>"
+            )
+        else:
+            last = "<span class='muted'>never</span>"
+        warning = f"<div class='warn'>{escape(p['warning'])}</div>" if p.get("warning") else ""
+        cards.append(
+            f"<div class='card' data-portfolio='{escape(p['id'])}'>"
+            f"<h3><a href='{base}/?portfolio={quote(p['id'])}'>{escape(p['name'])}</a></h3>"
+            f"<div class='muted'>{escape(p['id'])} · {escape(p['schedule'])} · DAG "
+            f"<a href='/dags/{quote(p['dag_id'])}' target='_top'>{escape(p['dag_id'])}</a></div>"
+            f"<table class='kv'><tr><td>Next rebalance</td><td>{when(p.get('next'))}</td></tr>"
+            f"<tr><td>Last scheduled slot</td><td>{when(p.get('last_scheduled'))}</td></tr>"
+            f"<tr><td>Last run</td><td>{last}</td></tr></table>{warning}</div>"
+        )
+    return f"<div class='cards'>{''.join(cards)}</div>"
+
+
+def _outcome(run: Mapping[str, Any]) -> str:
+    placement = run.get("placement") or {}
+    placed_as = placement.get("status") if isinstance(placement, Mapping) else None
+    if placed_as and placed_as != run["status"]:
+        return f"{run['status']} ({placed_as})"
+    return str(run["status"])
+
+
+def policy_summary(policy: Mapping[str, Any] | None) -> str:
+    from rebalance.reports import policy_summary as summary
+
+    return summary(policy)
+
+
+def runs_table(runs: Iterable[Mapping[str, Any]], base: str) -> str:
+    """The history table of notes 11.3."""
+    rows = []
+    for r in runs:
+        rows.append(
+            f"<tr data-run='{r['id']}'><td><a href='{base}/runs/{r['id']}'>{r['id']}</a></td>"
+            f"<td>{when(r['created_at'])}</td>"
+            f"<td>{escape(r['portfolio_name'])}<div class='muted'>{escape(r['account'])} "
+            f"({escape(r['broker'])}) · {escape(r['mode'])} · {escape(r['initiator'])}</div></td>"
+            f"<td>{escape(policy_summary(r.get('policy')))}</td>"
+            f"<td class='num'>{pct(r.get('turnover_pct'))}</td>"
+            f"<td class='num'>{drift_reduced(r)}</td>"
+            f"<td class='num'>{'-' if r.get('trades') is None else r['trades']}</td>"
+            f"<td>{badge(_outcome(r))}</td>"
+            f"<td><a href='{base}/runs/{r['id']}'>View details</a> · "
+            f"<a href='{airflow_run_href(r['dag_id'], r['airflow_run_id'])}' target='_top'>"
+            "Airflow run</a></td></tr>"
+        )
+    if not rows:
+        return "<p class='muted'>No runs recorded yet.</p>"
+    head = (
+        "<tr><th>run id</th><th>created</th><th>portfolio</th><th>policy</th>"
+        "<th class='num'>turnover</th><th class='num'>drift reduced</th>"
+        "<th class='num'>trades</th><th>status</th><th></th></tr>"
+    )
+    return f"<table id='runs'>{head}{''.join(rows)}</table>"
+
+
+def orders_table(orders: Sequence[Mapping[str, Any]]) -> str:
+    """Every leg with what happened to it."""
+    if not orders:
+        return "<p class='muted'>No orders (nothing to trade, or the run stopped before).</p>"
+    rows = []
+    for o in orders:
+        reasons = ", ".join(str(x) for x in (o.get("reasons") or []))
+        filled = f"{o.get('filled_quantity') or 0}/{o['quantity']}"
+        rows.append(
+            f"<tr><td class='num'>{o['leg']}</td><td>{escape(o['side'])}</td>"
+            f"<td>{escape(o['symbol'])}</td><td class='num'>{o['quantity']}</td>"
+            f"<td class='num'>{o['price']:,.2f}</td><td class='num'>{o['notional']:,.2f}</td>"
+            f"<td class='num'>{(o.get('charges') or 0):,.2f}</td><td>{escape(reasons)}</td>"
+            f"<td>{badge(str(o['state']))}</td><td class='num'>{filled}</td>"
+            f"<td class='num'>{_money(o.get('average_price'))}</td>"
+            f"<td>{escape(str(o.get('broker_order_id') or '-'))}</td>"
+            f"<td>{escape(str(o.get('error') or ''))}</td></tr>"
+        )
+    head = (
+        "<tr><th class='num'>leg</th><th>side</th><th>symbol</th><th class='num'>qty</th>"
+        "<th class='num'>price</th><th class='num'>notional</th><th class='num'>charges</th>"
+        "<th>why</th><th>outcome</th><th class='num'>filled</th><th class='num'>avg price</th>"
+        "<th>broker order</th><th>error</th></tr>"
+    )
+    return f"<table id='orders'>{head}{''.join(rows)}</table>"
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def events_table(events: Sequence[Mapping[str, Any]]) -> str:
+    rows = "".join(
+        f"<tr><td>{when(e['at'])}</td><td>{escape(str(e.get('from_status') or ''))} → "
+        f"{escape(str(e['to_status']))}</td><td>{escape(str(e.get('message') or ''))}</td></tr>"
+        for e in events
+    )
+    return f"<table><tr><th>at</th><th>status</th><th>message</th></tr>{rows}</table>"
+
+
+def weights_svg(positions: Sequence[Mapping[str, Any]]) -> str:
+    """Before / target / after weight per symbol as horizontal bars (a standalone SVG)."""
+    rows = sorted(positions, key=lambda p: str(p["symbol"]))
+    label_w, bar_w, right = 120, 460, 150
+    row_h, top = 34, 40
+    width = label_w + bar_w + right
+    height = top + row_h * max(len(rows), 1) + 20
+    keys = ("weight_before", "target_weight", "weight_after")
+    values = [float(p.get(k) or 0) for p in rows for k in keys]
+    scale_max = max([0.01, *values]) * 1.1
+    x = lambda w: label_w + bar_w * (float(w) / scale_max)  # noqa: E731
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        f"viewBox='0 0 {width} {height}' font-family='system-ui,sans-serif' font-size='12' "
+        "role='img' aria-labelledby='t'><title id='t'>Weights before and after, per symbol"
+        "</title><rect width='100%' height='100%' fill='#fff'/>",
+        "<rect x='120' y='10' width='14' height='10' fill='#afb8c1'/>"
+        "<text x='138' y='19'>before</text>"
+        "<rect x='200' y='10' width='14' height='10' fill='#0969da'/>"
+        "<text x='218' y='19'>after</text>"
+        "<line x1='270' y1='8' x2='270' y2='22' stroke='#cf222e' stroke-width='2'/>"
+        "<text x='276' y='19'>target</text>",
+    ]
+    for i, p in enumerate(rows):
+        y = top + i * row_h
+        before = float(p.get("weight_before") or 0)
+        after = float(p.get("weight_after") or 0)
+        target = float(p.get("target_weight") or 0)
+        parts.append(
+            f"<text x='{label_w - 8}' y='{y + 17}' text-anchor='end'>{escape(str(p['symbol']))}"
+            "</text>"
+            f"<rect x='{label_w}' y='{y + 3}' width='{x(before) - label_w:.1f}' height='11' "
+            f"fill='#afb8c1'><title>before {100 * before:.2f}%</title></rect>"
+            f"<rect x='{label_w}' y='{y + 15}' width='{x(after) - label_w:.1f}' height='11' "
+            f"fill='#0969da'><title>after {100 * after:.2f}%</title></rect>"
+            f"<line x1='{x(target):.1f}' y1='{y + 1}' x2='{x(target):.1f}' y2='{y + 28}' "
+            f"stroke='#cf222e' stroke-width='2'><title>target {100 * target:.2f}%</title></line>"
+            f"<text x='{label_w + bar_w + 8}' y='{y + 17}' fill='#1f2328'>"
+            f"{100 * before:.2f}% → {100 * after:.2f}% "
+            f"<tspan fill='#656d76'>(t {100 * target:.1f}%)</tspan></text>"
+        )
+    if not rows:
+        parts.append(f"<text x='{label_w}' y='{top + 16}' fill='#656d76'>no plan</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def run_detail(
+    run: Mapping[str, Any],
+    orders: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
+    base: str,
+) -> str:
+    """One run: summary, links to Airflow, weights chart, orders with outcomes, events."""
+    dag_id, airflow_run_id = str(run["dag_id"]), str(run["airflow_run_id"])
+    plan = run.get("plan") or {}
+    summary = plan.get("summary") or {}
+    kv = [
+        ("Portfolio", f"{escape(run['portfolio_name'])} ({escape(run['portfolio_id'])})"),
+        ("Account", f"{escape(run['account'])} ({escape(run['broker'])})"),
+        ("Mode / initiator", f"{escape(run['mode'])} / {escape(run['initiator'])}"),
+        ("Status", badge(_outcome(run)) + f" {escape(str(run.get('status_reason') or ''))}"),
+        ("Created", when(run["created_at"])),
+        (
+            "Approved",
+            f"{when(run.get('approved_at'))} "
+            f"{escape(str(run.get('approval_decision') or ''))} "
+            f"{escape(str(run.get('approved_by') or ''))}",
+        ),
+        ("Finished", when(run.get("finished_at"))),
+        ("Policy", escape(policy_summary(run.get("policy")))),
+        ("Portfolio value", inr(run.get("portfolio_value"))),
+        ("Turnover", pct(run.get("turnover_pct"))),
+        ("Budget used", pct(run.get("budget_used_pct"))),
+        ("Max drift", drift_reduced(run)),
+        ("Trades", str(run.get("trades") if run.get("trades") is not None else "-")),
+        ("Estimated charges", inr(run.get("estimated_charges", summary.get("estimated_charges")))),
+        ("Airflow run", f"{escape(dag_id)} / {escape(airflow_run_id)}"),
+    ]
+    rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in kv)
+    links = (
+        "<div class='links'>"
+        f"<a id='airflow-run' href='{airflow_run_href(dag_id, airflow_run_id)}' target='_top'>"
+        "Airflow run ↗</a>"
+        f"<a id='approval' href='{approval_href(dag_id, airflow_run_id, str(run['account']))}' "
+        "target='_top'>Approval (Required Actions) ↗</a>"
+        f"<a href='{base}/?portfolio={quote(str(run['portfolio_id']))}'>All runs of this portfolio"
+        "</a></div>"
+    )
+    chart = (
+        f"<img id='weights-chart' src='{base}/runs/{run['id']}/weights.svg' "
+        "alt='Weights before and after, per symbol'>"
+        if plan.get("positions")
+        else "<p class='muted'>No plan: no weights to show.</p>"
+    )
+    body = (
+        f"<nav class='crumbs'><a href='{base}/'>Rebalance</a> › run {run['id']}</nav>"
+        f"<h1>Run {run['id']}: {escape(run['portfolio_name'])} · {escape(run['account'])}</h1>"
+        f"{links}<table class='kv'>{rows}</table>"
+        f"<h2>Weights before and after</h2>{chart}"
+        f"<h2>Orders and outcomes</h2>{orders_table(orders)}"
+        f"<h2>Events</h2>{events_table(events)}"
+    )
+    return page(f"Rebalance run {run['id']}", body)
+
+
+def overview(
+    portfolios: Sequence[Mapping[str, Any]],
+    runs: Sequence[Mapping[str, Any]],
+    base: str,
+    user: str,
+    portfolio_filter: str | None,
+) -> str:
+    heading = "History" + (f" of {escape(portfolio_filter)}" if portfolio_filter else "")
+    clear = f" · <a href='{base}/'>all portfolios</a>" if portfolio_filter else ""
+    body = (
+        f"<h1>Rebalance</h1><div class='muted'>signed in as {escape(user)} · read-only · "
+        "times in IST</div><h2>Portfolios</h2>"
+        f"{portfolio_cards(portfolios, base)}<h2>{heading}</h2>"
+        f"<div class='muted'>newest first{clear}</div>{runs_table(runs, base)}"
+    )
+    return page("Rebalance", body)
