@@ -160,12 +160,12 @@ def create_app() -> FastAPI:
 
 
 def _run_dag_ids() -> set[str]:
-    from sqlalchemy import distinct, select
+    from sqlalchemy import select
 
     from rebalance.history import tables
 
     with _store().engine.connect() as conn:
-        return {str(d) for d in conn.execute(select(distinct(tables.runs.c.dag_id))).scalars()}
+        return {str(d) for d in conn.execute(select(tables.runs.c.dag_id).distinct()).scalars()}
 
 
 def _readable_run(store: Any, run_id: int, who: Viewer) -> dict[str, Any]:

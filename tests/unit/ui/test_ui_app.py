@@ -1,0 +1,238 @@
+"""The Rebalance page's handlers (FastAPI TestClient) against a real history database.
+
+Authentication is Airflow's: ``viewer`` is overridden with a fixed user here, except in the tests
+that check a request without a token is refused. The browser test covers a real Airflow login.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rebalance.history.status import OrderState, RunStatus
+from rebalance.history.store import HistoryStore, RunKey
+from rebalance.ui import render
+from rebalance.ui.app import Viewer, create_app, viewer
+
+PLAN = {
+    "orders": [],
+    "positions": [
+        {"symbol": "INFY", "weight_before": 0.145, "target_weight": 0.10, "weight_after": 0.099},
+        {"symbol": "TCS", "weight_before": 0.066, "target_weight": 0.10, "weight_after": 0.090},
+        {"symbol": "<b>X</b>", "weight_before": 0.0, "target_weight": 0.0, "weight_after": 0.0},
+    ],
+    "summary": {"turnover_pct": 19.67, "max_drift_before": 0.045, "max_drift_after": 0.01},
+}
+
+LEGS = [
+    {
+        "leg": 0,
+        "tag": "UITEST00000000A",
+        "symbol": "INFY",
+        "exchange": "NSE",
+        "side": "SELL",
+        "quantity": 30,
+        "price": 1890.15,
+        "notional": 56704.5,
+        "reasons": ["drift", "budget_scaled"],
+        "charges": 74.76,
+    },
+    {
+        "leg": 1,
+        "tag": "UITEST00000000B",
+        "symbol": "TCS",
+        "exchange": "NSE",
+        "side": "BUY",
+        "quantity": 7,
+        "price": 4102.3,
+        "notional": 28716.1,
+        "reasons": ["drift"],
+        "charges": 34.1,
+    },
+]
+
+
+def make_run(store: HistoryStore, airflow_run_id: str, portfolio: str = "demo") -> int:
+    run_id = store.open_run(
+        RunKey(f"rebalance_{portfolio}", airflow_run_id, "paper"),
+        portfolio_id=portfolio,
+        portfolio_name="Demo Nifty Ten",
+        broker="paper",
+        initiator="manual",
+        broker_scope="paper",
+        mode="paper",
+        policy={"rebalance_budget_pct": 10, "drift_band_abs_pct": 2, "drift_band_rel_pct": 15},
+        targets={"weights": {"INFY": 0.5, "TCS": 0.5}, "cash": 0.0},
+    )
+    store.transition(
+        run_id,
+        RunStatus.PLANNED,
+        "2 orders planned",
+        plan=PLAN,
+        turnover_pct=19.67,
+        max_drift_before=0.045,
+        max_drift_after=0.01,
+        trades=2,
+    )
+    return run_id
+
+
+@pytest.fixture
+def runs(store: HistoryStore) -> dict[str, int]:
+    placed = make_run(store, "manual__2026-11-26T05:11:11+05:30")
+    store.transition(placed, RunStatus.AWAITING_APPROVAL)
+    store.transition(placed, RunStatus.APPROVED, "approved by admin", approval_decision="approved")
+    store.write_orders_ahead(placed, LEGS)
+    store.transition(placed, RunStatus.PLACING)
+    for leg in (0, 1):
+        store.update_order(placed, leg, state=OrderState.SENT, broker_order_id=f"B{leg}")
+        store.update_order(
+            placed, leg, state=OrderState.COMPLETE, filled_quantity=LEGS[leg]["quantity"]
+        )
+    store.transition(placed, RunStatus.PLACED, "2 orders: 2 complete")
+    waiting = make_run(store, "manual__2026-11-27T05:11:11+05:30")
+    store.transition(waiting, RunStatus.AWAITING_APPROVAL)
+    other = make_run(store, "manual__x", portfolio="secret")
+    return {"placed": placed, "waiting": waiting, "other": other}
+
+
+def client_for(can_read: Any = None) -> TestClient:
+    app = create_app()
+    allow = can_read or (lambda ids: set(ids))
+    app.dependency_overrides[viewer] = lambda: Viewer(name="tester", can_read=allow)
+    return TestClient(app)
+
+
+@pytest.fixture
+def client(history_db: str) -> Iterator[TestClient]:
+    with client_for() as c:
+        yield c
+
+
+def test_overview_shows_portfolios_and_the_history_table(
+    client: TestClient, runs: dict[str, int]
+) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.text
+    # the demo portfolio's card: next and last rebalance and last status (notes 8, 11.1)
+    assert "data-portfolio='demo'" in html
+    assert "Next rebalance" in html
+    assert "15:10 IST" in html
+    assert "awaiting_approval" in html
+    # the history table of notes 11.3
+    for column in ("run id", "created", "policy", "turnover", "drift reduced", "status"):
+        assert f">{column}</th>" in html
+    assert f"data-run='{runs['placed']}'" in html
+    assert "19.67%" in html
+    assert "4.50% → 1.00% (−3.50 pp)" in html
+    assert "budget 10% · band 2%/15%" in html
+    assert "signed in as tester" in html
+
+
+def test_overview_filters_by_portfolio(client: TestClient, runs: dict[str, int]) -> None:
+    html = client.get("/", params={"portfolio": "secret"}).text
+    assert f"data-run='{runs['other']}'" in html
+    assert f"data-run='{runs['placed']}'" not in html
+
+
+def test_run_detail_has_orders_outcomes_chart_and_airflow_links(
+    client: TestClient, runs: dict[str, int]
+) -> None:
+    page = client.get(f"/runs/{runs['placed']}")
+    assert page.status_code == 200
+    html = page.text
+    assert "id='orders'" in html
+    assert "INFY" in html and "TCS" in html
+    assert "complete" in html
+    assert "30/30" in html  # filled / ordered
+    assert "B0" in html  # broker order id
+    assert f"src='/runs/{runs['placed']}/weights.svg'" in html
+    run_href = "/dags/rebalance_demo/runs/manual__2026-11-26T05:11:11+05:30"
+    assert f"href='{run_href}'" in html
+    assert f"href='{run_href}/tasks/paper.approval/required_actions'" in html
+    assert "approved by admin" in html
+
+
+def test_weights_chart_is_an_svg_picture_per_symbol(
+    client: TestClient, runs: dict[str, int]
+) -> None:
+    svg = client.get(f"/runs/{runs['placed']}/weights.svg")
+    assert svg.status_code == 200
+    assert svg.headers["content-type"].startswith("image/svg+xml")
+    assert svg.text.startswith("<svg")
+    assert "14.50% → 9.90%" in svg.text
+    assert "&lt;b&gt;X&lt;/b&gt;" in svg.text  # escaped, never markup
+    import xml.etree.ElementTree as ET
+
+    ET.fromstring(svg.text)  # well-formed
+
+
+def test_unknown_run_is_404(client: TestClient, runs: dict[str, int]) -> None:
+    assert client.get("/runs/999999").status_code == 404
+    assert client.get("/runs/999999/weights.svg").status_code == 404
+
+
+def test_runs_of_dags_the_user_cannot_read_are_hidden(
+    history_db: str, runs: dict[str, int]
+) -> None:
+    with client_for(lambda ids: {d for d in ids if d != "rebalance_secret"}) as c:
+        assert c.get(f"/runs/{runs['other']}").status_code == 404
+        assert c.get(f"/runs/{runs['other']}/weights.svg").status_code == 404
+        html = c.get("/").text
+        assert f"data-run='{runs['other']}'" not in html
+        assert f"data-run='{runs['placed']}'" in html
+
+
+def test_without_a_token_the_page_is_refused(history_db: str) -> None:
+    with TestClient(create_app()) as c:
+        assert c.get("/").status_code == 401
+        assert c.get("/runs/1").status_code == 401
+        html = c.get("/", headers={"accept": "text/html"})
+        assert html.status_code == 401
+        assert "Sign in to Airflow" in html.text
+
+
+def test_drift_reduced_and_escaping() -> None:
+    assert render.drift_reduced({"max_drift_before": 0.05, "max_drift_after": 0.06}) == (
+        "5.00% → 6.00% (+1.00 pp)"
+    )
+    assert render.drift_reduced({"max_drift_before": None, "max_drift_after": None}) == "-"
+    assert "<script>" not in render.runs_table(
+        [
+            {
+                "id": 1,
+                "created_at": None,
+                "portfolio_name": "<script>",
+                "account": "a",
+                "broker": "paper",
+                "mode": "paper",
+                "initiator": "manual",
+                "policy": {},
+                "status": "planned",
+                "dag_id": "d",
+                "airflow_run_id": "r",
+            }
+        ],
+        "",
+    )
+
+
+def test_plugin_registers_the_app_and_menu_entry_without_importing_fastapi_app() -> None:
+    import importlib
+    import sys
+
+    sys.modules.pop("rebalance.ui.app", None)
+    sys.modules.pop("rebalance.ui", None)
+    ui = importlib.import_module("rebalance.ui")
+    assert "rebalance.ui.app" not in sys.modules
+    assert ui.FASTAPI_APP["url_prefix"] == "/rebalance"
+    assert ui.EXTERNAL_VIEW == {
+        "name": "Rebalance",
+        "href": "/rebalance/",
+        "destination": "nav",
+        "url_route": "rebalance",
+    }
