@@ -146,7 +146,8 @@ def test_run_detail_has_orders_outcomes_chart_and_airflow_links(
     assert page.status_code == 200
     html = page.text
     assert "id='orders'" in html
-    assert "INFY" in html and "TCS" in html
+    assert "INFY" in html
+    assert "TCS" in html
     assert "complete" in html
     assert "30/30" in html  # filled / ordered
     assert "B0" in html  # broker order id
