@@ -37,7 +37,7 @@ class HoldingsSnapshotSchema(pa.DataFrameModel):
 
 
 class PlanOrdersSchema(pa.DataFrameModel):
-    """The orders of a plan."""
+    """The orders of a plan (``TradePlan.to_dict()["orders"]`` as a table). Rupees, whole shares."""
 
     symbol: Series[str] = pa.Field(unique=True)
     exchange: Series[str] = pa.Field(isin=["NSE", "BSE"])
@@ -45,9 +45,30 @@ class PlanOrdersSchema(pa.DataFrameModel):
     quantity: Series[int] = pa.Field(gt=0)
     price: Series[float] = pa.Field(gt=0)
     notional: Series[float] = pa.Field(gt=0)
+    charges: Series[float] = pa.Field(ge=0)
+
+    @pa.dataframe_check(error="notional is not quantity x price")
+    @classmethod
+    def notional_is_quantity_times_price(cls, df: pd.DataFrame) -> Series[bool]:
+        return (df["quantity"] * df["price"] - df["notional"]).abs() < 1e-6
 
     class Config:
-        strict = False
+        strict = False  # reasons (a list per order) may follow
+        coerce = True
+
+
+class PlanPositionsSchema(pa.DataFrameModel):
+    """The per-symbol lines of a plan: weights are fractions of portfolio value."""
+
+    symbol: Series[str] = pa.Field(unique=True)
+    weight_before: Series[float] = pa.Field(ge=0)
+    target_weight: Series[float] = pa.Field(ge=0, le=1)
+    weight_after: Series[float] = pa.Field(ge=0)
+    quantity_before: Series[int] = pa.Field(ge=0)
+    quantity_after: Series[int] = pa.Field(ge=0)
+
+    class Config:
+        strict = False  # skipped (a list per symbol) may follow
         coerce = True
 
 

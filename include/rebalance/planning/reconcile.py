@@ -301,7 +301,7 @@ def _respect_max_weight(
     ledger: _Ledger, book: Book, selected: Sequence[Intent], policy: Policy
 ) -> None:
     """Against the value after charges (rupees): no buy ends above the max weight, and a trimmed
-    holding ends at or under it (one more share sold if the charges tipped it over)."""
+    holding's order ends it at or under it (one more share sold if the charges tipped it over)."""
     max_weight = policy.max_position_weight_pct / 100.0
     for intent in selected:
         units = ledger.units[intent.line.symbol]
@@ -313,7 +313,7 @@ def _respect_max_weight(
             if units > room:
                 units = max(0, room)
                 ledger.set(intent, units if units >= min_units(intent, policy) else 0)
-        elif intent.trim:
+        elif intent.trim and units > 0:
             while (
                 units < intent.line.sellable
                 and (intent.line.quantity - units) * intent.line.price

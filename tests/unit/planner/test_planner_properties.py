@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+import pandas as pd
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from planner_support import TODAY, position, snapshot
@@ -18,6 +19,7 @@ from rebalance.costs import broker_rates, charge_total
 from rebalance.plan import TradePlan
 from rebalance.planning import plan_rebalance, verify_plan
 from rebalance.policy import BudgetMode, Policy, TiltMode, TradeFilter, UnlistedHoldings
+from rebalance.schemas import PlanOrdersSchema, PlanPositionsSchema, validate_frame
 from rebalance.snapshot import HoldingsSnapshot
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -203,3 +205,17 @@ def test_plan_is_deterministic_and_round_trips(data: st.DataObject) -> None:
     first, second = _plan(case, policy), _plan(case, policy)
     assert first == second
     assert TradePlan.from_dict(first.to_dict()).plan_hash == first.plan_hash
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_plan_tables_match_the_pandera_schemas(data: st.DataObject) -> None:
+    case = data.draw(portfolios())
+    plan = _plan(case, data.draw(policies(list(case["targets"]))))
+    body = plan.to_dict()
+    orders = pd.DataFrame(
+        body["orders"],
+        columns=["symbol", "exchange", "side", "quantity", "price", "notional", "charges"],
+    )
+    validate_frame(PlanOrdersSchema, orders, "plan orders")
+    validate_frame(PlanPositionsSchema, pd.DataFrame(body["positions"]), "plan positions")
