@@ -132,10 +132,10 @@ def _reduction(
     """Drift (rupees) the continuous plan could cut with ``extra`` added to the chosen totals."""
     buys = totals[Side.BUY] + (reach(extra) if extra.side is Side.BUY else 0.0)
     sells = totals[Side.SELL] + (reach(extra) if extra.side is Side.SELL else 0.0)
-    return continuous_reduction(buys, sells, budget, funding, policy, rates)
+    return _continuous_reduction(buys, sells, budget, funding, policy, rates)
 
 
-def continuous_reduction(
+def _continuous_reduction(
     buys: float,
     sells: float,
     budget: float,
