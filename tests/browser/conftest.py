@@ -1,0 +1,229 @@
+"""A live local Airflow for the browser tests, started the way a person starts it.
+
+``rebalance airflow --port <free port>`` in a temporary AIRFLOW_HOME, with a temporary portfolios
+folder holding two copies of the demo portfolio set to ``approval: manual`` (``demo`` for the
+browser test, ``demo_cli`` for the ``rebalance approve`` test: separate paper accounts, so one
+test's placed orders do not change the other's plan) and its own history database on the
+session's embedded PostgreSQL. Airflow's output goes to ``artifacts/browser/airflow.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = PROJECT_ROOT / "artifacts" / "browser"
+USER, PASSWORD = "admin", "browser-test-pw"
+START_TIMEOUT = 150.0
+
+
+def chromium_executable() -> str | None:
+    for candidate in (shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium: missing in CI (env CI=true) fails the test, locally it skips."""
+    path = chromium_executable()
+    problem = None
+    if path is None:
+        problem = (
+            "Debian's chromium is not installed (apt-get install -y chromium): "
+            "the browser test needs /usr/bin/chromium"
+        )
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "the playwright package is missing: install requirements.txt"
+    if problem:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    assert path is not None
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveAirflow:
+    url: str
+    env: dict[str, str]
+    history_url: str
+    artifacts: Path
+    log: Path
+    user: str = USER
+    password: str = PASSWORD
+
+    def token(self) -> str:
+        import httpx
+
+        response = httpx.post(
+            f"{self.url}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=10
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        response = httpx.request(method, f"{self.url}{path}", headers=headers, timeout=15, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        body = {"logical_date": None, "conf": conf}
+        return str(self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
+
+    def dag_run_state(self, dag_id: str, run_id: str) -> str:
+        from urllib.parse import quote
+
+        run = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
+        return str(run["state"])
+
+    def wait_run_finished(self, dag_id: str, run_id: str, timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.dag_run_state(dag_id, run_id)
+            if state in ("success", "failed"):
+                return state
+            time.sleep(1)
+        raise AssertionError(f"{dag_id} {run_id} not finished after {timeout}s; see {self.log}")
+
+    def history_run(self, dag_id: str, run_id: str, timeout: float = 90, status: str = "") -> Any:
+        """The history record of the run's ``paper`` lane, once it exists (and has ``status``)."""
+        from rebalance.history.database import engine_for
+        from rebalance.history.store import HistoryStore, RunKey
+
+        store = HistoryStore(engine_for(self.history_url))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = store.find_run(RunKey(dag_id, run_id, "paper"))
+            if found is not None:
+                record = store.run(found)
+                if not status or record["status"] == status:
+                    return record
+            time.sleep(1)
+        raise AssertionError(f"no history run {dag_id} {run_id} {status}; see {self.log}")
+
+
+def _portfolios(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    shutil.copytree(PROJECT_ROOT / "portfolios" / "data", folder / "data")
+    text = (PROJECT_ROOT / "portfolios" / "demo.yaml").read_text()
+    assert "approval: auto" in text
+    manual = text.replace("approval: auto", "approval: manual")
+    (folder / "demo.yaml").write_text(manual)
+    (folder / "demo_cli.yaml").write_text(manual.replace("name: Demo Nifty Ten", "name: Demo CLI"))
+    return folder
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"`rebalance airflow` exited {process.returncode}; see {log}")
+        try:
+            health = httpx.get(f"{url}/api/v2/monitor/health", timeout=3).json()
+            if all(
+                health.get(k, {}).get("status") == "healthy"
+                for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            ):
+                token = httpx.post(
+                    f"{url}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=5
+                ).json()["access_token"]
+                headers = {"Authorization": f"Bearer {token}"}
+                dags = [
+                    httpx.get(f"{url}/api/v2/dags/{d}", headers=headers, timeout=5).status_code
+                    for d in ("rebalance_demo", "rebalance_demo_cli")
+                ]
+                if dags == [200, 200]:
+                    return
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        time.sleep(1)
+    raise AssertionError(f"Airflow not ready after {START_TIMEOUT}s; see {log}")
+
+
+@pytest.fixture(scope="module")
+def live_airflow(
+    chromium: str, pg_server_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveAirflow]:
+    from sqlalchemy import create_engine, text
+
+    root = tmp_path_factory.mktemp("live-airflow")
+    name = f"browser_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(pg_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    history_url = pg_server_url.replace("/postgres?", f"/{name}?")
+    port = free_port()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / "airflow.log"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(root / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "REBALANCE_PORTFOLIOS_DIR": str(_portfolios(root / "portfolios")),
+        "REBALANCE_STATE_DIR": str(root / "state"),
+        "REBALANCE_DB_URL": history_url,
+        "REBALANCE_AIRFLOW_USER": USER,
+        "REBALANCE_AIRFLOW_PASSWORD": PASSWORD,
+    }
+    rebalance = Path(sys.executable).with_name("rebalance")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(rebalance), "airflow", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://localhost:{port}"
+    try:
+        _wait_healthy(url, process, log)
+        yield LiveAirflow(url, env, history_url, ARTIFACTS, log)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+        from rebalance.history.database import engine_for
+
+        engine_for(history_url).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
