@@ -17,6 +17,7 @@ IST = ZoneInfo("Asia/Kolkata")
 
 STATUS_COLOURS = {
     "completed": "#1a7f37",
+    "complete": "#1a7f37",
     "placed": "#1a7f37",
     "approved": "#0969da",
     "awaiting_approval": "#9a6700",
@@ -233,7 +234,7 @@ def events_table(events: Sequence[Mapping[str, Any]]) -> str:
 def weights_svg(positions: Sequence[Mapping[str, Any]]) -> str:
     """Before / target / after weight per symbol as horizontal bars (a standalone SVG)."""
     rows = sorted(positions, key=lambda p: str(p["symbol"]))
-    label_w, bar_w, right = 120, 460, 150
+    label_w, bar_w, right = 120, 460, 220
     row_h, top = 34, 40
     width = label_w + bar_w + right
     height = top + row_h * max(len(rows), 1) + 20
