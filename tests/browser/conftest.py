@@ -9,6 +9,7 @@ session's embedded PostgreSQL. Airflow's output goes to ``artifacts/browser/airf
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -129,6 +130,25 @@ class LiveAirflow:
         raise AssertionError(f"no history run {dag_id} {run_id} {status}; see {self.log}")
 
 
+def stop_group(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
+    """SIGTERM Airflow's whole process group, then SIGKILL whatever is left after ``grace``."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        process.poll()
+        try:
+            os.killpg(process.pid, 0)  # anyone left in the group?
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
 def _portfolios(folder: Path) -> Path:
     folder.mkdir(parents=True)
     shutil.copytree(PROJECT_ROOT / "portfolios" / "data", folder / "data")
@@ -213,14 +233,7 @@ def live_airflow(
         _wait_healthy(url, process, log)
         yield LiveAirflow(url, env, history_url, ARTIFACTS, log)
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        stop_group(process)
         from rebalance.history.database import engine_for
 
         engine_for(history_url).dispose()
