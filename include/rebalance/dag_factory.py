@@ -7,17 +7,29 @@ clients and SQLAlchemy load inside the task bodies. No database or network acces
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, get_current_context, task
+from airflow.sdk import (
+    DAG,
+    Param,
+    TaskGroup,
+    TriggerRule,
+    get_current_context,
+    task,
+)
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
+from rebalance.alerts import configured_channels, failure_notifiers, notify_deadline_missed
 from rebalance.approval import PlanApprovalOperator
 from rebalance.errors import ConfigError, InvalidPortfolioFiles
 from rebalance.portfolio import Portfolio, load_portfolio, portfolio_files
-from rebalance.schedule import describe_schedule
+from rebalance.schedule import MARKET_CLOSE, describe_schedule
 from rebalance.timetable import build_timetable
 
 TASK_ORDER = (
@@ -30,6 +42,7 @@ TASK_ORDER = (
 )
 START_DATE = pendulum.datetime(2026, 1, 1, tz="Asia/Kolkata")
 READ_RETRIES = 2
+MIN_DEADLINE_MINUTES = 5
 APPROVAL_DOC = """Approve or reject the plan shown in **Required Actions** (or run
 `rebalance approve RUN --yes/--no`). Portfolios with `approval: auto` are approved at once while
 turnover is within `auto_approve_max_turnover_pct`; dry runs and empty plans need no approval.
@@ -101,10 +114,17 @@ def _stop_lane_if_deselected(lane: Any) -> None:
         raise AirflowSkipException(f"account {lane.account} not selected for this run")
 
 
-def _fail_without_retry(exc: Exception) -> None:
+@contextmanager
+def _stopping_fails_without_retry() -> Iterator[None]:
+    """A deliberate stop of the lane (bad data, plan mismatch) fails the task with no retry."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    raise AirflowFailException(str(exc)) from exc
+    from rebalance.tasks import LaneStopped
+
+    try:
+        yield
+    except LaneStopped as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def _build_lane(portfolio_file: str, account: str) -> None:
@@ -120,17 +140,15 @@ def _build_lane(portfolio_file: str, account: str) -> None:
 
         lane = _lane(portfolio_file, account)
         _stop_lane_if_deselected(lane)
-        return tasks.fetch_holdings(lane, tasks.history_store(), tasks.make_broker(lane))
+        with _stopping_fails_without_retry():
+            return tasks.fetch_holdings(lane, tasks.history_store(), tasks.make_broker(lane))
 
     @task(doc_md="Check the snapshot; bad data stops the lane before planning.")
     def validate_snapshot(_: Any) -> dict[str, Any]:
         from rebalance import tasks
 
-        try:
+        with _stopping_fails_without_retry():
             return tasks.validate_snapshot(_lane(portfolio_file, account), tasks.history_store())
-        except tasks.LaneStopped as exc:
-            _fail_without_retry(exc)
-            raise
 
     @task(doc_md="Plan the trades; the plan and its hash are recorded before anything else.")
     def plan_trades(_: Any) -> dict[str, Any]:
@@ -150,28 +168,40 @@ def _build_lane(portfolio_file: str, account: str) -> None:
         from rebalance import tasks
 
         lane = _lane(portfolio_file, account)
-        try:
-            return tasks.place_orders(
-                lane, tasks.history_store(), tasks.make_broker(lane), approved["plan_hash"]
-            )
-        except tasks.LaneStopped as exc:
-            _fail_without_retry(exc)
-            raise
+        store, broker = tasks.history_store(), tasks.make_broker(lane)
+        with _stopping_fails_without_retry():
+            tasks.check_prices_unchanged(lane, store, broker)
+            return tasks.place_orders(lane, store, broker, approved["plan_hash"])
 
     @task(trigger_rule=TriggerRule.ALL_DONE, doc_md="Close the run record, whatever happened.")
     def record_run() -> dict[str, Any]:
         from rebalance import tasks
 
-        try:
+        with _stopping_fails_without_retry():
             return tasks.record_run(_lane(portfolio_file, account), tasks.history_store())
-        except tasks.LaneStopped as exc:
-            _fail_without_retry(exc)
-            raise
 
     planned = plan_trades(validate_snapshot(fetch_holdings()))
     planned >> approval
     placed = place_orders(approval.output)
     placed >> record_run()
+
+
+def _market_close_deadline(portfolio: Portfolio) -> DeadlineAlert:
+    """Alert when a run is not finished by market close (15:30 IST) of its scheduled time."""
+    start = portfolio.schedule.time
+    minutes_left = (MARKET_CLOSE.hour * 60 + MARKET_CLOSE.minute) - (start.hour * 60 + start.minute)
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=max(minutes_left, MIN_DEADLINE_MINUTES)),
+        callback=AsyncCallback(
+            notify_deadline_missed,
+            kwargs={
+                "portfolio": portfolio.name,
+                "dag_id": portfolio.dag_id,
+                "webhook": configured_channels().get("webhook"),
+            },
+        ),
+    )
 
 
 def build_dag(portfolio_file: Path, portfolio: Portfolio) -> DAG:
@@ -186,7 +216,13 @@ def build_dag(portfolio_file: Path, portfolio: Portfolio) -> DAG:
         max_active_runs=1,
         tags=["rebalance", *portfolio.tags],
         params=_params(portfolio),
-        default_args={"owner": portfolio.owner, "retries": 0, "retry_delay": timedelta(seconds=30)},
+        default_args={
+            "owner": portfolio.owner,
+            "retries": 0,
+            "retry_delay": timedelta(seconds=30),
+            "on_failure_callback": failure_notifiers(),
+        },
+        deadline=_market_close_deadline(portfolio),
         doc_md=(
             f"### {portfolio.name}\n\n{portfolio.description}\n\n"
             f"* portfolio file: `{portfolio_file.name}`\n* accounts: {accounts}\n"

@@ -163,7 +163,7 @@ def read_holdings_csv(
     return snapshot_from_frame(frame, source=str(path), cash=cash, taken_at=taken_at, row_offset=2)
 
 
-def snapshot_from_broker(
+def raw_snapshot_from_broker(
     holdings: Iterable[Holding],
     quotes: Mapping[str, Quote],
     *,
@@ -174,7 +174,10 @@ def snapshot_from_broker(
     target_symbols: Iterable[str] = (),
     exchange: str = "NSE",
 ) -> HoldingsSnapshot:
-    """Join holdings with quotes; target symbols not held appear with quantity 0."""
+    """Join holdings with quotes, unvalidated; target symbols not held appear with quantity 0.
+
+    A target the broker did not quote keeps a missing price, for validation to report.
+    """
     rows: dict[str, dict[str, Any]] = {}
     for h in holdings:
         quote = quotes.get(h.symbol)
@@ -204,12 +207,5 @@ def snapshot_from_broker(
             "acquired_on": None,
             "isin": None,
         }
-    frame = pd.DataFrame(list(rows.values()), columns=list(COLUMNS))
-    return snapshot_from_frame(
-        frame,
-        source=f"{broker}:{account}",
-        cash=cash,
-        taken_at=taken_at,
-        account=account,
-        broker=broker,
-    )
+    frame = _normalise(pd.DataFrame(list(rows.values()), columns=list(COLUMNS)))
+    return HoldingsSnapshot(frame, cash, taken_at, account, broker)

@@ -158,8 +158,13 @@ def connection_credentials(conn_id: str, broker: str) -> dict[str, Any]:
 
 
 def fetch_holdings(lane: Lane, store: HistoryStore, broker: Broker) -> dict[str, Any]:
-    """Open the run record and store the account's holdings snapshot (with quotes and cash)."""
-    from rebalance.snapshot import snapshot_from_broker
+    """Open the run record and store the account's holdings snapshot (with quotes and cash).
+
+    The snapshot is stored as read, valid or not: validate_snapshot judges it, and the record
+    keeps what the broker said either way.
+    """
+    from rebalance.brokers.base import BadResponse, BrokerError, TemporaryBrokerError
+    from rebalance.snapshot import raw_snapshot_from_broker
 
     portfolio = lane.portfolio
     run_id = store.open_run(
@@ -173,11 +178,20 @@ def fetch_holdings(lane: Lane, store: HistoryStore, broker: Broker) -> dict[str,
         policy=lane.policy.model_dump(mode="json"),
         targets={"weights": portfolio.target_fractions(), "cash": portfolio.cash_target_fraction},
     )
-    holdings = broker.holdings()
-    wanted = {h.symbol for h in holdings} | set(portfolio.targets)
-    quotes = broker.quotes([Instrument(s, portfolio.exchange) for s in sorted(wanted)])
-    cash = broker.funds().available_cash
-    snapshot = snapshot_from_broker(
+    try:
+        holdings = broker.holdings()
+        wanted = {h.symbol for h in holdings} | set(portfolio.targets)
+        quotes = broker.quotes([Instrument(s, portfolio.exchange) for s in sorted(wanted)])
+        cash = broker.funds().available_cash
+    except TemporaryBrokerError:
+        raise  # a read: Airflow retries the task
+    except BadResponse as exc:
+        store.transition(run_id, RunStatus.INVALID, f"the broker sent data we cannot trust: {exc}")
+        raise LaneStopped(str(exc)) from None
+    except BrokerError as exc:
+        store.transition(run_id, RunStatus.FAILED, f"could not read the account: {exc}")
+        raise LaneStopped(str(exc)) from None
+    snapshot = raw_snapshot_from_broker(
         holdings,
         quotes,
         cash=cash,
@@ -347,6 +361,40 @@ def record_decision(
         store.transition(run_id, RunStatus.EXPIRED, "no answer by the approval deadline", **fields)
     log.info("%s: plan %s %s by %s", lane.account, run["plan_hash"][:12], decision, by)
     return {"run": run_id, "plan_hash": run["plan_hash"], "decision": str(decision)}
+
+
+def check_prices_unchanged(lane: Lane, store: HistoryStore, broker: Broker) -> None:
+    """Stop before placing if any order's price moved more than ``max_price_move_pct`` since
+    planning: an approval covers the plan at its prices, not stale orders (re-run to re-plan).
+
+    Checked only before the first send: a placement already under way is settled, not judged.
+    """
+    run_id = _run_id(lane, store)
+    run = store.run(run_id)
+    if RunStatus(run["status"]) is not RunStatus.APPROVED or not run["plan"]["orders"]:
+        return
+    if lane.mode is ExecutionMode.DRY_RUN:
+        return
+    limit = lane.policy.max_price_move_pct
+    orders = run["plan"]["orders"]
+    quotes = broker.quotes([Instrument(o["symbol"], o["exchange"]) for o in orders])
+    moved = []
+    for order in orders:
+        quote = quotes.get(order["symbol"])
+        if quote is None:
+            moved.append(f"{order['symbol']}: no quote now")
+            continue
+        change = 100 * (quote.last_price - order["price"]) / order["price"]
+        if abs(change) > limit:
+            then, now = order["price"], quote.last_price
+            moved.append(f"{order['symbol']}: {then:,.2f} -> {now:,.2f} ({change:+.2f}%)")
+    if moved:
+        reason = (
+            f"prices moved more than {limit}% since planning, nothing ordered; "
+            f"re-run to re-plan: {'; '.join(moved)}"
+        )
+        store.transition(run_id, RunStatus.FAILED, reason)
+        raise LaneStopped(reason)
 
 
 def place_orders(

@@ -7,7 +7,6 @@ its order book on disk. Asserts what was recorded and what the broker saw.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,6 @@ from rebalance.portfolio import load_portfolio
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def demo_copy(tmp_path: Path) -> Path:
-    """The demo portfolio in a private folder (so tests can vary it), with its holdings file."""
-    folder = tmp_path / "portfolios"
-    shutil.copytree(ROOT / "portfolios", folder)
-    return folder / "demo.yaml"
 
 
 def run_dag(portfolio_file: Path, **conf: object):  # type: ignore[no-untyped-def]

@@ -1,0 +1,136 @@
+"""Telling people when a run fails or runs late: on-failure notifications and a deadline alert.
+
+Off by default. A deployment turns channels on with environment variables (read when the DAG file
+is parsed; cheap, no network):
+
+* ``REBALANCE_ALERT_WEBHOOK_URL``: POST a JSON message (Slack-compatible ``text`` field) there;
+* ``REBALANCE_ALERT_EMAIL``: comma-separated addresses, sent through Airflow's SMTP connection
+  (``smtp_default``, or ``[email] email_conn_id``).
+
+A message says which portfolio and account, which task failed, the error, and what was or was
+not ordered (read back from the history store at notification time).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk import BaseNotifier
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_ENV = "REBALANCE_ALERT_WEBHOOK_URL"
+EMAIL_ENV = "REBALANCE_ALERT_EMAIL"
+WEBHOOK_TIMEOUT_SECONDS = 10
+
+
+def configured_channels() -> dict[str, Any]:
+    """The alert channels this deployment turned on (empty: alerts off)."""
+    channels: dict[str, Any] = {}
+    if url := os.environ.get(WEBHOOK_ENV, "").strip():
+        channels["webhook"] = url
+    if emails := os.environ.get(EMAIL_ENV, "").strip():
+        channels["email"] = [e.strip() for e in emails.split(",") if e.strip()]
+    return channels
+
+
+def orders_summary(dag_id: str, airflow_run_id: str, account: str) -> str:
+    """What the history store says was ordered in this lane (never raises)."""
+    try:
+        from rebalance.history.store import RunKey
+        from rebalance.tasks import history_store
+
+        store = history_store()
+        run_id = store.find_run(RunKey(dag_id, airflow_run_id, account))
+        if run_id is None:
+            return "no run record: nothing was ordered"
+        orders = store.orders(run_id)
+        if not orders:
+            return f"run {run_id} ({store.status(run_id)}): nothing was ordered"
+        states: dict[str, int] = {}
+        for order in orders:
+            states[order["state"]] = states.get(order["state"], 0) + 1
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+        return f"run {run_id} ({store.status(run_id)}): {len(orders)} orders: {counts}"
+    except Exception as exc:  # an alert must go out even when the history store is down
+        return f"order state unknown (history store unavailable: {exc})"
+
+
+def failure_message(context: Mapping[str, Any]) -> str:
+    """One readable message about a failed task."""
+    ti = context["ti"]
+    dag_run = context["dag_run"]
+    account, _, task = ti.task_id.rpartition(".")
+    lines = [
+        f"Rebalance task failed: {ti.dag_id} / account {account or '-'} / {task}",
+        f"run: {dag_run.run_id}",
+        f"error: {context.get('exception') or 'see the task log'}",
+        f"orders: {orders_summary(ti.dag_id, dag_run.run_id, account)}" if account else "",
+    ]
+    return "\n".join(line for line in lines if line)
+
+
+def post_webhook(url: str, text: str) -> None:
+    body = json.dumps({"text": text}).encode()
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS):
+        pass
+
+
+class RebalanceFailureNotifier(BaseNotifier):
+    """Sends ``failure_message`` to the webhook and/or the e-mail addresses."""
+
+    template_fields = ()
+
+    def __init__(self, webhook: str | None = None, email: list[str] | None = None) -> None:
+        super().__init__()
+        self.webhook = webhook
+        self.email = email or []
+
+    def notify(self, context: Any) -> None:
+        text = failure_message(context)
+        log.error("%s", text)
+        if self.webhook:
+            try:
+                post_webhook(self.webhook, text)
+            except OSError as exc:
+                log.error("alert webhook failed: %s", exc)
+        if self.email:
+            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+            subject, _, _ = text.partition("\n")
+            SmtpNotifier(to=self.email, subject=subject, html_content=f"<pre>{text}</pre>").notify(
+                context
+            )
+
+
+def failure_notifiers() -> list[BaseNotifier]:
+    """The on-failure callbacks for a DAG: none unless a channel is configured."""
+    channels = configured_channels()
+    if not channels:
+        return []
+    return [RebalanceFailureNotifier(channels.get("webhook"), channels.get("email"))]
+
+
+async def notify_deadline_missed(context: Any = None, **kwargs: Any) -> None:
+    """Deadline callback (runs in the triggerer): the run is not finished by market close."""
+    portfolio = kwargs.get("portfolio", "?")
+    text = (
+        f"Rebalance of {portfolio} is not finished by market close "
+        f"({kwargs.get('dag_id', '?')}); check the run and its approval."
+    )
+    log.error("%s", text)
+    if url := kwargs.get("webhook"):
+        import asyncio
+
+        try:
+            await asyncio.to_thread(post_webhook, url, text)
+        except OSError as exc:
+            log.error("alert webhook failed: %s", exc)
