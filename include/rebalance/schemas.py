@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -72,11 +73,13 @@ class PlanPositionsSchema(pa.DataFrameModel):
         coerce = True
 
 
-def describe_failures(exc: SchemaErrors, row_offset: int = 0) -> list[str]:
-    """One line per failed check: ``row 3, last_price: must be > 0 (got 0.0)``.
+def describe_failures(
+    exc: SchemaErrors, row_offset: int = 0, symbols: Sequence[object] = ()
+) -> list[str]:
+    """One line per failed check: ``row 3 (TCS), last_price: must be > 0 (got 0.0)``.
 
     ``row_offset`` turns a DataFrame index into the row number a person sees (2 for a CSV file
-    with a header line, counting from 1).
+    with a header line, counting from 1); ``symbols`` (by index) names the row's instrument.
     """
     problems: list[str] = []
     cases = exc.failure_cases.fillna({"column": "", "index": -1})
@@ -85,11 +88,11 @@ def describe_failures(exc: SchemaErrors, row_offset: int = 0) -> list[str]:
         check = str(getattr(case, "check", ""))
         value = getattr(case, "failure_case", None)
         index = getattr(case, "index", -1)
-        where = (
-            f"row {int(index) + row_offset}"
-            if isinstance(index, int | float) and index >= 0
-            else "table"
-        )
+        where = "table"
+        if isinstance(index, int | float) and index >= 0:
+            where = f"row {int(index) + row_offset}"
+            if int(index) < len(symbols):
+                where += f" ({symbols[int(index)]})"
         field = f", {column}" if column and column != "None" else ""
         problems.append(f"{where}{field}: fails {_readable_check(check)} (got {value!r})")
     return problems
@@ -113,5 +116,6 @@ def validate_frame(
     try:
         validated: Any = model.validate(frame, lazy=True)
     except SchemaErrors as exc:
-        raise InputDataError(source, describe_failures(exc, row_offset)) from None
+        symbols = list(frame["symbol"]) if "symbol" in frame else []
+        raise InputDataError(source, describe_failures(exc, row_offset, symbols)) from None
     return pd.DataFrame(validated)

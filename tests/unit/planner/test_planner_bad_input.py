@@ -139,14 +139,17 @@ def test_cli_set_overrides_policy(tmp_path: Path) -> None:
     ("holdings", "message"),
     [
         ("symbol,exchange,quantity,last_price\nAAA,NSE,10,\nBBB,NSE,5,300\n", "row 2"),
-        ("symbol,exchange,quantity,last_price\nAAA,NSE,10,0\nBBB,NSE,5,300\n", "row 2, last_price"),
+        (
+            "symbol,exchange,quantity,last_price\nAAA,NSE,10,0\nBBB,NSE,5,300\n",
+            "row 2 (AAA), last_price",
+        ),
         (
             "symbol,exchange,quantity,last_price\nAAA,NSE,10,-3\nBBB,NSE,5,300\n",
-            "row 2, last_price",
+            "row 2 (AAA), last_price",
         ),
         (
             "symbol,exchange,quantity,last_price\nAAA,NSE,-10,100\nBBB,NSE,5,300\n",
-            "row 2, quantity",
+            "row 2 (AAA), quantity",
         ),
         ("symbol,exchange,quantity,last_price\nAAA,NSE,10,100\nAAA,NSE,5,300\n", "symbol"),
         ("symbol,exchange,quantity,last_price\nAAA,NSE,10,100\n", "BBB: in the targets"),

@@ -1,0 +1,115 @@
+"""A portfolio held at both brokers: one lane per account, through Airflow, against the emulated
+Kite Connect and SmartAPI REST APIs with the real client libraries. One account failing does not
+stop the other; credentials come from Airflow connections and never reach the record or the logs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from rebalance.dag_factory import build_dag
+from rebalance.history.status import OrderState, RunStatus
+from rebalance.portfolio import load_portfolio
+from rebalance.testing.emulators import Holding, KiteEmulator, SmartApiEmulator
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def demo_account(csv: Path) -> list[Holding]:
+    """The demo holdings file as an emulated account (same symbols, quantities and prices)."""
+    frame = pd.read_csv(csv)
+    return [
+        Holding(
+            symbol=row.symbol,
+            quantity=int(row.quantity),
+            average_price=float(row.average_price),
+            last_price=float(row.last_price),
+            isin=row.isin,
+            previous_close=float(row.previous_close),
+            token=str(1000 + i),
+        )
+        for i, row in enumerate(frame.itertuples())
+    ]
+
+
+@pytest.fixture
+def emulators(
+    demo_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[KiteEmulator, SmartApiEmulator]]:
+    account = demo_account(demo_copy.parent / "data" / "demo_holdings.csv")
+    with KiteEmulator(holdings=account) as kite, SmartApiEmulator(holdings=account) as angel:
+        zerodha_conn = {
+            "conn_type": "generic",
+            "login": kite.api_key,
+            "password": kite.access_token,
+            "extra": {"root": kite.url},
+        }
+        angel_conn = {
+            "conn_type": "generic",
+            "login": angel.client_code,
+            "password": angel.pin,
+            "extra": {
+                "api_key": angel.api_key,
+                "totp_secret": angel.totp_secret,
+                "root": angel.url,
+                "instrument_master_url": angel.master_url,
+            },
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_ZERODHA_TEST", json.dumps(zerodha_conn))
+        monkeypatch.setenv("AIRFLOW_CONN_ANGELONE_TEST", json.dumps(angel_conn))
+        yield kite, angel
+
+
+@pytest.fixture
+def two_broker_portfolio(demo_copy: Path) -> Path:
+    data = yaml.safe_load(demo_copy.read_text())
+    data["accounts"] = [
+        {"name": "zerodha_main", "broker": "zerodha", "connection_id": "zerodha_test"},
+        {"name": "angelone_main", "broker": "angelone", "connection_id": "angelone_test"},
+    ]
+    data["execution"] = {"mode": "live", "approval": "auto"}
+    path = demo_copy.with_name("both.yaml")
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_one_failing_account_does_not_stop_the_other(
+    airflow_db: Path,
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kite, angel = emulators
+    angel.faults.expired_token = True  # AngelOne's session is refused: that lane must fail alone
+
+    portfolio = load_portfolio(two_broker_portfolio)
+    dag_run = build_dag(two_broker_portfolio, portfolio).test()
+
+    assert str(dag_run.state) == "failed"  # someone must look at the AngelOne account
+    runs = {r["account"]: r for r in store.runs("both")}
+    zerodha, angelone = runs["zerodha_main"], runs["angelone_main"]
+
+    assert zerodha["status"] == RunStatus.COMPLETED
+    assert zerodha["broker"] == "zerodha"
+    orders = store.orders(zerodha["id"])
+    assert len(orders) == zerodha["trades"] > 0
+    assert all(o["state"] == OrderState.COMPLETE for o in orders)
+    for order in orders:  # exactly one order per leg reached the emulated broker
+        assert kite.orders_for_tag(order["tag"]) == 1
+
+    assert angelone["status"] == RunStatus.FAILED
+    assert "could not read the account" in angelone["status_reason"]
+    assert store.orders(angelone["id"]) == []
+    assert angel.orders_received == 0
+
+    secrets = [kite.access_token, kite.api_key, angel.pin, angel.totp_secret, angel.api_key]
+    recorded = json.dumps([zerodha, angelone], default=str) + caplog.text
+    for secret in secrets:
+        assert secret not in recorded
