@@ -1,0 +1,64 @@
+"""The Params form of a manual run: defaults from the portfolio file, every field validated."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from airflow.sdk.definitions.param import ParamsDict
+from airflow.sdk.exceptions import ParamValidationError
+
+from rebalance.dag_factory import build_dag
+from rebalance.portfolio import load_portfolio
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "portfolios" / "example.yaml"
+
+
+@pytest.fixture(scope="module")
+def params() -> ParamsDict:
+    return build_dag(EXAMPLE, load_portfolio(EXAMPLE)).params
+
+
+def validated(params: ParamsDict, **conf: object) -> dict[str, object]:
+    merged = copy.deepcopy(params)
+    merged.update(conf)
+    return merged.validate()
+
+
+def test_defaults_come_from_the_portfolio_file(params: ParamsDict) -> None:
+    portfolio = load_portfolio(EXAMPLE)
+    values = validated(params)
+    assert values["mode"] == "dry_run"
+    assert values["accounts"] == ["zerodha_main", "angelone_main"]
+    assert values["max_trades"] == portfolio.policy.max_trades == 8
+    assert values["rebalance_budget_pct"] == 10
+    assert values["rebalance_budget_inr"] is None
+    assert values["trade_filter"] == "both"
+
+
+def test_a_valid_manual_run(params: ParamsDict) -> None:
+    values = validated(
+        params, mode="paper", accounts=["zerodha_main"], rebalance_budget_inr=25000, max_trades=3
+    )
+    assert values["accounts"] == ["zerodha_main"]
+    assert values["rebalance_budget_inr"] == 25000
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("mode", "yolo"),
+        ("accounts", ["kotak_main"]),
+        ("rebalance_budget_pct", 150),
+        ("rebalance_budget_inr", -5),
+        ("drift_band_abs_pct", -1),
+        ("max_trades", 2.5),
+        ("max_trades", -1),
+        ("min_trade_value_inr", "lots"),
+        ("trade_filter", "everything"),
+    ],
+)
+def test_a_bad_field_is_refused_by_name(params: ParamsDict, field: str, value: object) -> None:
+    with pytest.raises(ParamValidationError, match=field):
+        validated(params, **{field: value})
