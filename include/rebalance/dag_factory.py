@@ -127,6 +127,23 @@ def _stopping_fails_without_retry() -> Iterator[None]:
         raise AirflowFailException(str(exc)) from exc
 
 
+def _refuse_unknown_trading_day(lane: Any, portfolio_file: str) -> None:
+    """A scheduled run on a holiday or past the known calendar fails loudly, without retry."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from rebalance.errors import CalendarError
+    from rebalance.timetable import check_run_day
+
+    run_after = get_current_context()["dag_run"].run_after
+    try:
+        check_run_day(build_timetable(lane.portfolio, portfolio_file), run_after)
+    except CalendarError as exc:
+        raise AirflowFailException(
+            f"{exc}. Nothing was read or ordered. Add the exchange's holiday list to the "
+            "portfolio's holiday_overrides file (docs/schedule.md)."
+        ) from exc
+
+
 def _build_lane(portfolio_file: str, account: str) -> None:
     """The six tasks of one account lane, inside the current TaskGroup."""
 
@@ -140,6 +157,8 @@ def _build_lane(portfolio_file: str, account: str) -> None:
 
         lane = _lane(portfolio_file, account)
         _stop_lane_if_deselected(lane)
+        if lane.initiator == "scheduled":
+            _refuse_unknown_trading_day(lane, portfolio_file)
         with _stopping_fails_without_retry():
             return tasks.fetch_holdings(lane, tasks.history_store(), tasks.make_broker(lane))
 

@@ -161,13 +161,29 @@ class TradingCalendarTimetable(Timetable):
             start = None
         return DataInterval(_pendulum(start or end), _pendulum(end))
 
+    def _next_or_calendar_gap(self, after: dt.datetime, *, inclusive: bool) -> dt.datetime:
+        """The next rebalance; past the known calendar, the first unknown day at the run time.
+
+        Airflow treats an exception here as "nothing to schedule" and stays silent, so a schedule
+        that ran off the calendar would simply stop. Instead a run is scheduled on the first day
+        the calendar does not know, and its first task fails loudly (``check_run_day``: add the
+        exchange's holiday list to the override file), once per day until the calendar covers it.
+        """
+        schedule = self.rebalance_schedule
+        try:
+            return schedule.next_run(after, inclusive=inclusive)
+        except CalendarError:
+            day = max(schedule.calendar.end + dt.timedelta(days=1), after.astimezone(IST).date())
+            while (moment := schedule.run_time(day)) < after or (moment == after and not inclusive):
+                day += dt.timedelta(days=1)
+            return moment
+
     def next_dagrun_info(
         self,
         *,
         last_automated_data_interval: DataInterval | None,
         restriction: TimeRestriction,
     ) -> DagRunInfo | None:
-        schedule = self.rebalance_schedule
         now = _std(_utcnow())
         earliest = None if restriction.earliest is None else _std(restriction.earliest)
         if last_automated_data_interval is not None:
@@ -177,12 +193,12 @@ class TradingCalendarTimetable(Timetable):
                 after = max(after, earliest - dt.timedelta(microseconds=1))
             if not restriction.catchup:
                 after = max(after, now - dt.timedelta(microseconds=1))
-            moment = schedule.next_run(after)
+            moment = self._next_or_calendar_gap(after, inclusive=False)
         else:
             start = now if earliest is None else earliest
             if not restriction.catchup:
                 start = max(start, now)
-            moment = schedule.next_run(start, inclusive=True)
+            moment = self._next_or_calendar_gap(start, inclusive=True)
         if restriction.latest is not None and moment > _std(restriction.latest):
             return None
         interval = self._interval_ending(moment)

@@ -18,6 +18,7 @@ from rebalance.schedule import Schedule
 from rebalance.timetable import (
     TradingCalendarTimetable,
     build_timetable,
+    check_run_day,
     rebalance_times,
     schedule_doc_md,
 )
@@ -144,12 +145,25 @@ def test_end_date_stops_the_schedule(now):
     assert tt.next_dagrun_info(last_automated_data_interval=last, restriction=restriction) is None
 
 
-def test_beyond_the_known_calendar_next_dagrun_info_raises(now):
+def test_beyond_the_known_calendar_a_run_is_scheduled_to_fail_loudly(now):
+    """Past the calendar's end Airflow would go silent on an exception: instead the timetable
+    schedules a run on each unknown day, and the run's first task refuses it (check_run_day)."""
     tt = tt_for()
     now(ist(2026, 12, 31, 16))
     restriction = TimeRestriction(ist(2026, 1, 1), None, catchup=False)
+    info = tt.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+    assert info is not None
+    assert local(info) == "2027-01-01 15:10"
     with pytest.raises(CalendarError, match="beyond the known trading calendar"):
-        tt.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+        check_run_day(tt, info.run_after)
+
+    after = tt.next_dagrun_info(
+        last_automated_data_interval=info.data_interval, restriction=restriction
+    )
+    assert after is not None
+    assert (
+        local(after) == "2027-01-02 15:10"
+    )  # one loud failure a day until the calendar is extended
 
 
 def test_overrides_extend_the_timetable(now):
