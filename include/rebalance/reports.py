@@ -88,10 +88,17 @@ def orders_table(orders: Iterable[Mapping[str, Any]]) -> Table:
     return table
 
 
+def wide_console() -> Console:
+    """A console for tables: the terminal's width, or 160 columns when writing to a pipe or a
+    file (rich would assume 80 and squeeze the order tables into unreadable stubs)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 def print_run(
     run: Mapping[str, Any], orders: Iterable[Mapping[str, Any]], console: Console | None = None
 ) -> None:
-    console = console or Console()
+    console = console or wide_console()
     console.print(run_panel(run))
     console.print(orders_table(orders))
 
@@ -289,7 +296,7 @@ def print_run_details(
     console: Console | None = None,
 ) -> None:
     """Everything of one run: metadata, policy, holdings, plan positions, orders, events."""
-    console = console or Console()
+    console = console or wide_console()
     console.print(metadata_table(run))
     console.print(policy_table(run.get("policy")))
     console.print(holdings_table(run.get("snapshot")))

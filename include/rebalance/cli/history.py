@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from rebalance.cli import EXIT_BAD_INPUT, EXIT_FAILURE, app
+from rebalance.reports import wide_console
 
 history_app = typer.Typer(
     help="Past rebalance runs: the list, or one run's details.", invoke_without_command=True
@@ -35,7 +36,6 @@ def list_runs(
     """List runs, newest first: id, created, policy, turnover, drift before -> after, status."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.console import Console
 
     from rebalance.reports import runs_table
 
@@ -44,7 +44,7 @@ def list_runs(
     except Exception as exc:  # the database is unreachable or not migrated
         typer.echo(f"history: cannot read the history database: {exc}", err=True)
         raise typer.Exit(EXIT_FAILURE) from None
-    console = Console()
+    console = wide_console()
     if not runs:
         console.print("no rebalance runs" + (f" for portfolio {portfolio!r}" if portfolio else ""))
         return
@@ -54,7 +54,6 @@ def list_runs(
 @history_app.command("show")
 def show(run: Annotated[int, typer.Argument(help="the run id (first column of the list)")]) -> None:
     """One run: metadata, policy, holdings, plan positions, orders with outcomes, events."""
-    from rich.console import Console
 
     from rebalance.history.store import RunNotFound
     from rebalance.reports import print_run_details
@@ -65,4 +64,4 @@ def show(run: Annotated[int, typer.Argument(help="the run id (first column of th
     except RunNotFound:
         typer.echo(f"history show: no rebalance run {run}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    print_run_details(record, store.orders(run), store.events(run), Console())
+    print_run_details(record, store.orders(run), store.events(run), wide_console())

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rebalance.cli import EXIT_BAD_INPUT, EXIT_FAILURE, app
+from rebalance.reports import wide_console
 
 if TYPE_CHECKING:
     from rebalance.plan import TradePlan
@@ -108,10 +109,9 @@ def apply_overrides(policy: Policy, items: list[str]) -> Policy:
 
 def print_table(result: TradePlan) -> None:
     """The plan as rich tables: orders, positions (with why a symbol was left alone), summary."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = wide_console()
     orders = Table(title="Orders", show_lines=False)
     for column in ("side", "symbol", "qty", "price ₹", "notional ₹", "charges ₹", "reasons"):
         orders.add_column(column, justify="right" if "₹" in column or column == "qty" else "left")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rebalance.cli import EXIT_BAD_INPUT, app
+from rebalance.reports import wide_console
 
 if TYPE_CHECKING:
     from rebalance.calendar import RebalanceSchedule
@@ -86,7 +87,7 @@ def schedule_command(
     from rebalance.schedule import IST, describe_schedule
     from rebalance.settings import portfolios_dir
 
-    out = Console()
+    out = wide_console()
     err = Console(stderr=True)
     try:
         files = _resolve(portfolio, folder or portfolios_dir())

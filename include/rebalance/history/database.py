@@ -8,6 +8,7 @@ under ``REBALANCE_PGDATA`` (default ``<project>/.pgdata``).
 from __future__ import annotations
 
 import os
+import warnings
 from functools import cache
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def start_embedded(pgdata: Path | None = None) -> str:
 
     The server keeps running after this process exits, so Airflow's task processes share it.
     """
+    # platformdirs (used by pgserver) warns on machines without a login session; harmless here.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     import pgserver
 
     pgdata = Path(pgdata or os.environ.get("REBALANCE_PGDATA") or DEFAULT_PGDATA)
