@@ -25,6 +25,7 @@ from airflow.sdk import (
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
+from rebalance import task_docs
 from rebalance.alerts import configured_channels, failure_notifiers, notify_deadline_missed
 from rebalance.approval import PlanApprovalOperator
 from rebalance.errors import ConfigError, InvalidPortfolioFiles
@@ -43,11 +44,6 @@ TASK_ORDER = (
 START_DATE = pendulum.datetime(2026, 1, 1, tz="Asia/Kolkata")
 READ_RETRIES = 2
 MIN_DEADLINE_MINUTES = 5
-APPROVAL_DOC = """Approve or reject the plan shown in **Required Actions** (or run
-`rebalance approve RUN --yes/--no`). Portfolios with `approval: auto` are approved at once while
-turnover is within `auto_approve_max_turnover_pct`; dry runs and empty plans need no approval.
-No answer by the deadline (live: `approval_cutoff`, 15:25 IST by default) = expired: recorded,
-nothing ordered."""
 
 
 class InvalidPortfolios(DAG):
@@ -150,7 +146,7 @@ def _build_lane(portfolio_file: str, account: str) -> None:
     @task(
         retries=READ_RETRIES,
         retry_exponential_backoff=True,
-        doc_md="Read holdings, quotes and cash.",
+        doc_md=task_docs.FETCH_HOLDINGS,
     )
     def fetch_holdings() -> dict[str, Any]:
         from rebalance import tasks
@@ -162,14 +158,14 @@ def _build_lane(portfolio_file: str, account: str) -> None:
         with _stopping_fails_without_retry():
             return tasks.fetch_holdings(lane, tasks.history_store(), tasks.make_broker(lane))
 
-    @task(doc_md="Check the snapshot; bad data stops the lane before planning.")
+    @task(doc_md=task_docs.VALIDATE_SNAPSHOT)
     def validate_snapshot(_: Any) -> dict[str, Any]:
         from rebalance import tasks
 
         with _stopping_fails_without_retry():
             return tasks.validate_snapshot(_lane(portfolio_file, account), tasks.history_store())
 
-    @task(doc_md="Plan the trades; the plan and its hash are recorded before anything else.")
+    @task(doc_md=task_docs.PLAN_TRADES)
     def plan_trades(_: Any) -> dict[str, Any]:
         from rebalance import tasks
 
@@ -179,10 +175,10 @@ def _build_lane(portfolio_file: str, account: str) -> None:
         task_id="approval",
         portfolio_file=portfolio_file,
         account=account,
-        doc_md=APPROVAL_DOC,
+        doc_md=task_docs.APPROVAL,
     )
 
-    @task(doc_md="Place the approved orders exactly once; reconcile by tag on any retry.")
+    @task(doc_md=task_docs.PLACE_ORDERS)
     def place_orders(approved: Any) -> dict[str, Any]:
         from rebalance import tasks
 
@@ -192,7 +188,7 @@ def _build_lane(portfolio_file: str, account: str) -> None:
             tasks.check_prices_unchanged(lane, store, broker)
             return tasks.place_orders(lane, store, broker, approved["plan_hash"])
 
-    @task(trigger_rule=TriggerRule.ALL_DONE, doc_md="Close the run record, whatever happened.")
+    @task(trigger_rule=TriggerRule.ALL_DONE, doc_md=task_docs.RECORD_RUN)
     def record_run() -> dict[str, Any]:
         from rebalance import tasks
 
