@@ -267,12 +267,25 @@ def _distance(intent: Intent, units: int) -> float:
 def _try_swap(
     ledger: _Ledger, sizing: Sizing, policy: Policy, gain: float, add: int, target: Intent
 ) -> bool:
-    """Make room for ``add`` shares of ``target`` by cutting the order whose smallest cut suffices,
-    if the exchange cuts drift. Returns whether a swap was applied."""
-    symbol = target.line.symbol
-    units = ledger.units[symbol]
-    needed = add * target.line.price - _affordable(ledger, target) * target.line.price
+    """Make room for ``add`` shares of ``target`` by cutting another order, if the exchange cuts
+    drift; a new order that needs a trade slot may also come in whole. Returns whether a swap was
+    applied."""
+    if ledger.units[target.line.symbol] == 0 and ledger.trades >= policy.max_trades:
+        whole = _bulk_target(target, sizing, policy)
+        if whole > add and _swap_in(
+            ledger, sizing, policy, _distance(target, 0) - _distance(target, whole), whole, target
+        ):
+            return True
+    return _swap_in(ledger, sizing, policy, gain, add, target)
+
+
+def _swap_in(
+    ledger: _Ledger, sizing: Sizing, policy: Policy, gain: float, add: int, target: Intent
+) -> bool:
+    """Cut the order whose cut loses least drift so that ``add`` shares of ``target`` fit."""
+    units = ledger.units[target.line.symbol]
     needs_slot = units == 0 and ledger.trades >= policy.max_trades
+    needed = add * target.line.price - _affordable(ledger, target) * target.line.price
     options = []
     for donor in sizing.selected:
         held = ledger.units[donor.line.symbol]
@@ -290,11 +303,20 @@ def _try_swap(
         before = ledger.units[donor.line.symbol]
         ledger.set(donor, kept)
         slot = units > 0 or ledger.trades < policy.max_trades
-        if slot and ledger.fits(target, units + add):
+        if slot and add <= target.cap and ledger.fits(target, units + add):
             ledger.set(target, units + add)
             return True
         ledger.set(donor, before)
     return False
+
+
+def _bulk_target(intent: Intent, sizing: Sizing, policy: Policy) -> int:
+    """Shares a new order of ``intent`` would have: its cap, or the continuous plan's nearest
+    share when ``fill_to_target`` is off (never under the minimum order)."""
+    units = intent.cap
+    if not policy.fill_to_target:
+        units = min(units, math.floor(continuous_units(intent, sizing) + 0.5))
+    return max(units, min_units(intent, policy))
 
 
 def _respect_max_weight(

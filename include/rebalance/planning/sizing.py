@@ -51,6 +51,12 @@ def promote(sizing: Sizing, count: int) -> Sizing:
     )
 
 
+def worth(intent: Intent) -> float:
+    """Drift the symbol's largest allowed order would cut, rupees: its reach, less any overshoot
+    of the last share (one ₹13,000 share against a ₹7,700 gap cuts only ₹2,400)."""
+    return intent.goal - abs(intent.goal - intent.cap * intent.line.price)
+
+
 def reach(intent: Intent) -> float:
     """How far the symbol can go toward its goal, rupees (the goal within its share cap)."""
     return min(intent.goal, intent.cap * intent.line.price)
@@ -77,10 +83,10 @@ def size_plan(book: Book, intents: Sequence[Intent], policy: Policy, rates: Brok
     """The notes' proportional rule over the candidates that may trade.
 
     When there are more candidates than ``max_trades``, max-weight trims are kept first, then one
-    at a time the candidate (the largest buy or the largest sell) that lets the continuous plan
-    cut the most drift within the budget and cash: a sell counts twice when its proceeds are what
-    the buys wait for. The others wait in ``reserve`` in case a selected one ends with no order.
-    Orders under the minimum trade value are settled in whole shares by ``reconcile``.
+    at a time the candidate (the buy or the sell worth most, see ``worth``) that lets the
+    continuous plan cut the most drift within the budget and cash: a sell counts twice when its
+    proceeds are what the buys wait for. The others wait in ``reserve`` in case a selected one
+    ends with no order. Orders under the minimum trade value are settled by ``reconcile``.
     """
     budget = budget_inr(book, policy)
     funding = spendable_cash(book)
@@ -94,14 +100,14 @@ def _select(
 ) -> tuple[tuple[Intent, ...], tuple[Intent, ...]]:
     """(selected, reserve): at most ``max_trades`` candidates, chosen greedily (see size_plan)."""
     ranked = sorted(
-        (i for i in intents if i.active), key=lambda i: (not i.trim, -reach(i), i.line.symbol)
+        (i for i in intents if i.active), key=lambda i: (not i.trim, -worth(i), i.line.symbol)
     )
     if len(ranked) <= policy.max_trades:
         return tuple(ranked), ()
     chosen = [i for i in ranked if i.trim][: policy.max_trades]
     buys = [i for i in ranked if not i.trim and i.side is Side.BUY]
     sells = [i for i in ranked if not i.trim and i.side is Side.SELL]
-    totals = {side: sum(reach(i) for i in chosen if i.side is side) for side in Side}
+    totals = {side: sum(worth(i) for i in chosen if i.side is side) for side in Side}
     rate_buy = max(proportional_rate(Side.BUY, i.line.exchange, rates) for i in ranked)
     rate_sell = max(proportional_rate(Side.SELL, i.line.exchange, rates) for i in ranked)
     rates_pair = (rate_buy, rate_sell)
@@ -111,11 +117,11 @@ def _select(
             options,
             key=lambda queue: (
                 _reduction(totals, queue[0], budget, funding, policy, rates_pair),
-                reach(queue[0]),
+                worth(queue[0]),
             ),
         )
         pick = best.pop(0)
-        totals[pick.side or Side.BUY] += reach(pick)
+        totals[pick.side or Side.BUY] += worth(pick)
         chosen.append(pick)
     picked = {i.line.symbol for i in chosen}
     return tuple(chosen), tuple(i for i in ranked if i.line.symbol not in picked)
@@ -130,8 +136,8 @@ def _reduction(
     rates: tuple[float, float],
 ) -> float:
     """Drift (rupees) the continuous plan could cut with ``extra`` added to the chosen totals."""
-    buys = totals[Side.BUY] + (reach(extra) if extra.side is Side.BUY else 0.0)
-    sells = totals[Side.SELL] + (reach(extra) if extra.side is Side.SELL else 0.0)
+    buys = totals[Side.BUY] + (worth(extra) if extra.side is Side.BUY else 0.0)
+    sells = totals[Side.SELL] + (worth(extra) if extra.side is Side.SELL else 0.0)
     return _continuous_reduction(buys, sells, budget, funding, policy, rates)
 
 
