@@ -225,16 +225,20 @@ def _bulk(ledger: _Ledger, intent: Intent, units: int, sizing: Sizing) -> int:
 
 def _affordable(ledger: _Ledger, intent: Intent) -> int:
     """A quick estimate of how many more shares the budget and cash allow."""
-    price = intent.line.price
+    return math.floor(_room(ledger, intent) / intent.line.price)
+
+
+def _room(ledger: _Ledger, intent: Intent) -> float:
+    """Rupees of more notional on ``intent``'s side that the budget and cash allow (estimate)."""
     if intent.side is Side.SELL:
         used = ledger.sells if ledger.mode is BudgetMode.MAX_SIDE else ledger.sells + ledger.buys
-        return math.floor((ledger.budget - used) / price)
+        return ledger.budget - used
     used = ledger.buys if ledger.mode is BudgetMode.MAX_SIDE else ledger.sells + ledger.buys
     rate = proportional_rate(Side.BUY, intent.line.exchange, ledger.rates)
     cash = ledger.funding - ledger.buys - ledger.buy_charges
     if ledger.use_proceeds:
         cash += ledger.sells - ledger.sell_charges
-    return math.floor(min(ledger.budget - used, cash / (1 + rate)) / price)
+    return min(ledger.budget - used, cash / (1 + rate))
 
 
 SWAP_ROUNDS = 8  # improvement rounds after the greedy fill
@@ -285,7 +289,7 @@ def _swap_in(
     """Cut the order whose cut loses least drift so that ``add`` shares of ``target`` fit."""
     units = ledger.units[target.line.symbol]
     needs_slot = units == 0 and ledger.trades >= policy.max_trades
-    needed = add * target.line.price - _affordable(ledger, target) * target.line.price
+    needed = add * target.line.price - max(0.0, _room(ledger, target))
     options = []
     for donor in sizing.selected:
         held = ledger.units[donor.line.symbol]
