@@ -26,7 +26,17 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_ENV = "REBALANCE_ALERT_WEBHOOK_URL"
 EMAIL_ENV = "REBALANCE_ALERT_EMAIL"
+DEADLINE_ENV = "REBALANCE_DEADLINE_ALERTS"
 WEBHOOK_TIMEOUT_SECONDS = 10
+
+
+def deadline_alerts_enabled() -> bool:
+    """The market-close deadline alert is on unless ``REBALANCE_DEADLINE_ALERTS`` is off.
+
+    ``rebalance demo`` and the ``dag.test()`` tests turn it off: Airflow 3.3.2's dag.test cannot
+    complete a run of a DAG that has one.
+    """
+    return os.environ.get(DEADLINE_ENV, "on").strip().lower() not in ("off", "false", "0", "no")
 
 
 def configured_channels() -> dict[str, Any]:

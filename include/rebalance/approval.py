@@ -79,6 +79,8 @@ class PlanApprovalOperator(ApprovalOperator):
         request = tasks.request_approval(lane, store)
         if request.decided is not None:
             return request.decided
+        if request.refused is not None:
+            raise AirflowSkipException(request.refused)
         assert request.deadline is not None
         assert request.preview is not None
         assert request.subject is not None

@@ -26,7 +26,12 @@ from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from rebalance import task_docs
-from rebalance.alerts import configured_channels, failure_notifiers, notify_deadline_missed
+from rebalance.alerts import (
+    configured_channels,
+    deadline_alerts_enabled,
+    failure_notifiers,
+    notify_deadline_missed,
+)
 from rebalance.approval import PlanApprovalOperator
 from rebalance.errors import ConfigError, InvalidPortfolioFiles
 from rebalance.portfolio import Portfolio, load_portfolio, portfolio_files
@@ -43,6 +48,7 @@ TASK_ORDER = (
 )
 START_DATE = pendulum.datetime(2026, 1, 1, tz="Asia/Kolkata")
 READ_RETRIES = 2
+APPROVAL_RETRIES = 2
 MIN_DEADLINE_MINUTES = 5
 
 
@@ -169,12 +175,17 @@ def _build_lane(portfolio_file: str, account: str) -> None:
     def plan_trades(_: Any) -> dict[str, Any]:
         from rebalance import tasks
 
-        return tasks.plan_trades(_lane(portfolio_file, account), tasks.history_store())
+        with _stopping_fails_without_retry():
+            return tasks.plan_trades(_lane(portfolio_file, account), tasks.history_store())
 
     approval = PlanApprovalOperator(
         task_id="approval",
         portfolio_file=portfolio_file,
         account=account,
+        # A decision once recorded is final, so a retry only re-reads it. Airflow 3.3 can fail a
+        # resumed human-in-the-loop task in a race with its own success report; a retry heals it.
+        retries=APPROVAL_RETRIES,
+        retry_delay=timedelta(seconds=5),
         doc_md=task_docs.APPROVAL,
     )
 
@@ -237,7 +248,7 @@ def build_dag(portfolio_file: Path, portfolio: Portfolio) -> DAG:
             "retry_delay": timedelta(seconds=30),
             "on_failure_callback": failure_notifiers(),
         },
-        deadline=_market_close_deadline(portfolio),
+        deadline=_market_close_deadline(portfolio) if deadline_alerts_enabled() else None,
         doc_md=(
             f"### {portfolio.name}\n\n{portfolio.description}\n\n"
             f"* portfolio file: `{portfolio_file.name}`\n* accounts: {accounts}\n"

@@ -260,19 +260,32 @@ def _invalid(
 
 
 def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
-    """Plan from the stored snapshot; write the plan and its hash before anything else happens."""
-    from rebalance.planning import plan_rebalance
+    """Plan from the stored snapshot; write the plan and its hash before anything else happens.
+
+    The plan is checked once more, independently of the planner (``verify_plan``: sellable
+    quantities, budget, cash, lists, max weight...): a plan breaking a hard limit stops the lane.
+    """
+    from rebalance.errors import RebalanceError
+    from rebalance.planning import plan_rebalance, verify_plan
 
     run_id = _run_id(lane, store)
     snapshot = HoldingsSnapshot.from_records(store.run(run_id)["snapshot"])
     portfolio = lane.portfolio
-    plan = plan_rebalance(
-        snapshot,
-        portfolio.target_fractions(),
-        lane.policy,
-        cash_target=portfolio.cash_target_fraction,
-        broker=str(lane.account_config.broker),
-    )
+    inputs: dict[str, Any] = {
+        "cash_target": portfolio.cash_target_fraction,
+        "broker": str(lane.account_config.broker),
+    }
+    targets = portfolio.target_fractions()
+    try:
+        plan = plan_rebalance(snapshot, targets, lane.policy, **inputs)
+    except RebalanceError as exc:
+        store.transition(run_id, RunStatus.FAILED, f"the planner refused the inputs: {exc}")
+        raise LaneStopped(str(exc)) from None
+    problems = verify_plan(plan, snapshot, targets, lane.policy, **inputs)
+    if problems:
+        reason = "the plan breaks a hard limit, nothing ordered: " + "; ".join(problems)
+        store.transition(run_id, RunStatus.FAILED, reason)
+        raise LaneStopped(reason)
     summary = plan.summary
     store.transition(
         run_id,
@@ -299,6 +312,7 @@ class ApprovalRequest:
     """Either a decision made without a person, or what to show the person and until when."""
 
     decided: dict[str, Any] | None = None
+    refused: str | None = None  # already rejected or expired: the lane stops, nothing ordered
     subject: str | None = None
     preview: str | None = None
     deadline: datetime | None = None
@@ -316,6 +330,8 @@ def request_approval(
     status = RunStatus(run["status"])
     if status is RunStatus.APPROVED:  # a retry after the decision was recorded
         return ApprovalRequest(decided={"run": run_id, "plan_hash": run["plan_hash"]})
+    if status in (RunStatus.REJECTED, RunStatus.EXPIRED):  # a retry after a final "no"
+        return ApprovalRequest(refused=f"plan {status}: {run['status_reason']}")
     execution = lane.portfolio.execution
     automatic = decide_automatically(
         execution, lane.mode, run["turnover_pct"] or 0.0, run["trades"] or 0

@@ -218,6 +218,7 @@ def live_airflow(
         "REBALANCE_DB_URL": history_url,
         "REBALANCE_AIRFLOW_USER": USER,
         "REBALANCE_AIRFLOW_PASSWORD": PASSWORD,
+        "REBALANCE_DEADLINE_ALERTS": "on",  # a real scheduler: the production setting
     }
     rebalance = Path(sys.executable).with_name("rebalance")
     with log.open("wb") as out:

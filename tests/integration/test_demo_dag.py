@@ -7,6 +7,7 @@ its order book on disk. Asserts what was recorded and what the broker saw.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -49,8 +50,8 @@ def test_demo_runs_end_to_end_and_is_recorded(airflow_db: Path, store, demo_copy
     assert sides == sorted(sides, key=lambda side: side != "SELL")
 
     # The paper broker saw exactly one order per leg.
-    state_files = list(Path(__import__("os").environ["REBALANCE_STATE_DIR"]).rglob("paper-*.json"))
-    book = json.loads(max(state_files, key=lambda p: p.stat().st_mtime).read_text())
+    (state_file,) = Path(os.environ["REBALANCE_STATE_DIR"]).rglob("paper-*.json")
+    book = json.loads(state_file.read_text())
     tags = [o["tag"] for o in book["orders"] if o["tag"] in {x["tag"] for x in orders}]
     assert sorted(tags) == sorted(o["tag"] for o in orders)
 
