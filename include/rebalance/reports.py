@@ -89,10 +89,10 @@ def orders_table(orders: Iterable[Mapping[str, Any]]) -> Table:
 
 
 def wide_console() -> Console:
-    """A console for tables: the terminal's width, or 160 columns when writing to a pipe or a
+    """A console for tables: the terminal's width, or 200 columns when writing to a pipe or a
     file (rich would assume 80 and squeeze the order tables into unreadable stubs)."""
     console = Console()
-    return console if console.is_terminal else Console(width=160)
+    return console if console.is_terminal else Console(width=200)
 
 
 def print_run(

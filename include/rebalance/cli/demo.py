@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -61,6 +62,8 @@ def demo(
     """Run the demo portfolio's DAG end to end and print the recorded run and its orders."""
     if not verbose:
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+        # Airflow's dag.test imports FastAPI's test client, which warns about its own httpx use.
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     airflow_environment()
     from rebalance.history.database import engine_for, history_url, redacted
     from rebalance.history.migrate import upgrade
