@@ -90,10 +90,38 @@ class PlanApprovalOperator(ApprovalOperator):
             raise AirflowSkipException(
                 "approval deadline already passed: plan expired, nothing ordered"
             )
+        if context["ti"].try_number > 1 and (answer := self._earlier_answer(context)) is not None:
+            return self.execute_complete(context, answer)
         self.subject = request.subject
         self.body = request.preview
         self.response_timeout = remaining
         return super().execute(context)
+
+    @staticmethod
+    def _earlier_answer(context: Any) -> dict[str, Any] | None:
+        """A person's answer to an earlier try of this task, if Airflow lost its resumption.
+
+        Airflow 3.3 can fail a parked task that was answered within a scheduler loop of parking
+        (the executor's late "finished" event for the parked process wins a race with the
+        resume). The answer survives on the retry's request (Airflow moves it to the new try and
+        clears it only when the request is made again), so it is read here before asking again.
+        """
+        from airflow.sdk.exceptions import AirflowRuntimeError
+        from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail
+
+        try:
+            earlier = get_hitl_detail_content_detail(context["ti"].id)
+        except AirflowRuntimeError:  # no earlier request for this task instance
+            return None
+        if not earlier.response_received or not earlier.chosen_options:
+            return None
+        user = earlier.responded_by_user
+        return {
+            "chosen_options": list(earlier.chosen_options),
+            "params_input": earlier.params_input,
+            "responded_at": earlier.responded_at,
+            "responded_by_user": user.model_dump() if user is not None else None,
+        }
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         from rebalance import tasks
