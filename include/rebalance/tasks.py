@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rebalance.brokers.base import Broker, Instrument
 from rebalance.history.status import RunStatus
@@ -31,6 +32,7 @@ from rebalance.portfolio import (
 from rebalance.snapshot import HoldingsSnapshot
 
 log = logging.getLogger(__name__)
+IST = ZoneInfo("Asia/Kolkata")
 
 POLICY_PARAMS = (
     "rebalance_budget_pct",
@@ -259,6 +261,29 @@ def _invalid(
     raise LaneStopped(message)
 
 
+def _refuse_a_second_live_rebalance_today(lane: Lane, store: HistoryStore, run_id: int) -> None:
+    """Stop a live lane whose account already traded in a rebalance today (IST).
+
+    Brokers report today's delivery buys as positions, not holdings, until settlement: a second
+    plan the same day would see the bought shares as missing and buy them again.
+    """
+    if lane.mode is not ExecutionMode.LIVE or lane.account_config.broker is BrokerName.PAPER:
+        return
+    today = datetime.now(IST).date()
+    for run in store.runs(lane.portfolio.id, limit=50):
+        same_day = run["created_at"].astimezone(IST).date() == today
+        if run["id"] == run_id or run["account"] != lane.account or run["mode"] != "live":
+            continue
+        if same_day and any(o["filled_quantity"] > 0 for o in store.orders(run["id"])):
+            reason = (
+                f"account {lane.account} already traded in rebalance run {run['id']} today; "
+                "its buys are not in the broker's holdings until settlement, so a second plan "
+                "would buy them again. Nothing planned or ordered: run again tomorrow."
+            )
+            store.transition(run_id, RunStatus.FAILED, reason)
+            raise LaneStopped(reason)
+
+
 def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
     """Plan from the stored snapshot; write the plan and its hash before anything else happens.
 
@@ -269,6 +294,7 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
     from rebalance.planning import plan_rebalance, verify_plan
 
     run_id = _run_id(lane, store)
+    _refuse_a_second_live_rebalance_today(lane, store, run_id)
     snapshot = HoldingsSnapshot.from_records(store.run(run_id)["snapshot"])
     portfolio = lane.portfolio
     inputs: dict[str, Any] = {

@@ -113,3 +113,34 @@ def test_one_failing_account_does_not_stop_the_other(
     recorded = json.dumps([zerodha, angelone], default=str) + caplog.text
     for secret in secrets:
         assert secret not in recorded
+
+
+def test_a_second_live_rebalance_the_same_day_is_refused(
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+) -> None:
+    """Today's buys are not in the broker's holdings until settlement: a second live plan on the
+    same day would buy them again, so it is refused before planning."""
+    from rebalance import tasks
+    from rebalance.approval import Decision
+
+    kite, _ = emulators
+    first = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
+    broker = tasks.make_broker(first)
+    tasks.fetch_holdings(first, store, broker)
+    tasks.validate_snapshot(first, store)
+    planned = tasks.plan_trades(first, store)
+    tasks.record_decision(first, store, Decision.APPROVED, by="asha")
+    tasks.place_orders(first, store, broker, planned["plan_hash"])
+    assert kite.orders_received == planned["trades"] > 0
+
+    second = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__2")
+    tasks.fetch_holdings(second, store, tasks.make_broker(second))
+    tasks.validate_snapshot(second, store)
+    with pytest.raises(tasks.LaneStopped, match="already traded in rebalance run"):
+        tasks.plan_trades(second, store)
+    run = store.run(store.find_run(second.key))
+    assert run["status"] == RunStatus.FAILED
+    assert run["plan"] is None
+    assert kite.orders_received == planned["trades"]  # nothing more reached the broker
