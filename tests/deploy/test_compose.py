@@ -9,10 +9,13 @@ exist, no secrets in the example env file).
 
 from __future__ import annotations
 
+import base64
 import copy
 import importlib.util
 import json
+import os
 import re
+import secrets
 import subprocess
 from functools import cache
 from importlib.metadata import entry_points
@@ -21,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
+import pyotp
 import pytest
 import yaml
 
@@ -526,18 +530,22 @@ def test_env_example_holds_placeholders_only() -> None:
     assert real_looking_secrets(ENV_EXAMPLE.read_text()) == []
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        "AIRFLOW_FERNET_KEY=0s8Ey1f2pmA0nDe3NnQ9kHcVUrs9H-ZvcfEb2V3LNwY=",
-        "_AIRFLOW_WWW_USER_PASSWORD=hunter2",
-        'AIRFLOW_CONN_ZERODHA_MAIN=\'{"login": "<k>", "password": "s3cr"}\'',
-        'AIRFLOW_CONN_ANGELONE_MAIN=\'{"login": "<c>", "extra": {"totp_secret": "JBSWY3DP"}}\'',
-        "REBALANCE_ALERT_WEBHOOK_URL=https://hooks.example.com/T00000000/B00000000XXXXXXXXXXXX",
-    ],
-)
-def test_secret_check_catches_real_looking_values(line: str) -> None:
-    assert real_looking_secrets(line)
+def _real_looking_lines() -> list[str]:
+    """Lines with secrets shaped like real ones, made fresh at run time (none is committed)."""
+    fernet = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    totp = pyotp.random_base32()
+    return [
+        f"AIRFLOW_FERNET_KEY={fernet}",
+        f"_AIRFLOW_WWW_USER_PASSWORD={secrets.token_hex(4)}",
+        f'AIRFLOW_CONN_ZERODHA_MAIN=\'{{"login": "<k>", "password": "{secrets.token_hex(3)}"}}\'',
+        f'AIRFLOW_CONN_ANGELONE_MAIN=\'{{"login": "<c>", "extra": {{"totp_secret": "{totp}"}}}}\'',
+        f"REBALANCE_ALERT_WEBHOOK_URL=https://hooks.example.com/{secrets.token_urlsafe(24)}",
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_real_looking_lines())))
+def test_secret_check_catches_real_looking_values(index: int) -> None:
+    assert real_looking_secrets(_real_looking_lines()[index])
 
 
 def test_env_example_parses_and_documents_every_compose_variable() -> None:

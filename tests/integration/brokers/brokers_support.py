@@ -10,24 +10,26 @@ from rebalance.brokers.ratelimit import UNLIMITED
 from rebalance.brokers.retry import RetryPolicy
 from rebalance.brokers.zerodha import ZerodhaBroker
 from rebalance.testing.emulators import KiteEmulator, SmartApiEmulator
+from rebalance.testing.emulators._server import fake_credential, fake_digits, fake_totp_secret
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEMO_CSV = PROJECT_ROOT / "portfolios" / "data" / "demo_holdings.csv"
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, rate_limited_min_delay=0.0)
 NO_SLEEP: Callable[[float], None] = lambda _s: None  # noqa: E731
 
-# Credentials distinctive enough that a scan for them cannot match by accident.
+# Made fresh each run (nothing credential-like is committed), distinctive enough that a leak scan
+# cannot match by accident.
 KITE_CREDS = {
-    "api_key": "kitekeyQ7w2Zp9",
-    "access_token": "kiteTokenV4b8Nq1Lx3",
-    "api_secret": "kiteSecretR6t0Yh5Mm",
-    "request_token": "kiteReqTok2Jd8",
+    "api_key": fake_credential("kite-key"),
+    "access_token": fake_credential("kite-token"),
+    "api_secret": fake_credential("kite-secret"),
+    "request_token": fake_credential("kite-request"),
 }
 ANGEL_CREDS = {
-    "api_key": "angelKeyP3s9Fw",
-    "client_code": "Z7654321",
-    "pin": "918273",
-    "totp_secret": "KRUGS4ZANFZSAYJAON2HE2LOM4QQ",
+    "api_key": fake_credential("angel-key"),
+    "client_code": "Z" + fake_digits(7),
+    "pin": fake_digits(6),
+    "totp_secret": fake_totp_secret(),
 }
 
 

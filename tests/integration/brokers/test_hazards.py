@@ -127,7 +127,8 @@ def test_client_import_makes_no_network_call_and_writes_nothing(tmp_path: Path) 
         "module = _import_smartapi()\n"
         "assert module.SmartConnect.clientMacAddress == '02:00:00:00:00:01'\n"
         "from pathlib import Path\n"
-        "b = AngelOneBroker('k', 'c', '1', 'JBSWY3DPEHPK3PXP', cache_dir=Path('c'))\n"
+        "import pyotp\n"
+        "b = AngelOneBroker('k', 'c', '1', pyotp.random_base32(), cache_dir=Path('c'))\n"
         "b._new_client()\n"
         "print('ok')\n",
         tmp_path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections import Counter
@@ -12,6 +13,27 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 MISSING = object()  # in a patch: remove the field from the reply
+
+
+def fake_credential(kind: str) -> str:
+    """A throwaway credential for an emulator or a test: made fresh each run, plainly fake.
+
+    Nothing that looks like a real key is ever committed; tests that scan logs for leaks still
+    get values distinctive enough that a match cannot happen by accident.
+    """
+    return f"fake-{kind}-{secrets.token_hex(6)}"
+
+
+def fake_totp_secret() -> str:
+    """A fresh base32 TOTP secret (pyotp needs base32), made each run."""
+    import pyotp
+
+    return str(pyotp.random_base32())
+
+
+def fake_digits(count: int) -> str:
+    """A fresh numeric credential (AngelOne's PIN), made each run."""
+    return "".join(str(secrets.randbelow(10)) for _ in range(count))
 
 
 @dataclass

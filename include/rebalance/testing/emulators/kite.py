@@ -21,6 +21,7 @@ from rebalance.testing.emulators._server import (
     Holding,
     Reply,
     apply_patch,
+    fake_credential,
 )
 
 SELL_NOT_AUTHORISED = (
@@ -35,18 +36,19 @@ class KiteEmulator(EmulatorServer):
     def __init__(
         self,
         *,
-        api_key: str = "kiteapikey123",
-        access_token: str = "kiteaccesstoken0123456789",
-        api_secret: str = "kiteapisecret987",
-        request_token: str = "kiterequesttoken555",
+        api_key: str | None = None,
+        access_token: str | None = None,
+        api_secret: str | None = None,
+        request_token: str | None = None,
         cash: float = 100_000.0,
         holdings: list[Holding] | None = None,
     ) -> None:
         super().__init__()
-        self.api_key = api_key
-        self.access_token = access_token
-        self.api_secret = api_secret
-        self.request_token = request_token
+        # Credentials not given are made fresh (and plainly fake) for this emulator.
+        self.api_key = api_key or fake_credential("api-key")
+        self.access_token = access_token or fake_credential("access-token")
+        self.api_secret = api_secret or fake_credential("api-secret")
+        self.request_token = request_token or fake_credential("request-token")
         self.cash = cash
         for h in holdings if holdings is not None else DEMO_HOLDINGS:
             self.add_holding(Holding(**h.__dict__))
@@ -117,7 +119,7 @@ class KiteEmulator(EmulatorServer):
         ).hexdigest()
         if form.get("api_key") != self.api_key or form.get("checksum") != expected:
             return self.error(403, "TokenException", "Invalid `checksum`.")
-        self.access_token = "kitefreshtoken" + hashlib.sha256(expected.encode()).hexdigest()[:12]
+        self.access_token = fake_credential("session")
         return self.ok(
             {
                 "user_id": "ZX1234",

@@ -22,6 +22,9 @@ from rebalance.testing.emulators._server import (
     Holding,
     Reply,
     apply_patch,
+    fake_credential,
+    fake_digits,
+    fake_totp_secret,
 )
 
 SELL_NOT_AUTHORISED = (
@@ -38,18 +41,19 @@ class SmartApiEmulator(EmulatorServer):
     def __init__(
         self,
         *,
-        api_key: str = "smartapikey42",
-        client_code: str = "A1234567",
-        pin: str = "4321",
-        totp_secret: str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+        api_key: str | None = None,
+        client_code: str | None = None,
+        pin: str | None = None,
+        totp_secret: str | None = None,
         cash: float = 100_000.0,
         holdings: list[Holding] | None = None,
     ) -> None:
         super().__init__()
-        self.api_key = api_key
-        self.client_code = client_code
-        self.pin = pin
-        self.totp_secret = totp_secret
+        # Credentials not given are made fresh (and plainly fake) for this emulator.
+        self.api_key = api_key or fake_credential("api-key")
+        self.client_code = client_code or "F" + fake_digits(7)
+        self.pin = pin or fake_digits(4)
+        self.totp_secret = totp_secret or fake_totp_secret()
         self.cash = cash
         for h in holdings if holdings is not None else DEMO_HOLDINGS:
             self.add_holding(Holding(**h.__dict__))
@@ -137,12 +141,12 @@ class SmartApiEmulator(EmulatorServer):
             return self.error("Invalid clientcode or PIN", "AB1007")
         if not pyotp.TOTP(self.totp_secret).verify(str(payload.get("totp")), valid_window=1):
             return self.error("Invalid totp", "AB1050")
-        jwt = "eyJhbGciOiJIUzUxMiJ9." + secrets.token_hex(16)
+        jwt = fake_credential("jwt")
         with self.lock:
             self.jwt_tokens.append(jwt)
             self.logins += 1
         return self.ok(
-            {"jwtToken": jwt, "refreshToken": "refresh" + secrets.token_hex(8), "feedToken": "f"}
+            {"jwtToken": jwt, "refreshToken": fake_credential("refresh"), "feedToken": "f"}
         )
 
     # --- data -------------------------------------------------------------------------------
