@@ -36,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from rebalance.errors import CalendarError, ConfigError
+from rebalance.errors import CalendarError, ConfigError, validation_problems
 from rebalance.portfolio import Portfolio, resolve_relative
 from rebalance.schedule import (
     IST,
@@ -144,17 +144,6 @@ class HolidayOverrides(BaseModel):
         return max(dates) if dates else None
 
 
-def _format_validation_error(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        problems.append(f"{where}: {message}")
-    return problems
-
-
 def parse_overrides(data: Any, source: str) -> HolidayOverrides:
     """Validate an already-parsed override file. ``source`` names the file in errors."""
     if data is None:
@@ -166,7 +155,7 @@ def parse_overrides(data: Any, source: str) -> HolidayOverrides:
     try:
         return HolidayOverrides.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, _format_validation_error(exc)) from None
+        raise ConfigError(source, validation_problems(exc)) from None
 
 
 class _DatesAsTextLoader(yaml.SafeLoader):

@@ -72,7 +72,6 @@ __all__ = [
     "RunLocked",
     "legs_of",
     "place_approved",
-    "place_plan",
     "reconcile",
     "settle_interrupted",
 ]
@@ -260,32 +259,6 @@ def settle_interrupted(
         result = _summarise(legs, sent=0, prefix="placement interrupted; from the broker's book: ")
         store.transition(run_id, result.status, result.reason, placement=result.to_record())
         return result
-
-
-def place_plan(
-    store: HistoryStore,
-    run_id: int,
-    plan: TradePlan,
-    broker: Broker,
-    *,
-    run_key: str,
-    account: str,
-    deadline_seconds: float = 600.0,
-    poll_seconds: float = 2.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> PlacementResult:
-    """Compatibility wrapper of the first cut: ``place_approved`` with the plan's own hash."""
-    settings = ExecutionSettings(deadline_seconds=deadline_seconds, poll_seconds=poll_seconds)
-    return place_approved(
-        store,
-        run_id,
-        broker,
-        approved_hash=plan.plan_hash,
-        run_key=run_key,
-        account=account,
-        settings=settings,
-        sleep=sleep,
-    )
 
 
 # --- reconciliation -------------------------------------------------------------------------

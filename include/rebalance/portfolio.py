@@ -16,7 +16,7 @@ from typing import Any, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rebalance.errors import ConfigError
+from rebalance.errors import ConfigError, validation_problems
 from rebalance.policy import Policy
 from rebalance.schedule import Schedule
 
@@ -179,17 +179,6 @@ def portfolio_id_from_path(path: Path) -> str:
     return stem
 
 
-def _format_validation_error(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        problems.append(f"{where}: {message}")
-    return problems
-
-
 def parse_portfolio(data: Any, source: str, portfolio_id: str) -> Portfolio:
     """Validate already-parsed YAML. ``source`` names the file in error messages."""
     if not isinstance(data, dict):
@@ -199,7 +188,7 @@ def parse_portfolio(data: Any, source: str, portfolio_id: str) -> Portfolio:
     try:
         return Portfolio.model_validate({**data, "id": portfolio_id})
     except ValidationError as exc:
-        raise ConfigError(source, _format_validation_error(exc)) from None
+        raise ConfigError(source, validation_problems(exc)) from None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -43,11 +43,6 @@ class HoldingsSnapshot:
     account: str = "cli"
     broker: str = "file"
 
-    @property
-    def holdings_value(self) -> float:
-        frame = self.positions
-        return float((frame["quantity"] * frame["last_price"]).sum())
-
     def to_records(self) -> dict[str, Any]:
         """JSON-able form for the history store."""
         frame = self.positions.astype(object).where(self.positions.notna(), None)

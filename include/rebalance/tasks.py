@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 from rebalance.brokers.base import Broker, Instrument
 from rebalance.history.status import RunStatus
 from rebalance.history.store import HistoryStore, RunKey
-from rebalance.plan import TradePlan
 from rebalance.policy import Policy
 from rebalance.portfolio import (
     Account,
@@ -459,7 +458,7 @@ def place_orders(
         lane.portfolio.execution.order_deadline_minutes
     )
     stored = store.run(run_id)["plan"]
-    legs = len(TradePlan.from_dict(stored).orders) if stored else 0
+    legs = len(stored["orders"]) if stored else 0
     log.info("%s: run %d, %d orders in the plan to place", lane.account, run_id, legs)
     try:
         result = place_approved(

@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -46,6 +43,7 @@ from rebalance.brokers.base import (
     Quote,
     Side,
 )
+from rebalance.brokers.filestate import locked_json_state
 
 IST = ZoneInfo("Asia/Kolkata")
 _STATE_VERSION = 1
@@ -177,49 +175,20 @@ class PaperBroker:
             isin=cell("isin") or None,
         )
 
-    @contextlib.contextmanager
-    def _locked_state(self) -> Iterator[dict[str, Any]]:
+    def _locked_state(self) -> contextlib.AbstractContextManager[dict[str, Any]]:
         """The state, under an exclusive lock; changes to the dict are written back atomically."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        lock_path = self.state_file.with_suffix(".lock")
-        with open(lock_path, "a+") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            try:
-                state = self._load_state()
-                before = json.dumps(state, sort_keys=True)
-                yield state
-                if json.dumps(state, sort_keys=True) != before:
-                    self._write_state(state)
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        return locked_json_state(self.state_file, self._load_state)
 
-    def _load_state(self) -> dict[str, Any]:
-        if not self.state_file.exists():
+    def _load_state(self, path: Path) -> dict[str, Any]:
+        if not path.exists():
             return {"version": _STATE_VERSION, "account": self.account, "next_id": 1, "orders": []}
         try:
-            state: dict[str, Any] = json.loads(self.state_file.read_text(encoding="utf-8"))
+            state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise BadResponse(
-                self.name, f"{self.state_file}: unreadable paper order book ({exc})"
-            ) from exc
+            raise BadResponse(self.name, f"{path}: unreadable paper order book ({exc})") from exc
         if state.get("account") != self.account:
-            raise BadResponse(
-                self.name, f"{self.state_file}: belongs to account {state.get('account')!r}"
-            )
+            raise BadResponse(self.name, f"{path}: belongs to account {state.get('account')!r}")
         return state
-
-    def _write_state(self, state: dict[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.state_dir, prefix=".paper-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(state, fh, indent=2, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.state_file)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
 
     def _snapshot(self) -> tuple[dict[str, Any], dict[str, _Row]]:
         with self._locked_state() as state:
@@ -431,11 +400,6 @@ class PaperBroker:
                 o["message"] = "cancelled by user"
                 return
         raise OrderNotFound(self.name, f"no order {broker_order_id} in account {self.account}")
-
-    def reset(self) -> None:
-        """Forget every paper order of this account (a fresh demo)."""
-        with self._locked_state() as state:
-            state.update(next_id=1, orders=[])
 
 
 __all__ = ["PaperBroker"]

@@ -7,11 +7,9 @@ so a person can watch a whole run against their real portfolio without risking a
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from rebalance.brokers.base import (
     Quote,
     Side,
 )
+from rebalance.brokers.filestate import locked_json_state
 
 
 class SimulatedExecution:
@@ -94,15 +93,9 @@ class SimulatedExecution:
             average_price=o["average_price"],
         )
 
-    @contextmanager
-    def _book(self) -> Iterator[list[dict[str, Any]]]:
-        self.book_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.book_file.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            book = json.loads(self.book_file.read_text()) if self.book_file.exists() else []
-            before = json.dumps(book)
-            yield book
-            if json.dumps(book) != before:
-                temporary = self.book_file.with_suffix(".tmp")
-                temporary.write_text(json.dumps(book, indent=1))
-                os.replace(temporary, self.book_file)
+    def _book(self) -> AbstractContextManager[list[dict[str, Any]]]:
+        return locked_json_state(self.book_file, _read_book)
+
+
+def _read_book(path: Path) -> list[dict[str, Any]]:
+    return list(json.loads(path.read_text())) if path.exists() else []

@@ -80,7 +80,7 @@ def apply_overrides(policy: Policy, items: list[str]) -> Policy:
     import yaml
     from pydantic import ValidationError
 
-    from rebalance.errors import ConfigError
+    from rebalance.errors import ConfigError, validation_problems
     from rebalance.policy import Policy
 
     values: dict[str, Any] = {}
@@ -101,9 +101,7 @@ def apply_overrides(policy: Policy, items: list[str]) -> Policy:
         try:
             return policy.with_overrides(values)
         except ValidationError as exc:
-            for err in exc.errors():
-                where = ".".join(str(part) for part in err["loc"])
-                problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+            problems += validation_problems(exc)
     raise ConfigError("--set", problems)
 
 
