@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 from airflow.sdk import (
@@ -34,9 +34,13 @@ from rebalance.alerts import (
 )
 from rebalance.approval import PlanApprovalOperator
 from rebalance.errors import ConfigError, InvalidPortfolioFiles
-from rebalance.portfolio import Portfolio, load_portfolio, portfolio_files
-from rebalance.schedule import MARKET_CLOSE, describe_schedule
+from rebalance.policy import TradeFilter
+from rebalance.portfolio import ExecutionMode, Portfolio, load_portfolio, portfolio_files
+from rebalance.schedule import IST, MARKET_CLOSE, describe_schedule
 from rebalance.timetable import build_timetable
+
+if TYPE_CHECKING:
+    from rebalance.tasks import Lane
 
 TASK_ORDER = (
     "fetch_holdings",
@@ -74,7 +78,7 @@ def _params(portfolio: Portfolio) -> dict[str, Param]:
     return {
         "mode": Param(
             str(portfolio.execution.mode),
-            enum=["dry_run", "paper", "live"],
+            enum=[str(mode) for mode in ExecutionMode],
             description="dry_run: plan and record, order nothing",
         ),
         "accounts": Param(
@@ -97,18 +101,18 @@ def _params(portfolio: Portfolio) -> dict[str, Param]:
         ),
         "max_trades": Param(policy.max_trades, type="integer", minimum=0),
         "min_trade_value_inr": Param(policy.min_trade_value_inr, type="number", minimum=0),
-        "trade_filter": Param(str(policy.trade_filter), enum=["both", "buys_only", "sells_only"]),
+        "trade_filter": Param(str(policy.trade_filter), enum=[str(f) for f in TradeFilter]),
     }
 
 
-def _lane(portfolio_file: str, account: str) -> Any:
+def _lane(portfolio_file: str, account: str) -> Lane:
     """The Lane of the running task, from Airflow's context (imported lazily)."""
     from rebalance.tasks import Lane
 
     return Lane.from_context(get_current_context(), portfolio_file, account)
 
 
-def _stop_lane_if_deselected(lane: Any) -> None:
+def _stop_lane_if_deselected(lane: Lane) -> None:
     from airflow.sdk.exceptions import AirflowSkipException
 
     chosen = lane.params.get("accounts")
@@ -129,7 +133,7 @@ def _stopping_fails_without_retry() -> Iterator[None]:
         raise AirflowFailException(str(exc)) from exc
 
 
-def _refuse_unknown_trading_day(lane: Any, portfolio_file: str) -> None:
+def _refuse_unknown_trading_day(lane: Lane, portfolio_file: str) -> None:
     """A scheduled run on a holiday or past the known calendar fails loudly, without retry."""
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -214,7 +218,8 @@ def _build_lane(portfolio_file: str, account: str) -> None:
 
 def _market_close_deadline(portfolio: Portfolio) -> DeadlineAlert:
     """Alert when a run is not finished by market close (15:30 IST) of its scheduled time."""
-    start = portfolio.schedule.time
+    schedule = portfolio.schedule
+    start = datetime.combine(date.today(), schedule.time, schedule.zone).astimezone(IST).time()
     minutes_left = (MARKET_CLOSE.hour * 60 + MARKET_CLOSE.minute) - (start.hour * 60 + start.minute)
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
