@@ -11,14 +11,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from rebalance.portfolio import ApprovalMode, Execution, ExecutionMode
-
-IST = ZoneInfo("Asia/Kolkata")
+from rebalance.schedule import IST
 
 
 class Decision(StrEnum):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
-_IST = ZoneInfo("Asia/Kolkata")
+from rebalance.schedule import IST as _IST
 
 
 def _pct(value: float | None, digits: int = 2) -> str:

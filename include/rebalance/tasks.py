@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from rebalance.brokers.base import Broker, Instrument
 from rebalance.history.status import RunStatus
@@ -28,20 +27,10 @@ from rebalance.portfolio import (
     Portfolio,
     load_portfolio,
 )
+from rebalance.schedule import IST
 from rebalance.snapshot import HoldingsSnapshot
 
 log = logging.getLogger(__name__)
-IST = ZoneInfo("Asia/Kolkata")
-
-POLICY_PARAMS = (
-    "rebalance_budget_pct",
-    "rebalance_budget_inr",
-    "drift_band_abs_pct",
-    "drift_band_rel_pct",
-    "max_trades",
-    "min_trade_value_inr",
-    "trade_filter",
-)
 
 
 class LaneStopped(RuntimeError):  # noqa: N818 - a stop, not an error
@@ -93,9 +82,12 @@ class Lane:
         """The string order tags are derived from: stable across retries of this DAG run."""
         return f"{self.dag_id}/{self.airflow_run_id}"
 
-    @property
+    @cached_property
     def policy(self) -> Policy:
-        overrides = {k: self.params[k] for k in POLICY_PARAMS if self.params.get(k) is not None}
+        """The portfolio's policy with the run's Params (a manual run's form) over it."""
+        overrides = {
+            k: v for k, v in self.params.items() if k in Policy.model_fields and v is not None
+        }
         return self.portfolio.policy.with_overrides(overrides)
 
     @property

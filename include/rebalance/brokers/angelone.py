@@ -33,7 +33,6 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import requests
 
@@ -65,9 +64,9 @@ from rebalance.brokers.validation import (
     is_sell_not_authorised,
     sell_not_authorised_text,
 )
+from rebalance.schedule import IST
 
 T = TypeVar("T")
-IST = ZoneInfo("Asia/Kolkata")
 NAME = "angelone"
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from rebalance.brokers.base import (
     BadResponse,
@@ -44,8 +43,8 @@ from rebalance.brokers.base import (
     Side,
 )
 from rebalance.brokers.filestate import locked_json_state
+from rebalance.schedule import IST
 
-IST = ZoneInfo("Asia/Kolkata")
 _STATE_VERSION = 1
 _REQUIRED = ("symbol", "exchange", "quantity", "last_price")
 

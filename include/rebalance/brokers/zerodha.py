@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import requests
 
@@ -49,9 +48,9 @@ from rebalance.brokers.validation import (
     is_sell_not_authorised,
     sell_not_authorised_text,
 )
+from rebalance.schedule import IST
 
 T = TypeVar("T")
-IST = ZoneInfo("Asia/Kolkata")
 NAME = "zerodha"
 LOGIN_HINT = (
     "the Kite access token is missing, expired or invalid (it expires every morning); "

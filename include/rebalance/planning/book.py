@@ -11,14 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from rebalance.errors import ConfigError, InputDataError
 from rebalance.policy import Policy, UnlistedHoldings
+from rebalance.schedule import IST as EXCHANGE_ZONE
 from rebalance.snapshot import HoldingsSnapshot
 
 WEIGHT_SUM_TOLERANCE = 1e-4  # targets + cash target must sum to 1 within this (fraction)
-EXCHANGE_ZONE = ZoneInfo("Asia/Kolkata")
 SNAPSHOT_SOURCE = "holdings snapshot"
 
 

@@ -11,9 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
-IST = ZoneInfo("Asia/Kolkata")
+from rebalance.schedule import IST
 
 STATUS_COLOURS = {
     "completed": "#1a7f37",
