@@ -170,6 +170,12 @@ def create_app() -> FastAPI:
             return HTMLResponse(render.login_page(_login_url(request)), status_code=exc.status_code)
         return _problem(exc.status_code, str(exc.detail))
 
+    from sqlalchemy.exc import OperationalError
+
+    @app.exception_handler(OperationalError)
+    async def _history_down(request: Request, exc: OperationalError) -> Response:
+        return _problem(503, "the history database is unavailable; try again shortly")
+
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
         fields = ", ".join(".".join(str(x) for x in e.get("loc", ())) for e in exc.errors())

@@ -333,3 +333,15 @@ def test_every_link_into_airflow_opens_in_the_whole_window(
         for a in links:  # the page's own links stay inside it
             if "data-airflow" not in a:
                 assert re.search(r"href='(/runs/|/\?portfolio=|/')", a), a
+
+
+def test_history_database_down_is_a_clear_503(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    down = f"postgresql+psycopg://postgres:@/postgres?host={tmp_path}&connect_timeout=2"
+    monkeypatch.setenv("REBALANCE_DB_URL", down)
+    with client_for() as c:
+        for path in ("/", "/runs/1"):
+            page = c.get(path)
+            assert page.status_code == 503, path
+            assert "history database is unavailable" in page.text
