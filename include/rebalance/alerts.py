@@ -7,8 +7,10 @@ is parsed; cheap, no network):
 * ``REBALANCE_ALERT_EMAIL``: comma-separated addresses, sent through Airflow's SMTP connection
   (``smtp_default``, or ``[email] email_conn_id``).
 
-A message says which portfolio and account, which task failed, the error, and what was or was
-not ordered (read back from the history store at notification time).
+A failure message says which portfolio and account, which task failed, the error, and what was or
+was not ordered (read back from the history store at notification time). A waiting-approval
+message (``ApprovalWaitingNotifier``, sent by the approval task when it starts waiting) says what
+waits, who may answer, the cut-off in IST and the link to the Required Action.
 """
 
 from __future__ import annotations
@@ -17,10 +19,15 @@ import json
 import logging
 import os
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
 from typing import Any
 
 from airflow.sdk import BaseNotifier
+
+from rebalance.schedule import IST
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +126,91 @@ class RebalanceFailureNotifier(BaseNotifier):
             SmtpNotifier(to=self.email, subject=subject, html_content=f"<pre>{text}</pre>").notify(
                 context
             )
+
+
+def in_ist(when: datetime) -> str:
+    """``2026-12-02 15:25 IST``: every time a person reads is labelled with its zone."""
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return f"{aware.astimezone(IST):%Y-%m-%d %H:%M} IST"
+
+
+@dataclass(frozen=True)
+class ApprovalWaiting:
+    """What a person needs to answer a waiting approval."""
+
+    portfolio: str  # the portfolio's name
+    account: str
+    dag_id: str
+    airflow_run_id: str
+    subject: str  # "Approve rebalance of ...: 6 orders, turnover 19.73%"
+    link: str  # the approval task's Required Actions page
+    deadline: datetime  # no answer by then: the plan expires, nothing is ordered
+    approvers: Sequence[str] = ()  # empty: anyone who may act on the DAG
+    history_run: int | None = None  # the history run id (for ``rebalance approve``)
+
+
+def approval_waiting_message(waiting: ApprovalWaiting) -> str:
+    """One readable message: what waits, the cut-off in IST, who may answer, and where."""
+    who = (
+        ", ".join(waiting.approvers)
+        if waiting.approvers
+        else f"anyone who may act on {waiting.dag_id}"
+    )
+    lines = [
+        f"Rebalance approval waiting: {waiting.portfolio} / account {waiting.account}",
+        waiting.subject,
+        f"answer by: {in_ist(waiting.deadline)} (no answer by then: the plan expires, "
+        "nothing is ordered)",
+        f"who may answer: {who}",
+        f"approve or reject: {waiting.link}",
+        f"run: {waiting.dag_id} / {waiting.airflow_run_id}",
+    ]
+    if waiting.history_run is not None:
+        lines.append(f"or in a terminal: rebalance approve {waiting.history_run} --yes|--no")
+    return "\n".join(lines)
+
+
+class ApprovalWaitingNotifier(BaseNotifier):
+    """Tells people that an approval waits: the task log always, the webhook / e-mail if set.
+
+    Airflow's HITL operators call their ``notifiers`` once the request is written, just before
+    the task starts waiting (``HITLOperator.execute``).
+    """
+
+    template_fields = ()
+
+    def __init__(
+        self, waiting: ApprovalWaiting, webhook: str | None = None, email: list[str] | None = None
+    ) -> None:
+        super().__init__()
+        self.waiting = waiting
+        self.webhook = webhook
+        self.email = email or []
+
+    def notify(self, context: Any) -> None:
+        text = approval_waiting_message(self.waiting)
+        log.warning("%s", text)
+        if self.webhook:
+            try:
+                post_webhook(self.webhook, text)
+            except OSError as exc:  # a waiting approval must not fail because a webhook is down
+                log.error("approval webhook failed: %s", exc)
+        if self.email:
+            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+            subject, _, _ = text.partition("\n")
+            try:
+                SmtpNotifier(
+                    to=self.email, subject=subject, html_content=f"<pre>{escape(text)}</pre>"
+                ).notify(context)
+            except Exception as exc:  # SMTP down or not configured: the task still waits
+                log.error("approval e-mail failed: %s", exc)
+
+
+def approval_notifiers(waiting: ApprovalWaiting) -> list[BaseNotifier]:
+    """The notifiers of a waiting approval: always one (it logs), sending where configured."""
+    channels = configured_channels()
+    return [ApprovalWaitingNotifier(waiting, channels.get("webhook"), channels.get("email"))]
 
 
 def failure_notifiers() -> list[BaseNotifier]:

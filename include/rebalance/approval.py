@@ -4,18 +4,26 @@
 is Airflow's human-in-the-loop ApprovalOperator with the plan preview as its body: a person
 approves or rejects it in the task's Required Actions (or with ``rebalance approve``). No answer
 by the deadline means the plan expired: recorded, nothing ordered.
+
+When it starts waiting, the task tells people (``rebalance.alerts.ApprovalWaitingNotifier``: the
+task log, and the webhook / e-mail if configured) with the link and the cut-off in IST. Only the
+portfolio's ``execution.approvers`` may answer (Airflow's ``assigned_users``: others see the
+request but the API refuses their answer); none listed = anyone who may act on the DAG.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.execution_time.hitl import HITLUser
 
-from rebalance.portfolio import ApprovalMode, Execution, ExecutionMode
+from rebalance.alerts import ApprovalWaiting, approval_notifiers, in_ist
+from rebalance.portfolio import ApprovalMode, Execution, ExecutionMode, Portfolio
 from rebalance.schedule import IST
 
 
@@ -59,13 +67,58 @@ def approval_deadline(now: datetime, execution: Execution, mode: ExecutionMode) 
     return now + timedelta(minutes=execution.approval_timeout_minutes)
 
 
-class PlanApprovalOperator(ApprovalOperator):
-    """The ``approval`` task of a lane: auto-approve, or ask a person with the plan preview."""
+def assigned_users(approvers: Sequence[str]) -> list[HITLUser] | None:
+    """Airflow's ``assigned_users`` for a portfolio's approvers; None (anyone) when none are named.
 
-    def __init__(self, *, portfolio_file: str, account: str, **kwargs: Any) -> None:
+    Airflow compares the ``id`` with the answering user's id (``BaseAuthManager.
+    is_authorized_hitl_task``): the user name with the simple auth manager, the numeric id with
+    FAB. The name is only shown.
+    """
+    return [HITLUser(id=user, name=user) for user in approvers] or None
+
+
+def answer_note(deadline: datetime, approvers: Sequence[str], dag_id: str) -> str:
+    """The lines under the plan preview: the cut-off (IST) and who may answer (Markdown)."""
+    who = ", ".join(f"`{u}`" for u in approvers) if approvers else f"anyone who may act on {dag_id}"
+    return (
+        f"\n\n---\n\n**Answer by {in_ist(deadline)}**: no answer by then and the plan expires, "
+        f"nothing is ordered.  \n**Who may answer:** {who}."
+    )
+
+
+def required_actions_link(context: Any) -> str:
+    """The approval task's Required Actions page: absolute with ``[api] base_url``, else a path."""
+    try:
+        return str(ApprovalOperator.generate_link_to_ui_from_context(context=context))
+    except ValueError:  # no base_url configured: the path still says where to go
+        ti = context["task_instance"]
+        return f"/dags/{ti.dag_id}/runs/{ti.run_id}/tasks/{ti.task_id}/required_actions"
+
+
+class PlanApprovalOperator(ApprovalOperator):
+    """The ``approval`` task of a lane: auto-approve, or ask a person with the plan preview.
+
+    The answerers (``assigned_users``) and the waiting notice (``notifiers``) are worked out here,
+    not by the DAG factory: at parse time from ``portfolio`` when it is passed (no file, database
+    or network), and again when the task runs from the portfolio file as it is then, which is
+    what decides. Values passed explicitly are kept.
+    """
+
+    def __init__(
+        self,
+        *,
+        portfolio_file: str,
+        account: str,
+        portfolio: Portfolio | None = None,
+        **kwargs: Any,
+    ) -> None:
+        fixed_users, fixed_notifiers = "assigned_users" in kwargs, "notifiers" in kwargs
+        if not fixed_users and portfolio is not None:
+            kwargs["assigned_users"] = assigned_users(portfolio.execution.approvers)
         super().__init__(
             subject="Approve rebalance", body="(the plan preview appears here)", **kwargs
         )
+        self._fixed_users, self._fixed_notifiers = fixed_users, fixed_notifiers
         self.portfolio_file = portfolio_file
         self.account = account
 
@@ -90,8 +143,25 @@ class PlanApprovalOperator(ApprovalOperator):
             )
         if context["ti"].try_number > 1 and (answer := self._earlier_answer(context)) is not None:
             return self.execute_complete(context, answer)
+        approvers = lane.portfolio.execution.approvers
+        if not self._fixed_users:
+            self.assigned_users = assigned_users(approvers)
+        if not self._fixed_notifiers:
+            self.notifiers = approval_notifiers(
+                ApprovalWaiting(
+                    portfolio=lane.portfolio.name,
+                    account=self.account,
+                    dag_id=lane.dag_id,
+                    airflow_run_id=lane.airflow_run_id,
+                    subject=request.subject,
+                    link=required_actions_link(context),
+                    deadline=request.deadline,
+                    approvers=approvers,
+                    history_run=store.find_run(lane.key),
+                )
+            )
         self.subject = request.subject
-        self.body = request.preview
+        self.body = request.preview + answer_note(request.deadline, approvers, lane.dag_id)
         self.response_timeout = remaining
         return super().execute(context)
 

@@ -88,6 +88,22 @@ class Execution(BaseModel):
         30, ge=1, le=24 * 60, description="holdings older than this are not planned on"
     )
     order_deadline_minutes: int = Field(10, ge=1, le=120, description="poll fills this long")
+    approvers: tuple[str, ...] = Field(
+        (),
+        max_length=100,
+        description="Airflow user ids who may answer the approval; empty = anyone who may act "
+        "on the DAG (simple auth manager: the user name; FAB: the numeric user id)",
+    )
+
+    @field_validator("approvers")
+    @classmethod
+    def _approver_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for user in value:
+            if not user.strip() or len(user) > 256:
+                raise ValueError(f"{user!r} is not a user id (1 to 256 characters)")
+        if len(set(value)) != len(value):
+            raise ValueError("an approver is listed twice")
+        return value
 
 
 class Portfolio(BaseModel):

@@ -1,10 +1,12 @@
 """A live local Airflow for the browser tests, started the way a person starts it.
 
 ``rebalance airflow --port <free port>`` in a temporary AIRFLOW_HOME, with a temporary portfolios
-folder holding two copies of the demo portfolio set to ``approval: manual`` (``demo`` for the
-browser test, ``demo_cli`` for the ``rebalance approve`` test: separate paper accounts, so one
-test's placed orders do not change the other's plan) and its own history database on the
-session's embedded PostgreSQL. Airflow's output goes to ``artifacts/browser/airflow.log``.
+folder holding copies of the demo portfolio set to ``approval: manual`` (``demo`` for the
+browser test, approved by its one approver ``admin``; ``demo_cli`` for the ``rebalance approve``
+test: separate paper accounts, so one test's placed orders do not change the other's plan;
+``demo_guarded``, whose only approver is not ``admin``) and its own history database on the
+session's embedded PostgreSQL. Alerts go to a local webhook (``LiveAirflow.webhook``).
+Airflow's output goes to ``artifacts/browser/airflow.log``.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class LiveAirflow:
     history_url: str
     artifacts: Path
     log: Path
+    webhook: list[dict[str, Any]]
     user: str = USER
     password: str = PASSWORD
 
@@ -86,11 +89,15 @@ class LiveAirflow:
         response.raise_for_status()
         return str(response.json()["access_token"])
 
-    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """An API request as the admin user; the response as it is."""
         import httpx
 
         headers = {"Authorization": f"Bearer {self.token()}"}
-        response = httpx.request(method, f"{self.url}{path}", headers=headers, timeout=15, **kwargs)
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=15, **kwargs)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
         response.raise_for_status()
         return response.json()
 
@@ -155,9 +162,42 @@ def _portfolios(folder: Path) -> Path:
     text = (PROJECT_ROOT / "portfolios" / "demo.yaml").read_text()
     assert "approval: auto" in text
     manual = text.replace("approval: auto", "approval: manual")
-    (folder / "demo.yaml").write_text(manual)
+    (folder / "demo.yaml").write_text(manual.replace("approval: manual", APPROVERS % USER))
     (folder / "demo_cli.yaml").write_text(manual.replace("name: Demo Nifty Ten", "name: Demo CLI"))
+    guarded = manual.replace("name: Demo Nifty Ten", "name: Demo Guarded")
+    guarded = guarded.replace("approval: manual", APPROVERS % "asha")
+    (folder / "demo_guarded.yaml").write_text(guarded)
     return folder
+
+
+APPROVERS = "approval: manual\n  approvers: [%s]"
+
+
+@contextlib.contextmanager
+def webhook_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A local webhook on 127.0.0.1 (a free port) collecting the JSON bodies it is sent."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -220,6 +260,9 @@ def live_airflow(
         "REBALANCE_AIRFLOW_PASSWORD": PASSWORD,
         "REBALANCE_DEADLINE_ALERTS": "on",  # a real scheduler: the production setting
     }
+    hook = contextlib.ExitStack()
+    hook_url, received = hook.enter_context(webhook_receiver())
+    env["REBALANCE_ALERT_WEBHOOK_URL"] = hook_url
     rebalance = Path(sys.executable).with_name("rebalance")
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -232,9 +275,10 @@ def live_airflow(
     url = f"http://localhost:{port}"
     try:
         _wait_healthy(url, process, log)
-        yield LiveAirflow(url, env, history_url, ARTIFACTS, log)
+        yield LiveAirflow(url, env, history_url, ARTIFACTS, log, received)
     finally:
         stop_group(process)
+        hook.close()
         from rebalance.history.database import engine_for
 
         engine_for(history_url).dispose()

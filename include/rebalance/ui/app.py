@@ -13,19 +13,30 @@ depends on ``viewer``: it resolves the caller with Airflow's own ``get_user`` (t
 manager), then asks the auth manager which of the portfolios' DAGs this user may read (DAG runs,
 ``GET``). Runs of other DAGs are neither listed nor shown (404). No token: 401 with a sign-in
 link. The history database is opened inside the handlers only.
+
+Bad requests get a clear 4xx page, never a 500: a run id that is not a whole number from 1 to
+2^63-1 or names no readable run, an unknown portfolio (404); odd portfolio files (a name that
+gives no id, not a regular file, too big, not loading) become a card with the problem.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 
 from rebalance.ui import render
+
+MAX_RUN_ID = 2**63 - 1  # the history's run ids are PostgreSQL bigints
+MAX_PORTFOLIO_FILE_BYTES = 1_000_000  # a portfolio file is a few kB; a bigger one is not read
+_PORTFOLIO_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 
 
 @dataclass
@@ -92,11 +103,19 @@ def portfolio_rows(now: dt.datetime | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for path in portfolio_files(portfolios_dir()):
         try:
+            pid = portfolio_id_from_path(path)
+        except Exception as exc:  # no id, so no DAG: shown by its file name
+            rows.append({"id": path.name, "dag_id": None, "error": str(exc)[:500]})
+            continue
+        problem = _unreadable(path)
+        if problem:
+            rows.append({"id": pid, "dag_id": f"rebalance_{pid}", "error": f"{path}: {problem}"})
+            continue
+        try:
             portfolio = load_portfolio(path)
             timetable = build_timetable(portfolio, path)
             last, upcoming, warning = rebalance_times(timetable, now)
         except Exception as exc:  # a bad file is shown, not fatal to the page
-            pid = portfolio_id_from_path(path)
             rows.append({"id": pid, "dag_id": f"rebalance_{pid}", "error": str(exc)[:500]})
             continue
         rows.append(
@@ -113,6 +132,29 @@ def portfolio_rows(now: dt.datetime | None = None) -> list[dict[str, Any]]:
     return rows
 
 
+def _unreadable(path: Path) -> str | None:
+    """Why the page does not read a portfolio file (a FIFO would block it, a huge one stall it)."""
+    try:
+        if not path.is_file():
+            return "not a regular file"
+        size = path.stat().st_size
+    except OSError as exc:
+        return f"cannot read the file: {exc.strerror}"
+    if size > MAX_PORTFOLIO_FILE_BYTES:
+        return f"{size:,} bytes: larger than {MAX_PORTFOLIO_FILE_BYTES:,}, not read"
+    return None
+
+
+def run_number(text: str) -> int:
+    """The history run id in a URL, or 404: a whole number from 1 to 2^63-1."""
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_RUN_ID:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise HTTPException(
+            404, f"no rebalance run {shown!r}: a run id is a whole number from 1 to {MAX_RUN_ID}"
+        )
+    return int(text)
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         title="Rebalance",
@@ -126,37 +168,61 @@ def create_app() -> FastAPI:
     async def _http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code in (401, 403) and "text/html" in request.headers.get("accept", ""):
             return HTMLResponse(render.login_page(_login_url(request)), status_code=exc.status_code)
-        return HTMLResponse(
-            render.page("Rebalance", f"<h1>Rebalance</h1><p>{exc.status_code}: {exc.detail}</p>"),
-            status_code=exc.status_code,
-        )
+        return _problem(exc.status_code, str(exc.detail))
+
+    from sqlalchemy.exc import OperationalError
+
+    @app.exception_handler(OperationalError)
+    async def _history_down(request: Request, exc: OperationalError) -> Response:
+        return _problem(503, "the history database is unavailable; try again shortly")
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
+        fields = ", ".join(".".join(str(x) for x in e.get("loc", ())) for e in exc.errors())
+        return _problem(400, f"bad request: {fields or 'invalid parameters'}")
 
     @app.get("/", response_class=HTMLResponse)
     def overview(request: Request, who: ViewerDep, portfolio: str | None = None) -> str:
+        if portfolio is not None and not _PORTFOLIO_ID.match(portfolio):
+            raise HTTPException(404, f"no portfolio {portfolio[:70]!r}")
         portfolios = portfolio_rows()
-        readable = who.can_read({p["dag_id"] for p in portfolios} | _run_dag_ids())
-        portfolios = [p for p in portfolios if p["dag_id"] in readable]
+        dag_ids = {p["dag_id"] for p in portfolios if p["dag_id"]}
+        readable = who.can_read(dag_ids | _run_dag_ids())
+        # a file without an id has no DAG to ask about: its problem is shown to every viewer
+        portfolios = [p for p in portfolios if p["dag_id"] is None or p["dag_id"] in readable]
         store = _store()
         for p in portfolios:
             if not p.get("error"):
                 last = store.runs(p["id"], limit=1)
                 p["last_run"] = last[0] if last else None
         runs = [r for r in store.runs(portfolio, limit=100) if r["dag_id"] in readable]
+        if portfolio is not None and not runs and all(p["id"] != portfolio for p in portfolios):
+            raise HTTPException(404, f"no portfolio {portfolio!r}")
         return render.overview(portfolios, runs, _base(request), who.name, portfolio)
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
-    def run_detail(request: Request, run_id: int, who: ViewerDep) -> str:
+    def run_detail(request: Request, run_id: str, who: ViewerDep) -> str:
+        number = run_number(run_id)
         store = _store()
-        run = _readable_run(store, run_id, who)
-        return render.run_detail(run, store.orders(run_id), store.events(run_id), _base(request))
+        run = _readable_run(store, number, who)
+        return render.run_detail(run, store.orders(number), store.events(number), _base(request))
 
     @app.get("/runs/{run_id}/weights.svg")
-    def weights_chart(run_id: int, who: ViewerDep) -> Response:
-        run = _readable_run(_store(), run_id, who)
+    def weights_chart(run_id: str, who: ViewerDep) -> Response:
+        run = _readable_run(_store(), run_number(run_id), who)
         positions = (run.get("plan") or {}).get("positions") or []
         return Response(render.weights_svg(positions), media_type="image/svg+xml")
 
     return app
+
+
+def _problem(status: int, detail: str) -> HTMLResponse:
+    from html import escape
+
+    return HTMLResponse(
+        render.page("Rebalance", f"<h1>Rebalance</h1><p>{status}: {escape(detail)}</p>"),
+        status_code=status,
+    )
 
 
 def _run_dag_ids() -> set[str]:

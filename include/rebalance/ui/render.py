@@ -1,7 +1,8 @@
 """HTML and SVG of the Rebalance page: pure functions of history rows, no I/O.
 
-Everything user-controlled goes through ``html.escape``. No scripts, no external assets (there is no
-internet on the machines that run this): the chart is server-rendered SVG.
+Everything user-controlled goes through ``html.escape``. No external assets (there is no internet on
+the machines that run this): the chart is server-rendered SVG. One small inline script,
+``TOP_LINKS``, makes links into Airflow work inside Airflow's iframe (see there).
 """
 
 from __future__ import annotations
@@ -47,6 +48,41 @@ nav.crumbs{margin-bottom:10px}
 """
 
 
+TOP_LINKS = """
+document.addEventListener('click', function (event) {
+  var link = event.target.closest ? event.target.closest('a[data-airflow]') : null;
+  if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey ||
+      event.shiftKey || event.altKey || window.top === window) { return; }
+  event.preventDefault();
+  try {
+    var doc = window.top.document, proxy = doc.createElement('a');
+    proxy.href = link.href;
+    proxy.style.display = 'none';
+    doc.body.appendChild(proxy);
+    proxy.click();
+    proxy.remove();
+  } catch (e) {
+    window.location.href = link.href;
+  }
+});
+"""
+"""Opens a link into Airflow (``data-airflow``) in the whole window, also from inside Airflow.
+
+Airflow 3.3 shows the page in an iframe sandboxed with ``allow-scripts allow-same-origin
+allow-forms allow-downloads``: no ``allow-top-navigation`` (``target=_top`` does nothing) and no
+``allow-popups`` (``target=_blank`` does nothing). The frame is same-origin, so the script clicks a
+copy of the link in the top document instead: that navigation starts from Airflow's own,
+unsandboxed page. Opened on its own (``/rebalance/``), the page needs no script: ``target=_top``.
+If the top document is out of reach (a different origin), the link opens inside the frame.
+"""
+
+
+def airflow_link(href: str, text: str, element_id: str | None = None) -> str:
+    """A link to a page of the Airflow UI that opens in the whole window (``TOP_LINKS``)."""
+    attr_id = f" id='{element_id}'" if element_id else ""
+    return f"<a{attr_id} href='{escape(href)}' target='_top' data-airflow>{text}</a>"
+
+
 def when(value: Any) -> str:
     """A timestamp in IST, ``-`` for none."""
     if value is None:
@@ -89,6 +125,11 @@ def drift_reduced(run: Mapping[str, Any]) -> str:
     return f"{frac(before)} → {frac(after)} ({change:+.2f} pp)".replace("-", "−")
 
 
+def dag_href(dag_id: str) -> str:
+    """The DAG's page in the Airflow UI."""
+    return f"/dags/{quote(dag_id, safe='')}"
+
+
 def airflow_run_href(dag_id: str, airflow_run_id: str) -> str:
     """The run's page in the Airflow UI."""
     return f"/dags/{quote(dag_id, safe='')}/runs/{quote(airflow_run_id, safe=':+')}"
@@ -103,7 +144,8 @@ def approval_href(dag_id: str, airflow_run_id: str, account: str) -> str:
 def page(title: str, body: str) -> str:
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{body}</body></html>"
+        f"<title>{escape(title)}</title><style>{CSS}</style><script>{TOP_LINKS}</script></head>"
+        f"<body>{body}</body></html>"
     )
 
 
@@ -111,7 +153,7 @@ def login_page(login_url: str) -> str:
     return page(
         "Rebalance: sign in",
         "<h1>Rebalance</h1><p>This page is served under Airflow's authentication. "
-        f'<a href="{escape(login_url)}" target="_top">Sign in to Airflow</a>, then come back.</p>',
+        f"{airflow_link(login_url, 'Sign in to Airflow')}, then come back.</p>",
     )
 
 
@@ -123,7 +165,7 @@ def portfolio_cards(portfolios: Sequence[Mapping[str, Any]], base: str) -> str:
     for p in portfolios:
         if p.get("error"):
             cards.append(
-                f"<div class='card'><h3>{escape(p['id'])}</h3>"
+                f"<div class='card' data-portfolio='{escape(p['id'])}'><h3>{escape(p['id'])}</h3>"
                 f"<div class='warn'>invalid portfolio file: {escape(p['error'])}</div></div>"
             )
             continue
@@ -140,7 +182,7 @@ def portfolio_cards(portfolios: Sequence[Mapping[str, Any]], base: str) -> str:
             f"<div class='card' data-portfolio='{escape(p['id'])}'>"
             f"<h3><a href='{base}/?portfolio={quote(p['id'])}'>{escape(p['name'])}</a></h3>"
             f"<div class='muted'>{escape(p['id'])} · {escape(p['schedule'])} · DAG "
-            f"<a href='/dags/{quote(p['dag_id'])}' target='_top'>{escape(p['dag_id'])}</a></div>"
+            f"{airflow_link(dag_href(p['dag_id']), escape(p['dag_id']))}</div>"
             f"<table class='kv'><tr><td>Next rebalance</td><td>{when(p.get('next'))}</td></tr>"
             f"<tr><td>Last scheduled slot</td><td>{when(p.get('last_scheduled'))}</td></tr>"
             f"<tr><td>Last run</td><td>{last}</td></tr></table>{warning}</div>"
@@ -177,8 +219,8 @@ def runs_table(runs: Iterable[Mapping[str, Any]], base: str) -> str:
             f"<td class='num'>{'-' if r.get('trades') is None else r['trades']}</td>"
             f"<td>{badge(_outcome(r))}</td>"
             f"<td><a href='{base}/runs/{r['id']}'>View details</a> · "
-            f"<a href='{airflow_run_href(r['dag_id'], r['airflow_run_id'])}' target='_top'>"
-            "Airflow run</a></td></tr>"
+            f"{airflow_link(airflow_run_href(r['dag_id'], r['airflow_run_id']), 'Airflow run')}"
+            "</td></tr>"
         )
     if not rows:
         return "<p class='muted'>No runs recorded yet.</p>"
@@ -312,12 +354,14 @@ def run_detail(
     rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in kv)
     links = (
         "<div class='links'>"
-        f"<a id='airflow-run' href='{airflow_run_href(dag_id, airflow_run_id)}' target='_top'>"
-        "Airflow run ↗</a>"
-        f"<a id='approval' href='{approval_href(dag_id, airflow_run_id, str(run['account']))}' "
-        "target='_top'>Approval (Required Actions) ↗</a>"
-        f"<a href='{base}/?portfolio={quote(str(run['portfolio_id']))}'>All runs of this portfolio"
-        "</a></div>"
+        + airflow_link(airflow_run_href(dag_id, airflow_run_id), "Airflow run ↗", "airflow-run")
+        + airflow_link(
+            approval_href(dag_id, airflow_run_id, str(run["account"])),
+            "Approval (Required Actions) ↗",
+            "approval",
+        )
+        + f"<a href='{base}/?portfolio={quote(str(run['portfolio_id']))}'>All runs of this "
+        "portfolio</a></div>"
     )
     chart = (
         f"<img id='weights-chart' src='{base}/runs/{run['id']}/weights.svg' "

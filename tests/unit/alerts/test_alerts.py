@@ -109,3 +109,73 @@ def test_the_production_dag_carries_the_alerts(monkeypatch: pytest.MonkeyPatch) 
     task = dag.get_task("paper.place_orders")
     (notifier,) = task.on_failure_callback
     assert isinstance(notifier, alerts.RebalanceFailureNotifier)
+
+
+def waiting(approvers: tuple[str, ...] = ("asha", "ravi")) -> alerts.ApprovalWaiting:
+    from datetime import UTC, datetime
+
+    return alerts.ApprovalWaiting(
+        portfolio="Demo Nifty Ten",
+        account="zerodha_main",
+        dag_id="rebalance_demo",
+        airflow_run_id="scheduled__2026-11-30T15:10+05:30",
+        subject="Approve rebalance of Demo Nifty Ten (zerodha_main): 6 orders, turnover 19.73%",
+        link="http://af.example/dags/rebalance_demo/runs/r/tasks/zerodha_main.approval/required_actions",
+        deadline=datetime(2026, 11, 30, 9, 55, tzinfo=UTC),  # 15:25 IST
+        approvers=approvers,
+        history_run=42,
+    )
+
+
+def test_the_waiting_approval_message_has_cutoff_in_ist_link_and_answerers() -> None:
+    text = alerts.approval_waiting_message(waiting())
+    first = text.splitlines()[0]
+    assert first == "Rebalance approval waiting: Demo Nifty Ten / account zerodha_main"
+    assert "6 orders, turnover 19.73%" in text
+    assert "answer by: 2026-11-30 15:25 IST" in text  # 09:55 UTC shown in IST, labelled
+    assert "who may answer: asha, ravi" in text
+    assert "approve or reject: http://af.example/dags/rebalance_demo/runs/r/tasks/" in text
+    assert "rebalance approve 42 --yes|--no" in text
+    anyone = alerts.approval_waiting_message(waiting(approvers=()))
+    assert "who may answer: anyone who may act on rebalance_demo" in anyone
+
+
+def test_in_ist_labels_and_converts() -> None:
+    from datetime import datetime
+
+    assert alerts.in_ist(datetime(2026, 1, 1, 0, 0)) == "2026-01-01 05:30 IST"  # naive = UTC
+
+
+def test_a_waiting_approval_reaches_the_webhook_and_the_log(
+    webhook: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url, received = webhook
+    monkeypatch.setenv(alerts.WEBHOOK_ENV, url)
+    monkeypatch.delenv(alerts.EMAIL_ENV, raising=False)
+    (notifier,) = alerts.approval_notifiers(waiting())
+    with caplog.at_level("WARNING", logger=alerts.__name__):
+        notifier(context())  # Airflow's HITLOperator calls each notifier with the task context
+    (body,) = received
+    assert body["text"] == alerts.approval_waiting_message(waiting())
+    assert "Rebalance approval waiting" in caplog.text
+
+
+def test_without_channels_the_waiting_approval_is_still_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv(alerts.WEBHOOK_ENV, raising=False)
+    monkeypatch.delenv(alerts.EMAIL_ENV, raising=False)
+    (notifier,) = alerts.approval_notifiers(waiting())
+    assert isinstance(notifier, alerts.ApprovalWaitingNotifier)
+    with caplog.at_level("WARNING", logger=alerts.__name__):
+        notifier.notify(context())
+    assert "answer by: 2026-11-30 15:25 IST" in caplog.text
+
+
+def test_an_unreachable_webhook_does_not_stop_the_approval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    notifier = alerts.ApprovalWaitingNotifier(waiting(), webhook="http://127.0.0.1:9/hook")
+    notifier.notify(context())  # logs the webhook error; the task goes on to wait

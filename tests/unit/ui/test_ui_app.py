@@ -237,3 +237,111 @@ def test_plugin_registers_the_app_and_menu_entry_without_importing_fastapi_app()
         "destination": "nav",
         "url_route": "rebalance",
     }
+
+
+@pytest.fixture
+def odd_folder(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A portfolios folder with the demo beside every kind of file the page must survive."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "portfolios"
+    folder = tmp_path / "portfolios"
+    folder.mkdir()
+    shutil.copy(root / "demo.yaml", folder / "demo.yaml")
+    shutil.copytree(root / "data", folder / "data")
+    (folder / "!!!.yaml").write_text("name: bang\n")
+    (folder / ("x" * 70 + ".yaml")).write_text("name: long\n")
+    (folder / "broken.yaml").write_text("name: broken\ntargets: [[INFY]]\n")
+    (folder / "latin.yaml").write_bytes(b"name: caf\xe9\n")
+    (folder / "binary.yaml").write_bytes(bytes(range(256)))
+    (folder / "deep.yaml").write_text("[" * 5000 + "]" * 5000)
+    (folder / "big.yaml").write_text("# padding\n" * 200_000)
+    os.mkfifo(folder / "pipe.yaml")  # reading it would block the page for good
+    monkeypatch.setenv("REBALANCE_PORTFOLIOS_DIR", str(folder))
+    return folder
+
+
+def test_odd_portfolio_files_are_shown_as_problems_not_a_500(
+    client: TestClient, runs: dict[str, int], odd_folder: Any
+) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.text
+    assert "data-portfolio='demo'" in html  # the good portfolio still has its card
+    assert "Next rebalance" in html
+    for name, says in (
+        ("!!!.yaml", "does not give a usable id"),
+        ("x" * 70 + ".yaml", "does not give a usable id"),
+        ("broken", "invalid portfolio file"),
+        ("latin", "invalid portfolio file"),
+        ("binary", "invalid portfolio file"),
+        ("deep", "invalid portfolio file"),
+        ("big", "not read"),
+        ("pipe", "not a regular file"),
+    ):
+        card = html.split(f"data-portfolio='{render.escape(name)}'", 1)
+        assert len(card) == 2, name
+        assert says in card[1].split("</div></div>", 1)[0], name
+
+
+@pytest.mark.parametrize(
+    "run_id",
+    ["9223372036854775808", "99999999999999999999999999", "-1", "0", "abc", "1.5", "１", "1e3"],
+)
+def test_a_run_id_that_cannot_exist_is_a_clear_404(
+    client: TestClient, runs: dict[str, int], run_id: str
+) -> None:
+    for path in (f"/runs/{run_id}", f"/runs/{run_id}/weights.svg"):
+        page = client.get(path)
+        assert page.status_code == 404, path
+        assert "a run id is a whole number from 1 to 9223372036854775807" in page.text
+
+
+def test_the_largest_run_id_is_looked_up_and_missing(
+    client: TestClient, runs: dict[str, int]
+) -> None:
+    page = client.get("/runs/9223372036854775807")
+    assert page.status_code == 404
+    assert "no rebalance run 9223372036854775807" in page.text
+
+
+def test_an_unknown_portfolio_is_a_clear_404(client: TestClient, runs: dict[str, int]) -> None:
+    for name in ("nope", "<script>alert(1)</script>", "a\x00b", "x" * 500):
+        page = client.get("/", params={"portfolio": name})
+        assert page.status_code == 404, name
+        assert "no portfolio" in page.text
+        assert "<script>alert" not in page.text
+    assert client.get("/", params={"portfolio": "demo"}).status_code == 200
+
+
+def test_every_link_into_airflow_opens_in_the_whole_window(
+    client: TestClient, runs: dict[str, int]
+) -> None:
+    import re
+
+    for path in ("/", f"/runs/{runs['placed']}"):
+        html = client.get(path).text
+        assert render.TOP_LINKS in html  # the script that leaves Airflow's sandboxed iframe
+        links = re.findall(r"<a [^>]*>", html)
+        into_airflow = [a for a in links if "href='/dags/" in a]
+        assert into_airflow, path
+        for a in into_airflow:
+            assert "target='_top'" in a, a
+            assert "data-airflow" in a, a
+        for a in links:  # the page's own links stay inside it
+            if "data-airflow" not in a:
+                assert re.search(r"href='(/runs/|/\?portfolio=|/')", a), a
+
+
+def test_history_database_down_is_a_clear_503(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    down = f"postgresql+psycopg://postgres:@/postgres?host={tmp_path}&connect_timeout=2"
+    monkeypatch.setenv("REBALANCE_DB_URL", down)
+    with client_for() as c:
+        for path in ("/", "/runs/1"):
+            page = c.get(path)
+            assert page.status_code == 503, path
+            assert "history database is unavailable" in page.text
