@@ -229,8 +229,9 @@ def place_approved(
 ) -> PlacementResult:
     """Place the approved plan of run ``run_id`` exactly once per leg; see the module docstring.
 
-    ``valid_until``: the end of the approval's validity; the first attempt stores it and later
-    attempts use the stored value when given none. ``resume``: reopen an ``interrupted`` run
+    ``valid_until``: the end of the approval's validity; the first attempt stores it, and a
+    later attempt (a retry, a resume) past it sends nothing (the first one places regardless:
+    the approval was valid when given). ``resume``: reopen an ``interrupted`` run
     (``rebalance resume``): its ``not_sent`` legs go back to ``pending``, same tags.
     ``checkpoint(name, info)`` is called between steps ("written_ahead", "before_send",
     "after_send", "sells_sent", "polled", "before_finish"): tests raise (or die) there.
@@ -272,12 +273,9 @@ def place_approved(
             why = "dry run: nothing ordered" if dry_run else "nothing to order"
             store.transition(run_id, RunStatus.COMPLETED, why)
             return _summarise([], sent=0, status=RunStatus.COMPLETED, reason=why)
-        if valid_until is not None and now() >= valid_until:
+        if status is RunStatus.PLACING and valid_until is not None and now() >= valid_until:
+            # A retry or resume too late: the approval no longer covers sending anything.
             lapsed = f"the approval was valid until {_ist(valid_until)}"
-            if status is RunStatus.APPROVED:
-                reason = f"{lapsed}: nothing sent"
-                store.transition(run_id, RunStatus.FAILED, reason)
-                raise ApprovalLapsed(reason)
             result = _settle(store, run_id, broker, settings, now, why=lapsed, resumable=False)
             raise ApprovalLapsed(result.reason)
         placement = dict(run["placement"] or {})
