@@ -4,6 +4,7 @@ making a failed lane fail (after recording it)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,7 @@ def test_retry_after_the_live_cutoff_sends_nothing_more(
     with pytest.raises(RuntimeError):
         tasks.place_orders(the_lane, store, kite.broker, plan.plan_hash, settings=FAST)
     late = clock_at(15, 26)  # the cut-off is 15:25 IST
-    with pytest.raises(tasks.LaneStopped, match="valid until .* 15:25 IST"):
+    with pytest.raises(tasks.LaneStopped, match=r"valid until .* 15:25 IST"):
         tasks.place_orders(the_lane, store, kite.broker, plan.plan_hash, settings=FAST, now=late)
     assert kite.counts(tags_of(plan)) == [1, 1, 0, 0]
     buys = store.orders(run)[2:]
@@ -165,7 +166,7 @@ def test_price_guard_judges_only_the_legs_not_yet_sent(
     tasks.check_prices_unchanged(the_lane, store, kite.broker, settings=FAST)
     assert store.status(run) is RunStatus.PLACING
     kite.emulator.prices["ITC"] = 430.10 * 1.2  # a buy not yet sent
-    with pytest.raises(tasks.LaneStopped, match="ITC: 430.10 -> 516.12"):
+    with pytest.raises(tasks.LaneStopped, match=re.escape("ITC: 430.10 -> 516.12")):
         tasks.check_prices_unchanged(the_lane, store, kite.broker, settings=FAST)
     assert kite.counts(tags_of(plan)) == [1, 1, 0, 0]
     buys = store.orders(run)[2:]
@@ -233,7 +234,7 @@ def test_wrong_angelone_credentials_say_what_to_fix(
         timeout=0.5,
     )
     the_lane = lane(tmp_path, broker="angelone", connection="angel_main")
-    with pytest.raises(tasks.LaneStopped, match="connection 'angel_main' as docs/brokers.md"):
+    with pytest.raises(tasks.LaneStopped, match=re.escape("connection 'angel_main' as docs/brokers.md")):
         tasks.fetch_holdings(the_lane, store, wrong_pin)
 
 
