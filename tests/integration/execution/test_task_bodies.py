@@ -234,7 +234,8 @@ def test_wrong_angelone_credentials_say_what_to_fix(
         timeout=0.5,
     )
     the_lane = lane(tmp_path, broker="angelone", connection="angel_main")
-    with pytest.raises(tasks.LaneStopped, match=re.escape("connection 'angel_main' as docs/brokers.md")):
+    expected = re.escape("connection 'angel_main' as docs/brokers.md#angelone-smartapi says")
+    with pytest.raises(tasks.LaneStopped, match=expected):
         tasks.fetch_holdings(the_lane, store, wrong_pin)
 
 
