@@ -12,7 +12,8 @@ and closes the run for good.
 The broker is built as the DAG's task would build it: the account's Airflow connection (or
 ``AIRFLOW_CONN_<ID>``). Exit codes: 0 done (the plan finished, or the run settled); 2 bad input
 (no such run, nothing to resume, portfolio file not found, approval no longer valid, prices
-moved); 1 other failure (database or broker unreachable, legs left never sent or unknown).
+moved); 1 other failure (database or broker unreachable; a resume that left legs never sent or
+of unknown outcome).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _run(run: int, portfolio: Path | None, settle_only: bool) -> None:
     except RunLocked as exc:
         raise _fail(f"{command} {run}: {exc}; try again later", EXIT_FAILURE) from None
     typer.echo(f"run {run}: {outcome['status']}: {outcome['reason']}")
-    if outcome["unfinished"]:
+    if outcome["unfinished"] and not settle_only:
         raise _fail(f"run {run}: {outcome['unfinished']}", EXIT_FAILURE)
 
 

@@ -5,6 +5,7 @@ making a failed lane fail (after recording it)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -242,7 +243,7 @@ def test_wrong_angelone_credentials_say_what_to_fix(
 def test_deselected_lane_stays_skipped(store: HistoryStore, tmp_path: Path) -> None:
     from airflow.sdk.exceptions import AirflowSkipException
 
-    the_lane = tasks.Lane(**{**lane(tmp_path).__dict__, "params": {"accounts": []}})
+    the_lane = replace(lane(tmp_path), params={"accounts": []})
     with pytest.raises(AirflowSkipException):
         tasks.record_run(the_lane, store)
     assert store.runs() == []
