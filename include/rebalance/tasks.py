@@ -294,7 +294,11 @@ def fetch_holdings(
         raise LaneStopped(str(exc)) from None
     except AuthError as exc:
         reason = what_to_do(exc, lane)
-        store.transition(run_id, RunStatus.FAILED, f"stopped at fetch_holdings: {reason}")
+        store.transition(
+            run_id,
+            RunStatus.FAILED,
+            f"stopped at fetch_holdings, could not read the account: {reason}",
+        )
         raise LaneStopped(reason) from None
     except BrokerError as exc:
         store.transition(run_id, RunStatus.FAILED, f"could not read the account: {exc}")
