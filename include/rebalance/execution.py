@@ -362,17 +362,20 @@ def settle_stale_runs(
     broker_name: str,
     broker: Broker,
     *,
+    modes: Iterable[str] = ("live", "paper"),
     settings: ExecutionSettings | None = None,
     now: Callable[[], datetime] = _utcnow,
 ) -> list[tuple[int, PlacementResult]]:
     """Settle and close this account's runs left ``placing`` (worker lost, database down at
     record_run) for longer than the lock wait, from ``broker``'s book. A run whose placer is
-    still alive holds its lock and is skipped. Called first thing by every lane of the account.
+    still alive holds its lock and is skipped. ``modes``: the run modes whose orders went to
+    ``broker``'s book (a paper run's orders are in the simulated book, a live run's at the
+    broker). Called first thing by every lane of the account.
     """
     settings = settings or ExecutionSettings()
     cutoff = now() - timedelta(seconds=settings.lock_wait_seconds)
     settled = []
-    for run_id in store.stale_placing_runs(account, broker_name, cutoff):
+    for run_id in store.stale_placing_runs(account, broker_name, cutoff, modes):
         try:
             result = settle_interrupted(
                 store,

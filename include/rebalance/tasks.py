@@ -242,9 +242,20 @@ def _settle_stale(lane: Lane, store: HistoryStore, broker: Broker, settings: Any
     settings = settings or ExecutionSettings.for_deadline(
         lane.portfolio.execution.order_deadline_minutes
     )
+    if lane.account_config.broker is BrokerName.PAPER:
+        modes = [str(m) for m in ExecutionMode]  # one paper book whatever the mode
+    elif lane.mode is ExecutionMode.PAPER:
+        modes = [str(ExecutionMode.PAPER)]  # the simulated book of a real account
+    else:
+        modes = [str(ExecutionMode.LIVE)]  # live and dry runs read the broker's own book
     try:
         settled = settle_stale_runs(
-            store, lane.account, str(lane.account_config.broker), broker, settings=settings
+            store,
+            lane.account,
+            str(lane.account_config.broker),
+            broker,
+            modes=modes,
+            settings=settings,
         )
     except BrokerError as exc:  # the reads below will say it again, and stop or retry
         log.warning("%s: could not settle earlier runs left placing: %s", lane.account, exc)

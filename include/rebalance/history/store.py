@@ -169,8 +169,15 @@ class HistoryStore:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query.limit(limit)).mappings()]
 
-    def stale_placing_runs(self, account: str, broker: str, started_before: datetime) -> list[int]:
-        """Runs of this account (name and broker) left ``placing`` since before ``started_before``.
+    def stale_placing_runs(
+        self,
+        account: str,
+        broker: str,
+        started_before: datetime,
+        modes: Iterable[str] = ("live", "paper"),
+    ) -> list[int]:
+        """Runs of this account (name and broker) left ``placing`` since before ``started_before``,
+        in one of ``modes`` (the runs whose orders went to the same book).
 
         Their placement died or their record_run could not reach the database; whoever touches
         the account next settles them from the book (a live placer still holds the run's lock).
@@ -183,6 +190,7 @@ class HistoryStore:
                     tables.runs.c.account == account,
                     tables.runs.c.broker == broker,
                     tables.runs.c.status == str(RunStatus.PLACING),
+                    tables.runs.c.mode.in_(list(modes)),
                     started < started_before,
                 )
                 .order_by(tables.runs.c.id)

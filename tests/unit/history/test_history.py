@@ -285,3 +285,5 @@ def test_stale_placing_runs_of_one_account(store: HistoryStore) -> None:
     assert store.stale_placing_runs("main", "paper", cutoff) == [placing]
     assert store.stale_placing_runs("main", "zerodha", cutoff) == []  # another broker
     assert store.stale_placing_runs("other", "paper", cutoff) == []
+    # A live lane's book is not where a paper run's orders went.
+    assert store.stale_placing_runs("main", "paper", cutoff, modes=["live"]) == []
