@@ -633,7 +633,8 @@ def place_orders(
             settings=_settings(lane, settings),
             dry_run=lane.mode is ExecutionMode.DRY_RUN,
             valid_until=approval_valid_until(lane, record),
-            resume=resume,
+            # A cleared place_orders of an interrupted run finishes it, like `rebalance resume`.
+            resume=resume or record["status"] == RunStatus.INTERRUPTED,
             **extra,
         )
     except PlanMismatch as exc:

@@ -110,6 +110,26 @@ def test_record_run_interrupts_then_resume_finishes_the_same_run(
         tasks.resume_run(the_lane, store, kite.broker, settings=FAST)
 
 
+def test_clearing_place_orders_finishes_an_interrupted_run(
+    store: HistoryStore, kite: Venue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the Airflow UI: clear place_orders (and record_run) of the failed DAG run."""
+    the_lane = lane(tmp_path, mode="paper")
+    plan = make_plan()
+    run = approved_run(store, plan, mode="paper")
+    crash_after_sells(monkeypatch)
+    with pytest.raises(RuntimeError):
+        tasks.place_orders(the_lane, store, kite.broker, plan.plan_hash, settings=FAST)
+    with pytest.raises(tasks.LaneStopped):
+        tasks.record_run(the_lane, store, kite.broker, settings=FAST)
+    assert store.status(run) is RunStatus.INTERRUPTED
+    tasks.check_prices_unchanged(the_lane, store, kite.broker, settings=FAST)
+    cleared = tasks.place_orders(the_lane, store, kite.broker, plan.plan_hash, settings=FAST)
+    assert cleared["sent"] == 2
+    assert tasks.record_run(the_lane, store, kite.broker, settings=FAST)["status"] == "completed"
+    assert kite.counts(tags_of(plan)) == [1, 1, 1, 1]
+
+
 def test_retry_after_the_live_cutoff_sends_nothing_more(
     store: HistoryStore, kite: Venue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
