@@ -237,11 +237,8 @@ def _open_run(lane: Lane, store: HistoryStore) -> int:
 def _settle_stale(lane: Lane, store: HistoryStore, broker: Broker, settings: Any) -> None:
     """Close this account's runs left ``placing`` by a dead worker or a database outage."""
     from rebalance.brokers.base import BrokerError
-    from rebalance.execution import ExecutionSettings, settle_stale_runs
+    from rebalance.execution import settle_stale_runs
 
-    settings = settings or ExecutionSettings.for_deadline(
-        lane.portfolio.execution.order_deadline_minutes
-    )
     if lane.account_config.broker is BrokerName.PAPER:
         modes = [str(m) for m in ExecutionMode]  # one paper book whatever the mode
     elif lane.mode is ExecutionMode.PAPER:
@@ -255,7 +252,7 @@ def _settle_stale(lane: Lane, store: HistoryStore, broker: Broker, settings: Any
             str(lane.account_config.broker),
             broker,
             modes=modes,
-            settings=settings,
+            settings=_settings(lane, settings),
         )
     except BrokerError as exc:  # the reads below will say it again, and stop or retry
         log.warning("%s: could not settle earlier runs left placing: %s", lane.account, exc)
