@@ -238,6 +238,26 @@ def test_expired_kite_token_says_to_log_in(
     assert store.runs()[0]["status"] == RunStatus.FAILED
 
 
+def test_login_expired_while_placing_then_resumed_after_login(
+    store: HistoryStore, kite: Venue, tmp_path: Path
+) -> None:
+    the_lane = lane(tmp_path, mode="paper")
+    plan = make_plan()
+    run = approved_run(store, plan, mode="paper")
+    kite.emulator.faults.expired_token = True
+    with pytest.raises(tasks.LaneStopped, match="rebalance broker login zerodha"):
+        tasks.place_orders(the_lane, store, kite.broker, plan.plan_hash, settings=FAST)
+    # The book cannot be read either: the record is not closed blind, it stays placing.
+    with pytest.raises(tasks.LaneStopped, match=f"rebalance settle {run}"):
+        tasks.record_run(the_lane, store, kite.broker, settings=FAST)
+    assert store.status(run) is RunStatus.PLACING
+    assert {leg["state"] for leg in store.orders(run)} == {OrderState.PENDING}
+    kite.emulator.faults.expired_token = False  # the operator logged in again
+    outcome = tasks.resume_run(the_lane, store, kite.broker, settings=FAST)
+    assert outcome["status"] == RunStatus.COMPLETED
+    assert kite.counts(tags_of(plan)) == [1, 1, 1, 1]
+
+
 def test_wrong_angelone_credentials_say_what_to_fix(
     store: HistoryStore, angel: Venue, tmp_path: Path
 ) -> None:
