@@ -32,8 +32,22 @@ exactly once anyway:
    The run ends ``placed`` (every leg filled), ``partially_filled`` (some shares filled) or
    ``failed`` (nothing filled), with counts in ``rebalance_runs.placement``.
 
-A run already past ``placing`` (placed, partially filled, completed, failed...) is never placed
-again: re-running a finished DAG run refreshes fills at most and sends nothing.
+8. **An interrupted placement finishes, within the approval's validity.** A crash anywhere above
+   leaves the run ``placing``; the next attempt (Airflow's retry of place_orders, or
+   ``rebalance resume RUN``) reconciles and carries on with the same tags, but only before
+   ``valid_until`` (live: the approval cut-off of that day; paper: the approval timeout), which
+   the first attempt stores in ``rebalance_runs.placement``. Past it, the legs never sent are
+   recorded ``not_sent`` with the reason and nothing more is sent (``ApprovalLapsed``).
+9. **Settling a stopped placement.** ``settle_interrupted`` (record_run; the next lane touching
+   the account; ``rebalance settle``) reconciles from the book and sends nothing. Legs still
+   ``pending`` become ``not_sent`` (known never sent), legs ``sent`` and absent stay ``sent``
+   (outcome unknown). While the approval is valid and legs were never sent the run becomes
+   ``interrupted`` (``rebalance resume`` may finish it, same run, same tags); otherwise it is
+   closed from what the book says.
+
+A run already past ``placing`` (placed, partially filled, completed, failed, interrupted...) is
+never placed again: re-running a finished DAG run refreshes fills at most and sends nothing. Only
+``place_approved(..., resume=True)`` reopens an ``interrupted`` run, under the lock.
 """
 
 from __future__ import annotations
@@ -42,8 +56,8 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rebalance.brokers.base import (
@@ -66,6 +80,7 @@ from rebalance.plan import TradePlan
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ApprovalLapsed",
     "ExecutionSettings",
     "PlacementResult",
     "PlanMismatch",
@@ -74,6 +89,8 @@ __all__ = [
     "place_approved",
     "reconcile",
     "settle_interrupted",
+    "settle_stale_runs",
+    "valid_until_of",
 ]
 
 _STATE_OF_STATUS = {
@@ -87,12 +104,17 @@ _AT_BROKER = frozenset(
     {OrderState.OPEN, OrderState.PARTIALLY_FILLED, OrderState.COMPLETE, OrderState.CANCELLED}
 )
 _AFTER_PLACING = frozenset({RunStatus.PLACED, RunStatus.PARTIALLY_FILLED})
+_UNSENT = frozenset({OrderState.PENDING, OrderState.NOT_SENT})
 
 Checkpoint = Callable[[str, Mapping[str, Any]], None]
 
 
 class PlanMismatch(RuntimeError):  # noqa: N818 (reads like the other outcomes)
     """The plan to place is not the approved plan (hash differs): nothing is sent."""
+
+
+class ApprovalLapsed(RuntimeError):  # noqa: N818
+    """The approval is no longer valid: nothing more is sent; the run is settled and closed."""
 
 
 @dataclass(frozen=True)
@@ -133,12 +155,14 @@ class PlacementResult:
     partially_filled: int  # legs with some shares filled but not all (open or cancelled)
     rejected: int
     denied: int  # legs we did not send (buys without funding)
-    not_placed: int
+    not_placed: int  # sent, then proved absent from the book (attempts used up)
     unsettled: int  # legs whose outcome is unknown or still open at the end
     sent: int  # orders sent by this call
     duplicates: int  # legs with more than one broker order carrying their tag
     finished_before: bool = False  # the run was already past placing: nothing was sent
     counts: dict[str, int] = field(default_factory=dict)
+    not_sent: int = 0  # legs never sent (placement stopped before them)
+    unknown: int = 0  # legs sent and never seen in the book: outcome unknown
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self) | {"status": str(self.status)}
@@ -172,6 +196,18 @@ def _nothing(_: str, __: Mapping[str, Any]) -> None:
     return None
 
 
+def _ist(moment: datetime) -> str:
+    from rebalance.schedule import IST
+
+    return moment.astimezone(IST).strftime("%Y-%m-%d %H:%M IST")
+
+
+def valid_until_of(run: Mapping[str, Any]) -> datetime | None:
+    """The end of the approval's validity stored by the first placement attempt, if any."""
+    value = (run.get("placement") or {}).get("valid_until")
+    return datetime.fromisoformat(value) if value else None
+
+
 # --- the entry points -----------------------------------------------------------------------
 
 
@@ -185,15 +221,22 @@ def place_approved(
     account: str,
     settings: ExecutionSettings | None = None,
     dry_run: bool = False,
+    valid_until: datetime | None = None,
+    resume: bool = False,
     checkpoint: Checkpoint | None = None,
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], datetime] = _utcnow,
 ) -> PlacementResult:
     """Place the approved plan of run ``run_id`` exactly once per leg; see the module docstring.
 
+    ``valid_until``: the end of the approval's validity; the first attempt stores it, and a
+    later attempt (a retry, a resume) past it sends nothing (the first one places regardless:
+    the approval was valid when given). ``resume``: reopen an ``interrupted`` run
+    (``rebalance resume``): its ``not_sent`` legs go back to ``pending``, same tags.
     ``checkpoint(name, info)`` is called between steps ("written_ahead", "before_send",
-    "after_send", "sells_sent", "before_finish"): tests raise from it to simulate a crash.
-    Raises PlanMismatch (the run is failed), RunLocked (another copy is still placing) and
+    "after_send", "sells_sent", "polled", "before_finish"): tests raise (or die) there.
+    Raises PlanMismatch (the run is failed), ApprovalLapsed (too late: unsent legs are
+    ``not_sent``, the run closed), RunLocked (another copy is still placing) and
     IllegalTransition (the run was never approved).
     """
     settings = settings or ExecutionSettings()
@@ -202,6 +245,16 @@ def place_approved(
             store.note(run_id, f"waited {waited:.1f}s for another copy of the placement")
         run = store.run(run_id)
         status = RunStatus(run["status"])
+        valid_until = valid_until or valid_until_of(run)
+        if resume and status is RunStatus.INTERRUPTED:
+            if valid_until is not None and now() >= valid_until:
+                raise ApprovalLapsed(
+                    f"run {run_id}: the approval was valid until {_ist(valid_until)}; "
+                    "nothing sent (`rebalance settle` closes it from the book)"
+                )
+            _reopen(store, run_id)
+            run = store.run(run_id)
+            status = RunStatus(run["status"])
         if status in _AFTER_PLACING or status.is_final:
             legs = store.orders(run_id)
             if status in _AFTER_PLACING and legs:
@@ -220,21 +273,50 @@ def place_approved(
             why = "dry run: nothing ordered" if dry_run else "nothing to order"
             store.transition(run_id, RunStatus.COMPLETED, why)
             return _summarise([], sent=0, status=RunStatus.COMPLETED, reason=why)
-        store.transition(run_id, RunStatus.PLACING, None, executed_at=run["executed_at"] or now())
+        if status is RunStatus.PLACING and valid_until is not None and now() >= valid_until:
+            # A retry or resume too late: the approval no longer covers sending anything.
+            lapsed = f"the approval was valid until {_ist(valid_until)}"
+            result = _settle(store, run_id, broker, settings, now, why=lapsed, resumable=False)
+            raise ApprovalLapsed(result.reason)
+        placement = dict(run["placement"] or {})
+        if valid_until is not None:
+            placement["valid_until"] = valid_until.isoformat()
+        store.transition(
+            run_id,
+            RunStatus.PLACING,
+            None,
+            executed_at=run["executed_at"] or now(),
+            placement=placement or None,
+        )
         try:
             store.write_orders_ahead(run_id, legs_of(plan, run_key, account), approved_hash)
         except LegsMismatch as exc:
             store.transition(run_id, RunStatus.FAILED, str(exc))
             raise PlanMismatch(str(exc)) from None
-        placement = _Placement(
+        placing = _Placement(
             store, run_id, broker, plan, settings, checkpoint or _nothing, sleep, now
         )
-        placement.checkpoint("written_ahead", {"run": run_id})
-        result = placement.run()
-        placement.checkpoint("before_finish", {"run": run_id})
-        store.transition(run_id, result.status, result.reason, placement=result.to_record())
+        placing.checkpoint("written_ahead", {"run": run_id})
+        result = placing.run()
+        placing.checkpoint("before_finish", {"run": run_id})
+        store.transition(
+            run_id, result.status, result.reason, placement=placement | result.to_record()
+        )
         log.info("run %d: %s", run_id, result.reason)
         return result
+
+
+def _reopen(store: HistoryStore, run_id: int) -> None:
+    """interrupted -> placing, its never-sent legs back to pending (same tags): a resume."""
+    unsent = [leg for leg in store.orders(run_id) if leg["state"] == OrderState.NOT_SENT]
+    store.transition(
+        run_id,
+        RunStatus.PLACING,
+        f"resumed: {len(unsent)} legs never sent are sent now (same run, same tags)",
+        finished_at=None,
+    )
+    for leg in unsent:
+        store.update_order(run_id, int(leg["leg"]), state=OrderState.PENDING, error="resumed")
 
 
 def settle_interrupted(
@@ -244,21 +326,114 @@ def settle_interrupted(
     *,
     settings: ExecutionSettings | None = None,
     now: Callable[[], datetime] = _utcnow,
+    why: str = "placement interrupted",
+    resumable: bool = True,
+    close: bool = False,
+    lock_wait_seconds: float | None = None,
 ) -> PlacementResult:
-    """Close a run left in ``placing`` (its placement died): reconcile from the book, send nothing.
+    """Settle a run whose placement stopped (``placing``, or ``interrupted``): send nothing.
 
-    Used by ``record_run``. Waits for the placement lock like a second copy would.
+    Reconciles from the book; legs still ``pending`` become ``not_sent`` (with ``why``), legs
+    ``sent`` and absent stay ``sent`` (outcome unknown). With ``resumable`` and the approval still
+    valid, a run with never-sent legs becomes ``interrupted`` (``rebalance resume`` may finish
+    it); otherwise it gets the status the book gives (placed, partially_filled, failed), and
+    with ``close`` a placed or partially filled run is then ``completed``. An ``interrupted``
+    run settled without ``resumable`` is closed for good. Waits for the placement lock like a
+    second copy would (``lock_wait_seconds``, default the settings').
     """
     settings = settings or ExecutionSettings()
-    with store.run_lock(run_id, wait_seconds=settings.lock_wait_seconds):
+    wait = settings.lock_wait_seconds if lock_wait_seconds is None else lock_wait_seconds
+    with store.run_lock(run_id, wait_seconds=wait):
         status = store.status(run_id)
-        if status is not RunStatus.PLACING:
+        if status not in (RunStatus.PLACING, RunStatus.INTERRUPTED):
             legs = store.orders(run_id)
             return _summarise(legs, sent=0, status=status, finished_before=True)
-        legs = reconcile(store, run_id, broker, settings=settings, now=now, final=True)
-        result = _summarise(legs, sent=0, prefix="placement interrupted; from the broker's book: ")
-        store.transition(run_id, result.status, result.reason, placement=result.to_record())
+        if status is RunStatus.INTERRUPTED and resumable:
+            return _summarise(store.orders(run_id), sent=0, status=status, finished_before=True)
+        result = _settle(store, run_id, broker, settings, now, why=why, resumable=resumable)
+        if close and result.status in _AFTER_PLACING:
+            store.transition(run_id, RunStatus.COMPLETED, None)
         return result
+
+
+def settle_stale_runs(
+    store: HistoryStore,
+    account: str,
+    broker_name: str,
+    broker: Broker,
+    *,
+    modes: Iterable[str] = ("live", "paper"),
+    settings: ExecutionSettings | None = None,
+    now: Callable[[], datetime] = _utcnow,
+) -> list[tuple[int, PlacementResult]]:
+    """Settle and close this account's runs left ``placing`` (worker lost, database down at
+    record_run) for longer than the lock wait, from ``broker``'s book. A run whose placer is
+    still alive holds its lock and is skipped. ``modes``: the run modes whose orders went to
+    ``broker``'s book (a paper run's orders are in the simulated book, a live run's at the
+    broker). Called first thing by every lane of the account.
+    """
+    settings = settings or ExecutionSettings()
+    cutoff = now() - timedelta(seconds=settings.lock_wait_seconds)
+    settled = []
+    for run_id in store.stale_placing_runs(account, broker_name, cutoff, modes):
+        try:
+            result = settle_interrupted(
+                store,
+                run_id,
+                broker,
+                settings=settings,
+                now=now,
+                why="placement left unfinished (worker lost or history database down)",
+                close=True,
+                lock_wait_seconds=0.0,
+            )
+        except RunLocked:
+            continue  # its placer is alive after all
+        store.note(run_id, "settled from the broker's book by a later run of the account")
+        log.warning("run %d left placing: settled from the book: %s", run_id, result.reason)
+        settled.append((run_id, result))
+    return settled
+
+
+def _settle(
+    store: HistoryStore,
+    run_id: int,
+    broker: Broker,
+    settings: ExecutionSettings,
+    now: Callable[[], datetime],
+    *,
+    why: str,
+    resumable: bool,
+) -> PlacementResult:
+    """Reconcile (final), mark pending legs not_sent, move the run to what the book says."""
+    run = store.run(run_id)
+    status = RunStatus(run["status"])
+    legs = reconcile(store, run_id, broker, settings=settings, now=now, final=True)
+    valid_until = valid_until_of(run)
+    still_valid = resumable and valid_until is not None and now() < valid_until
+    for leg in legs:
+        if OrderState(leg["state"]) is OrderState.PENDING:
+            store.update_order(
+                run_id, int(leg["leg"]), state=OrderState.NOT_SENT, error=f"never sent: {why}"
+            )
+    legs = store.orders(run_id)
+    not_sent = sum(OrderState(leg["state"]) is OrderState.NOT_SENT for leg in legs)
+    prefix = f"{why}; from the broker's book: "
+    if still_valid and not_sent:
+        assert valid_until is not None
+        result = _summarise(legs, sent=0, status=RunStatus.INTERRUPTED, prefix=prefix)
+        reason = (
+            f"{result.reason}. `rebalance resume {run_id}` sends the {not_sent} legs never sent "
+            f"until {_ist(valid_until)}"
+        )
+        result = replace(result, reason=reason)
+    else:
+        result = _summarise(legs, sent=0, prefix=prefix)
+    placement = dict(run["placement"] or {}) | result.to_record()
+    if status is RunStatus.INTERRUPTED and result.status in _AFTER_PLACING:
+        result = replace(result, status=RunStatus.COMPLETED)  # closed for good, as the book says
+    store.transition(run_id, result.status, result.reason, placement=placement)
+    return result
 
 
 # --- reconciliation -------------------------------------------------------------------------
@@ -521,6 +696,7 @@ class _Placement:
                     self._send(leg)  # proved absent past the grace: the same tag again
             if done(legs) or time.monotonic() >= until:
                 return legs
+            self.checkpoint("polled", {"legs": len(legs)})
             self.sleep(self.settings.poll_seconds)
 
     def _cancel_open(self, legs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -572,6 +748,7 @@ def _summarise(
     complete = states.count(OrderState.COMPLETE)
     any_fill = any(int(leg["filled_quantity"]) > 0 for leg in legs)
     unsettled = sum(not s.is_terminal for s in states)
+    unknown = states.count(OrderState.SENT)
     duplicates = sum(int(leg["broker_orders"]) > 1 for leg in legs)
     if status is None:
         if legs and complete == len(legs):
@@ -586,7 +763,8 @@ def _summarise(
             ("partially filled", partial),
             ("rejected", states.count(OrderState.REJECTED)),
             ("not sent (no funding)", states.count(OrderState.DENIED)),
-            ("never placed", states.count(OrderState.NOT_PLACED)),
+            ("never sent", states.count(OrderState.NOT_SENT)),
+            ("sent but never placed", states.count(OrderState.NOT_PLACED)),
             (
                 "cancelled unfilled",
                 sum(
@@ -595,7 +773,9 @@ def _summarise(
                     if s is OrderState.CANCELLED and int(leg["filled_quantity"]) == 0
                 ),
             ),
-            ("unsettled (outcome unknown or still open)", unsettled),
+            ("outcome unknown (sent, never seen in the book)", unknown),
+            ("still open", unsettled - unknown - states.count(OrderState.PENDING)),
+            ("still to send", states.count(OrderState.PENDING)),
             ("with DUPLICATE broker orders", duplicates),
         ):
             if value:
@@ -618,4 +798,6 @@ def _summarise(
         duplicates=duplicates,
         finished_before=finished_before,
         counts=counts,
+        not_sent=states.count(OrderState.NOT_SENT),
+        unknown=unknown,
     )

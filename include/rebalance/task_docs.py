@@ -41,13 +41,16 @@ not moved more than `max_price_move_pct` since planning, takes the run's lock, w
 ahead with its tag, sends sells before buys, reconciles the broker's order book by tag on any
 retry, and polls fills until the deadline.
 
-*When it fails*: do not place orders by hand. Clear the task: the retry reads the order book and
-sends only what the broker has not seen. If prices moved, re-run the DAG to re-plan."""
+*When it fails*: do not place orders by hand. Clear the task (or run `rebalance resume RUN`): it
+reads the order book and sends only the legs never sent, in the same run, while the approval is
+valid. If prices moved, re-run the DAG to re-plan."""
 
 RECORD_RUN = """\
 **Closes the run record** whatever happened upstream: completed, or failed / invalid
 / rejected / expired with the reason, and the summary metrics. A placement that died is first
 settled from the broker's order book.
 
-*When it fails*: the run ended failed or invalid (see its reason in the log and on the
-Rebalance page); this task fails so that the DAG run shows it and alerts fire."""
+*When it fails*: the run ended failed, invalid or interrupted, or left legs never sent (see its
+reason in the log and on the Rebalance page); this task fails so that the DAG run shows it and
+alerts fire. An interrupted run: clear place_orders or `rebalance resume RUN`; a run left
+placing: `rebalance settle RUN`."""

@@ -43,6 +43,7 @@ def _register_commands() -> None:
         history,
         local_airflow,
         plan,
+        resume,
         schedule,
     )
 

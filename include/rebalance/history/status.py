@@ -7,11 +7,20 @@ Run lifecycle (one run = one portfolio x account lane of one Airflow DAG run)::
     approved -> placing -> placed | partially_filled | failed
     planned | approved -> completed                     (dry run, or nothing to order)
     placed | partially_filled -> completed              (record_run closes the run)
+    approved | placing -> interrupted                   (placement stopped, legs never sent)
+    interrupted -> placing                              (``rebalance resume``, same run)
+    interrupted -> completed | failed                   (settled for good: validity over)
     any non-final status -> failed                      (with the reason)
 
 After placing: ``placed`` = every leg filled completely; ``partially_filled`` = some shares filled
 but not every leg completely (a partial fill, a rejection, a buy held back, an unsettled leg);
 ``failed`` = nothing filled. The reason text and the orders say which.
+
+``interrupted`` = the placement stopped (a crash, a lost worker, an expired login) before every
+leg of the approved plan was sent, while the approval is still valid. It ends the lane (the DAG
+run is failed) but not the plan: ``rebalance resume RUN`` sends the remaining legs of the *same*
+run (same tags) until the approval's validity ends (live: the approval cut-off of that day;
+paper: the approval timeout). Settling it once that is over closes it for good.
 
 Order lifecycle (one leg of a run, see ``OrderState``)::
 
@@ -21,6 +30,13 @@ Order lifecycle (one leg of a run, see ``OrderState``)::
     sent -> pending                                      (not in the book past the grace: resend)
     sent -> not_placed                                   (never seen, attempts used up)
     not_placed -> open | partially_filled | complete | cancelled | rejected   (the book caught up)
+    pending -> not_sent                                  (never sent: placement interrupted,
+                                                          prices moved, approval no longer valid)
+    not_sent -> pending                                  (``rebalance resume``: send it after all)
+    not_sent -> open | partially_filled | complete | cancelled | rejected     (found in the book)
+
+``not_sent`` (we know it never left: it was still ``pending``) is distinct from an unknown outcome
+(``sent`` and never seen in the book): only the second can be at the broker.
 """
 
 from __future__ import annotations
@@ -41,6 +57,7 @@ class RunStatus(StrEnum):
     PARTIALLY_FILLED = "partially_filled"
     FAILED = "failed"
     COMPLETED = "completed"
+    INTERRUPTED = "interrupted"  # placement stopped with legs never sent; resumable while valid
 
     @property
     def is_final(self) -> bool:
@@ -54,6 +71,7 @@ FINAL_RUN_STATUSES = frozenset(
         RunStatus.EXPIRED,
         RunStatus.FAILED,
         RunStatus.COMPLETED,
+        RunStatus.INTERRUPTED,  # final for the DAG run; only ``rebalance resume`` reopens it
     }
 )
 
@@ -65,10 +83,19 @@ _RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.AWAITING_APPROVAL: frozenset(
         {RunStatus.APPROVED, RunStatus.REJECTED, RunStatus.EXPIRED, RunStatus.FAILED}
     ),
-    RunStatus.APPROVED: frozenset({RunStatus.PLACING, RunStatus.COMPLETED, RunStatus.FAILED}),
-    RunStatus.PLACING: frozenset(
-        {RunStatus.PLACED, RunStatus.PARTIALLY_FILLED, RunStatus.FAILED, RunStatus.PLACING}
+    RunStatus.APPROVED: frozenset(
+        {RunStatus.PLACING, RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.INTERRUPTED}
     ),
+    RunStatus.PLACING: frozenset(
+        {
+            RunStatus.PLACED,
+            RunStatus.PARTIALLY_FILLED,
+            RunStatus.FAILED,
+            RunStatus.PLACING,
+            RunStatus.INTERRUPTED,
+        }
+    ),
+    RunStatus.INTERRUPTED: frozenset({RunStatus.PLACING, RunStatus.COMPLETED, RunStatus.FAILED}),
     RunStatus.PLACED: frozenset({RunStatus.COMPLETED, RunStatus.FAILED}),
     RunStatus.PARTIALLY_FILLED: frozenset({RunStatus.COMPLETED, RunStatus.FAILED}),
     RunStatus.INVALID: frozenset(),
@@ -100,7 +127,8 @@ class OrderState(StrEnum):
     CANCELLED = "cancelled"
     REJECTED = "rejected"  # refused by the broker (definitive)
     DENIED = "denied"  # refused by us (a guardrail) before sending
-    NOT_PLACED = "not_placed"  # reconciliation proved the broker never saw it
+    NOT_PLACED = "not_placed"  # sent, but reconciliation proved the broker never saw it
+    NOT_SENT = "not_sent"  # never sent (still pending when placement stopped); error says why
 
     @property
     def is_terminal(self) -> bool:
@@ -110,6 +138,7 @@ class OrderState(StrEnum):
             OrderState.REJECTED,
             OrderState.DENIED,
             OrderState.NOT_PLACED,
+            OrderState.NOT_SENT,
         )
 
 
@@ -125,7 +154,7 @@ _BROKER_STATES = frozenset(
 
 _ORDER_TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     # A pending leg may be found in the book (an earlier copy sent it and crashed before recording).
-    OrderState.PENDING: _BROKER_STATES | {OrderState.SENT, OrderState.DENIED},
+    OrderState.PENDING: _BROKER_STATES | {OrderState.SENT, OrderState.DENIED, OrderState.NOT_SENT},
     OrderState.SENT: _BROKER_STATES | {OrderState.PENDING, OrderState.NOT_PLACED},
     OrderState.OPEN: frozenset(
         {
@@ -142,6 +171,8 @@ _ORDER_TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     OrderState.DENIED: frozenset(),
     # The book lagged past the grace: the broker's word wins over our guess.
     OrderState.NOT_PLACED: _BROKER_STATES,
+    # Only a resume sends it after all; a copy that did send it before dying shows in the book.
+    OrderState.NOT_SENT: _BROKER_STATES | {OrderState.PENDING},
 }
 
 

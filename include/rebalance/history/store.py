@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
@@ -168,6 +168,34 @@ class HistoryStore:
             query = query.where(tables.runs.c.portfolio_id == portfolio_id)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query.limit(limit)).mappings()]
+
+    def stale_placing_runs(
+        self,
+        account: str,
+        broker: str,
+        started_before: datetime,
+        modes: Iterable[str] = ("live", "paper"),
+    ) -> list[int]:
+        """Runs of this account (name and broker) left ``placing`` since before ``started_before``,
+        in one of ``modes`` (the runs whose orders went to the same book).
+
+        Their placement died or their record_run could not reach the database; whoever touches
+        the account next settles them from the book (a live placer still holds the run's lock).
+        """
+        started = func.coalesce(tables.runs.c.executed_at, tables.runs.c.created_at)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(tables.runs.c.id)
+                .where(
+                    tables.runs.c.account == account,
+                    tables.runs.c.broker == broker,
+                    tables.runs.c.status == str(RunStatus.PLACING),
+                    tables.runs.c.mode.in_(list(modes)),
+                    started < started_before,
+                )
+                .order_by(tables.runs.c.id)
+            ).scalars()
+            return [int(r) for r in rows]
 
     def events(self, run_id: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from rebalance.execution import ExecutionSettings, legs_of
 from rebalance.history.status import RunStatus
 from rebalance.history.store import HistoryStore, RunKey
 from rebalance.plan import PlannedOrder, PlanSummary, TradePlan
+from rebalance.schedule import IST
 from rebalance.testing.emulators import KiteEmulator, SmartApiEmulator
 
 # Short timings: a test's placement ends in a few seconds at most.
@@ -64,6 +66,7 @@ def approved_run(
     run_id: str = "scheduled__2026-01-05T15:10:00+05:30",
     account: str = "zerodha_main",
     portfolio_id: str = "test",
+    mode: str = "live",
 ) -> int:
     """A run record as the upstream tasks leave it: planned, then approved."""
     run = store.open_run(
@@ -73,7 +76,7 @@ def approved_run(
         broker="zerodha",
         initiator="scheduled",
         broker_scope=account,
-        mode="live",
+        mode=mode,
         policy={"rebalance_budget_pct": 10},
         targets={"weights": {"RELIANCE": 0.5, "ITC": 0.5}, "cash": 0.0},
     )
@@ -91,6 +94,13 @@ def approved_run(
     )
     store.transition(run, RunStatus.APPROVED, "approved automatically", approval_decision="auto")
     return run
+
+
+def clock_at(hour: int, minute: int) -> Callable[[], datetime]:
+    """A clock running from today's ``hour:minute`` IST (real seconds pass)."""
+    target = datetime.combine(datetime.now(IST).date(), time(hour, minute), tzinfo=IST)
+    offset = target - datetime.now(UTC)
+    return lambda: datetime.now(UTC) + offset
 
 
 @dataclass

@@ -302,9 +302,16 @@ def test_interrupted_placement_is_settled_from_the_book(store: HistoryStore, kit
     assert kite.counts(tags_of(plan)) == [1, 0, 0, 0]
     legs = store.orders(run)
     assert legs[0]["state"] == OrderState.COMPLETE
-    assert [leg["state"] for leg in legs[1:]] == [OrderState.PENDING] * 3
+    # Never sent, and recorded so: not "outcome unknown".
+    assert [leg["state"] for leg in legs[1:]] == [OrderState.NOT_SENT] * 3
+    assert all(leg["error"].startswith("never sent") for leg in legs[1:])
     assert result.status is RunStatus.PARTIALLY_FILLED
-    assert store.run(run)["status_reason"].startswith("placement interrupted")
+    assert result.not_sent == 3
+    assert result.unknown == 0
+    reason = store.run(run)["status_reason"]
+    assert reason.startswith("placement interrupted")
+    assert "3 never sent" in reason
+    assert "outcome unknown" not in reason
 
 
 def test_angelone_timeouts_both_ways(store: HistoryStore, angel: Venue) -> None:

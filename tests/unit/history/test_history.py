@@ -227,3 +227,63 @@ def test_history_cli_lists_and_shows(store: HistoryStore) -> None:
         assert text in shown.output, text
     missing = runner.invoke(app, ["history", "show", "999999"])
     assert missing.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        (RunStatus.APPROVED, RunStatus.INTERRUPTED),  # place_orders stopped before placing
+        (RunStatus.PLACING, RunStatus.INTERRUPTED),  # stopped with legs never sent
+        (RunStatus.INTERRUPTED, RunStatus.PLACING),  # rebalance resume: the same run
+        (RunStatus.INTERRUPTED, RunStatus.COMPLETED),  # settled for good
+        (RunStatus.INTERRUPTED, RunStatus.FAILED),
+    ],
+)
+def test_interrupted_runs_resume_or_close(current: RunStatus, new: RunStatus) -> None:
+    check_transition(current, new)
+
+
+@pytest.mark.parametrize(
+    "current",
+    [RunStatus.PLANNED, RunStatus.AWAITING_APPROVAL, RunStatus.COMPLETED, RunStatus.FAILED],
+)
+def test_only_an_approved_or_placing_run_is_interrupted(current: RunStatus) -> None:
+    with pytest.raises(IllegalTransition):
+        check_transition(current, RunStatus.INTERRUPTED)
+
+
+def test_interrupted_is_final_for_the_dag_run() -> None:
+    assert RunStatus.INTERRUPTED.is_final
+    with pytest.raises(IllegalTransition):
+        check_transition(RunStatus.INTERRUPTED, RunStatus.PLACED)  # only through placing
+
+
+def test_never_sent_is_distinct_from_an_unknown_outcome() -> None:
+    check_order_transition(OrderState.PENDING, OrderState.NOT_SENT)
+    check_order_transition(OrderState.NOT_SENT, OrderState.PENDING)  # a resume
+    check_order_transition(OrderState.NOT_SENT, OrderState.COMPLETE)  # found in the book
+    assert OrderState.NOT_SENT.is_terminal
+    assert not OrderState.SENT.is_terminal  # sent and unseen: the book decides
+    with pytest.raises(IllegalTransition):
+        check_order_transition(OrderState.SENT, OrderState.NOT_SENT)  # it may be at the broker
+    with pytest.raises(IllegalTransition):
+        check_order_transition(OrderState.COMPLETE, OrderState.NOT_SENT)
+
+
+def test_stale_placing_runs_of_one_account(store: HistoryStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    placing = new_run(store)
+    for status in (RunStatus.PLANNED, RunStatus.APPROVED, RunStatus.PLACING):
+        store.transition(placing, status, None)
+    store.update_run(placing, executed_at=datetime.now(UTC) - timedelta(minutes=20))
+    fresh = new_run(store, run="manual__2")
+    for status in (RunStatus.PLANNED, RunStatus.APPROVED, RunStatus.PLACING):
+        store.transition(fresh, status, None)
+    store.update_run(fresh, executed_at=datetime.now(UTC))
+    cutoff = datetime.now(UTC) - timedelta(minutes=11)
+    assert store.stale_placing_runs("main", "paper", cutoff) == [placing]
+    assert store.stale_placing_runs("main", "zerodha", cutoff) == []  # another broker
+    assert store.stale_placing_runs("other", "paper", cutoff) == []
+    # A live lane's book is not where a paper run's orders went.
+    assert store.stale_placing_runs("main", "paper", cutoff, modes=["live"]) == []

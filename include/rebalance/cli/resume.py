@@ -1,0 +1,119 @@
+"""``rebalance resume RUN [--settle-only]`` and ``rebalance settle RUN``: finish or close a
+placement that stopped part-way (a crash, a lost worker, the history database down, an expired
+login), in the same run.
+
+``resume`` sends the legs of the approved plan that were never sent, with the same order tags
+(so nothing already at the broker is sent again), after the price-move guard and only within the
+approval's validity (live: the approval cut-off of that day; paper: the approval timeout). It is
+never a second run: the run record, its legs and its tags stay the same. ``settle`` (or
+``resume --settle-only``) sends nothing: it reads the broker's order book, records what it says
+and closes the run for good.
+
+The broker is built as the DAG's task would build it: the account's Airflow connection (or
+``AIRFLOW_CONN_<ID>``). Exit codes: 0 done (the plan finished, or the run settled); 2 bad input
+(no such run, nothing to resume, portfolio file not found, approval no longer valid, prices
+moved); 1 other failure (database or broker unreachable; a resume that left legs never sent or
+of unknown outcome).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rebalance.cli import EXIT_BAD_INPUT, EXIT_FAILURE, app
+
+
+def _store() -> Any:
+    from rebalance.history.database import engine_for, history_url
+    from rebalance.history.store import HistoryStore
+
+    return HistoryStore(engine_for(history_url()))
+
+
+def _portfolio_file(record: dict[str, Any], given: Path | None) -> str:
+    """The portfolio file of a run: ``--portfolio``, else the one in the portfolios folder
+    whose id is the run's."""
+    from rebalance.errors import ConfigError
+    from rebalance.portfolio import load_portfolio, portfolio_files
+    from rebalance.settings import portfolios_dir
+
+    if given is not None:
+        return str(given)
+    folder = portfolios_dir()
+    for path in portfolio_files(folder):
+        try:
+            if load_portfolio(path).id == record["portfolio_id"]:
+                return str(path)
+        except ConfigError:
+            continue
+    raise LookupError(
+        f"no portfolio file with id {record['portfolio_id']!r} in {folder}: pass --portfolio FILE"
+    )
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def _run(run: int, portfolio: Path | None, settle_only: bool) -> None:
+    from rebalance import tasks
+    from rebalance.history.store import RunLocked, RunNotFound
+
+    command = "settle" if settle_only else "resume"
+    try:
+        store = _store()
+        record = store.run(run)
+    except RunNotFound:
+        raise _fail(f"{command}: no rebalance run {run}", EXIT_BAD_INPUT) from None
+    except Exception as exc:  # the database is unreachable or not migrated
+        raise _fail(f"{command}: cannot read the history database: {exc}", EXIT_FAILURE) from None
+    try:
+        lane = tasks.lane_of_run(store, run, _portfolio_file(record, portfolio))
+        broker = tasks.make_broker(lane)
+        outcome = tasks.resume_run(lane, store, broker, settle_only=settle_only)
+    except (LookupError, tasks.LaneStopped) as exc:
+        # NotResumable, no portfolio file, a missing connection, approval lapsed, prices moved.
+        raise _fail(f"{command} {run}: {exc}", EXIT_BAD_INPUT) from None
+    except RunLocked as exc:
+        raise _fail(f"{command} {run}: {exc}; try again later", EXIT_FAILURE) from None
+    typer.echo(f"run {run}: {outcome['status']}: {outcome['reason']}")
+    if outcome["unfinished"] and not settle_only:
+        raise _fail(f"run {run}: {outcome['unfinished']}", EXIT_FAILURE)
+
+
+PortfolioOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--portfolio",
+        "-p",
+        help="the run's portfolio file (default: found by id in the portfolios folder)",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+@app.command("resume")
+def resume(
+    run: Annotated[int, typer.Argument(help="the history run id (rebalance history)")],
+    portfolio: PortfolioOption = None,
+    settle_only: Annotated[
+        bool,
+        typer.Option("--settle-only", help="send nothing: settle from the book and close"),
+    ] = False,
+) -> None:
+    """Finish an interrupted placement of RUN: send its never-sent legs (same run, same tags)."""
+    _run(run, portfolio, settle_only)
+
+
+@app.command("settle")
+def settle(
+    run: Annotated[int, typer.Argument(help="the history run id (rebalance history)")],
+    portfolio: PortfolioOption = None,
+) -> None:
+    """Close RUN from the broker's order book (a run left placing or interrupted): send nothing."""
+    _run(run, portfolio, settle_only=True)
