@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from rebalance.errors import CalendarError, ConfigError, validation_problems
-from rebalance.portfolio import Portfolio, resolve_relative
+from rebalance.portfolio import Portfolio, resolve_inside, resolve_relative
 from rebalance.schedule import (
     IST,
     MARKET_CLOSE,
@@ -337,6 +337,7 @@ def overrides_for_portfolio(
     if portfolio.holiday_overrides is None:
         return None
     path = resolve_relative(portfolio_file, portfolio.holiday_overrides)
+    resolve_inside(portfolio_file, portfolio.holiday_overrides, "holiday_overrides")
     try:
         return load_overrides(path)
     except ConfigError as exc:

@@ -39,15 +39,19 @@ def plan(
     """Print the trades that rebalance PORTFOLIO from HOLDINGS."""
     from rebalance.errors import ConfigError, RebalanceError
     from rebalance.planning import plan_rebalance
-    from rebalance.portfolio import load_portfolio
-    from rebalance.snapshot import read_holdings_csv
+    from rebalance.portfolio import policy_symbol_problems
+    from rebalance.portfolio_check import check_portfolio_file
+    from rebalance.snapshot import check_no_sell_symbols, read_holdings_csv
 
     try:
         if fmt not in FORMATS:
             raise ConfigError("--format", [f"must be one of {', '.join(FORMATS)}, got {fmt!r}"])
-        model = load_portfolio(portfolio)
+        model = check_portfolio_file(portfolio).portfolio  # the DAG's own check of the file
         policy = apply_overrides(model.policy, overrides or [])
+        if problems := policy_symbol_problems(policy, model.targets):
+            raise ConfigError("--set", problems)
         snapshot = read_holdings_csv(holdings, cash=cash, taken_at=datetime.now(UTC))
+        check_no_sell_symbols(snapshot, model.targets, policy.no_sell, str(holdings))
         result = plan_rebalance(
             snapshot,
             model.target_fractions(),
@@ -56,6 +60,7 @@ def plan(
             broker=str(model.accounts[0].broker),
         )
     except RebalanceError as exc:
+        # Row numbers in every message are the holdings file's line numbers (header = row 1).
         typer.echo(f"{holdings}: {exc}" if _about_holdings(exc) else str(exc), err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except Exception as exc:  # the CLI's last line: a message and exit 1, not a traceback
