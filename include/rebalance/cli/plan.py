@@ -38,10 +38,9 @@ def plan(
 ) -> None:
     """Print the trades that rebalance PORTFOLIO from HOLDINGS."""
     from rebalance.errors import ConfigError, RebalanceError
-    from rebalance.planning import plan_rebalance
+    from rebalance.holdings_file import check_cash, read_holdings_rows
     from rebalance.portfolio import policy_symbol_problems
     from rebalance.portfolio_check import check_portfolio_file
-    from rebalance.snapshot import check_no_sell_symbols, read_holdings_csv
 
     try:
         if fmt not in FORMATS:
@@ -50,7 +49,15 @@ def plan(
         policy = apply_overrides(model.policy, overrides or [])
         if problems := policy_symbol_problems(policy, model.targets):
             raise ConfigError("--set", problems)
-        snapshot = read_holdings_csv(holdings, cash=cash, taken_at=datetime.now(UTC))
+        check_cash(cash)
+        rows, _ = read_holdings_rows(holdings)
+        # Every input is checked by now; only the planner needs pandas.
+        from rebalance.planning import plan_rebalance
+        from rebalance.snapshot import check_no_sell_symbols, snapshot_from_rows
+
+        snapshot = snapshot_from_rows(
+            rows, source=str(holdings), cash=cash, taken_at=datetime.now(UTC)
+        )
         check_no_sell_symbols(snapshot, model.targets, policy.no_sell, str(holdings))
         result = plan_rebalance(
             snapshot,
@@ -73,10 +80,14 @@ def plan(
 
 
 def _about_holdings(exc: Exception) -> bool:
-    """Planner input errors name the snapshot; on the CLI the snapshot is the holdings file."""
-    from rebalance.planning.book import SNAPSHOT_SOURCE
+    """Planner input errors name the snapshot; on the CLI the snapshot is the holdings file.
 
-    return str(exc).startswith(SNAPSHOT_SOURCE)
+    Before the planner is imported (bad input is refused first) no error can be the planner's.
+    """
+    import sys
+
+    book = sys.modules.get("rebalance.planning.book")
+    return book is not None and str(exc).startswith(book.SNAPSHOT_SOURCE)
 
 
 def apply_overrides(policy: Policy, items: list[str]) -> Policy:
