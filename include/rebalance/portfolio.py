@@ -159,7 +159,7 @@ class Portfolio(NumbersAreNumbers):
     )
     policy: Policy = Field(default_factory=Policy)
     schedule: Schedule = Field(default_factory=Schedule)
-    accounts: tuple[Account, ...] = Field(min_length=1)
+    accounts: tuple[Account, ...] = Field(description="one lane per account; at least one")
     execution: Execution = Field(default_factory=Execution)
     holiday_overrides: str | None = Field(
         None, description="YAML of dated holiday additions/removals, relative to this file"
@@ -202,6 +202,14 @@ class Portfolio(NumbersAreNumbers):
             if not math.isfinite(weight) or not 0 <= weight <= 100:
                 raise ValueError(f"{symbol}: weight must be a percentage 0..100, got {weight}")
         return parsed
+
+    @field_validator("accounts")
+    @classmethod
+    def _at_least_one_account(cls, value: tuple[Account, ...]) -> tuple[Account, ...]:
+        # A check after the items (pydantic's min_length also fires when an item is invalid).
+        if not value:
+            raise ValueError("at least one account is needed")
+        return value
 
     @field_validator("holiday_overrides")
     @classmethod
