@@ -11,7 +11,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from typer.testing import CliRunner
@@ -28,9 +28,9 @@ runner = CliRunner()
 class FakeAirflowApi(BaseHTTPRequestHandler):
     """Airflow 3's simple-auth token endpoint and the HITL detail of one task."""
 
-    users: dict[str, str] = {}
-    logins: list[tuple[str, str]] = []
-    answers: list[dict[str, Any]] = []
+    users: ClassVar[dict[str, str]] = {}
+    logins: ClassVar[list[tuple[str, str]]] = []
+    answers: ClassVar[list[dict[str, Any]]] = []
 
     def log_message(self, *args: Any) -> None:  # quiet
         pass
@@ -48,7 +48,7 @@ class FakeAirflowApi(BaseHTTPRequestHandler):
         loaded: dict[str, Any] = json.loads(self.rfile.read(length) or b"{}")
         return loaded
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self._body()
         self.logins.append((body["username"], body["password"]))
         if self.users.get(body["username"]) != body["password"]:
@@ -56,13 +56,13 @@ class FakeAirflowApi(BaseHTTPRequestHandler):
         else:
             self._reply(201, {"access_token": f"token-of-{body['username']}"})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if not self.headers.get("Authorization", "").startswith("Bearer token-of-"):
             self._reply(401, {"detail": "Not authenticated"})
         else:
             self._reply(200, {"response_received": False, "options": ["Approve", "Reject"]})
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         body = self._body()
         self.answers.append(body)
         user = self.headers["Authorization"].removeprefix("Bearer token-of-")
