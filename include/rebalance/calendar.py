@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from rebalance.errors import CalendarError, ConfigError, validation_problems
-from rebalance.portfolio import Portfolio, resolve_relative
+from rebalance.portfolio import Portfolio, resolve_inside, resolve_relative
 from rebalance.schedule import (
     IST,
     MARKET_CLOSE,
@@ -220,6 +220,22 @@ def library_calendar_end() -> dt.date:
     return _library_days().end
 
 
+def library_closed_weekdays(year: int) -> frozenset[dt.date] | None:
+    """Weekdays of ``year`` that exchange_calendars' XBOM marks closed (its holidays), or None
+    when the library's data does not cover the whole year."""
+    lib = _library_days()
+    first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
+    if last > lib.end or first < lib.start:
+        return None
+    closed = set()
+    day = first
+    while day <= last:
+        if day.weekday() < 5 and day not in lib.weekday_sessions:
+            closed.add(day)
+        day += _ONE_DAY
+    return frozenset(closed)
+
+
 class TradingCalendar:
     """Trading days of NSE/BSE: the library's XBOM calendar merged with an override file."""
 
@@ -337,6 +353,7 @@ def overrides_for_portfolio(
     if portfolio.holiday_overrides is None:
         return None
     path = resolve_relative(portfolio_file, portfolio.holiday_overrides)
+    resolve_inside(portfolio_file, portfolio.holiday_overrides, "holiday_overrides")
     try:
         return load_overrides(path)
     except ConfigError as exc:

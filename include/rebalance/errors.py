@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
 
+_NAMES_A_FIELD = re.compile(r"^[A-Za-z_][\w.]*: ")
+
+
 def validation_problems(exc: ValidationError) -> list[str]:
     """One line per pydantic error, ``field.path: message``, worded for a person."""
     problems = []
     for err in exc.errors():
-        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        where = ".".join(str(part) for part in err["loc"])
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
-        problems.append(f"{where}: {message}")
+        # A model-wide check names its own fields (``targets: ...``), one problem per line.
+        for line in message.splitlines():
+            if where:
+                problems.append(f"{where}: {line}")
+            else:
+                problems.append(line if _NAMES_A_FIELD.match(line) else f"(top level): {line}")
     return problems
 
 

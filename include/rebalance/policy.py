@@ -6,10 +6,49 @@ fractions. Defaults are the notes' section 12 starter values.
 
 from __future__ import annotations
 
+import re
+import types
+import typing
+from difflib import get_close_matches
 from enum import StrEnum
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9&_.\-]{0,29}$")
+
+
+def _is_number_type(annotation: Any) -> bool:
+    """``float``, ``int`` or an optional one (``float | None``), not ``bool``."""
+    if annotation in (float, int):
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return len(args) == 1 and args[0] in (float, int)
+    return False
+
+
+def refuse_non_numbers(value: Any) -> Any:
+    """A number field takes a number: ``true`` is not 1 and ``"10"`` is not 10 (pydantic's lax
+    mode would take both). Used by every numeric field of the config models."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError(f"must be a number, got {value!r}")
+    return value
+
+
+def symbol_problem(symbol: Any, known: tuple[str, ...] = ()) -> str | None:
+    """Why ``symbol`` is not a usable symbol (None when it is), with a suggestion: the upper-case
+    spelling, or the closest of ``known`` (e.g. the targets)."""
+    if not isinstance(symbol, str):
+        return f"{symbol!r} is not a symbol (a text like INFY)"
+    if SYMBOL_PATTERN.match(symbol):
+        return None
+    fixed = symbol.strip().upper()
+    if SYMBOL_PATTERN.match(fixed):
+        return f"{symbol!r} is not a valid symbol: symbols are upper case, did you mean {fixed!r}?"
+    hint = get_close_matches(fixed, known, n=1)
+    suggestion = f"; did you mean {hint[0]!r}?" if hint else " (upper case, e.g. INFY, M&M)"
+    return f"{symbol!r} is not a valid symbol{suggestion}"
 
 
 class TiltMode(StrEnum):
@@ -38,7 +77,19 @@ class BudgetMode(StrEnum):
     TURNOVER = "turnover"  # scale = min(1, budget / (total_buy + total_sell))
 
 
-class Policy(BaseModel):
+class NumbersAreNumbers(BaseModel):
+    """Base of the config models: every ``float``/``int`` field refuses booleans and text."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _is_number_type(field.annotation) and value is not None:
+            return refuse_non_numbers(value)
+        return value
+
+
+class Policy(NumbersAreNumbers):
     """Parameters that decide a rebalance. Unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
@@ -85,6 +136,17 @@ class Policy(BaseModel):
     max_price_move_pct: float = Field(
         2.0, gt=0, description="stop placing if prices moved more than this since planning"
     )
+
+    @field_validator("no_buy", "no_sell", mode="before")
+    @classmethod
+    def _symbol_lists(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(f"must be a list of symbols, e.g. [{value}]")
+        if isinstance(value, list | tuple | set | frozenset):
+            problems = [p for p in (symbol_problem(s) for s in value) if p]
+            if problems:
+                raise ValueError("; ".join(problems))
+        return value
 
     @model_validator(mode="after")
     def _check_bias_thresholds(self) -> Self:

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import time
+from difflib import get_close_matches
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rebalance.errors import ConfigError, validation_problems
-from rebalance.policy import Policy
+from rebalance.policy import NumbersAreNumbers, Policy, UnlistedHoldings, symbol_problem
 from rebalance.schedule import Schedule
 
 WEIGHT_SUM_TOLERANCE_PCT = 0.01
@@ -42,7 +44,48 @@ class ApprovalMode(StrEnum):
     MANUAL = "manual"
 
 
-class Account(BaseModel):
+def check_relative_path(value: str | None) -> str | None:
+    """A file named in a portfolio stays inside the portfolio's folder: a relative path without
+    ``..`` (``data/holdings.csv``, ``calendars/nse_2027.yaml``); never absolute, never ``~``."""
+    if value is None:
+        return None
+    if not value.strip() or "\x00" in value:
+        raise ValueError("must be a file name relative to the portfolio file")
+    posix, windows = PurePosixPath(value), PureWindowsPath(value)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or value.startswith("~"):
+        raise ValueError(
+            f"{value!r} is outside the portfolio folder: give a path relative to the portfolio "
+            "file (e.g. data/holdings.csv)"
+        )
+    if ".." in posix.parts or ".." in windows.parts:
+        raise ValueError(
+            f"{value!r} leaves the portfolio folder ('..'): files a portfolio names must be in "
+            "its folder or a sub-folder"
+        )
+    return value
+
+
+def policy_symbol_problems(policy: Policy, targets: Mapping[str, float]) -> list[str]:
+    """no_buy / no_sell symbols that cannot mean what they say, with the closest target.
+
+    A no_buy symbol must be a target (nothing else is ever bought). A no_sell symbol must be a
+    target too, unless ``unlisted_holdings: sell`` (then a held symbol outside the targets may be
+    protected; whether it is held is checked against the holdings at run time).
+    """
+    known = tuple(targets)
+    problems = []
+    for key in ("no_buy", "no_sell"):
+        allowed_outside = key == "no_sell" and policy.unlisted_holdings is UnlistedHoldings.SELL
+        for symbol in sorted(getattr(policy, key)):
+            if symbol in targets or allowed_outside:
+                continue
+            close = get_close_matches(symbol, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(f"policy.{key}: {symbol!r} is not one of the targets{hint}")
+    return problems
+
+
+class Account(NumbersAreNumbers):
     """One broker account a portfolio is held in: one lane of the DAG (notes section 10.A)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -57,7 +100,14 @@ class Account(BaseModel):
     holdings_file: str | None = Field(
         None, description="paper broker: CSV of holdings, relative to the portfolio file"
     )
-    cash_inr: float | None = Field(None, ge=0, description="paper broker: available cash")
+    cash_inr: float | None = Field(
+        None, ge=0, le=1e12, description="paper broker: available cash, rupees"
+    )
+
+    @field_validator("holdings_file")
+    @classmethod
+    def _inside_folder(cls, value: str | None) -> str | None:
+        return check_relative_path(value)
 
     @model_validator(mode="after")
     def _needs_source(self) -> Self:
@@ -68,7 +118,7 @@ class Account(BaseModel):
         return self
 
 
-class Execution(BaseModel):
+class Execution(NumbersAreNumbers):
     """How approved plans turn into orders."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -106,7 +156,7 @@ class Execution(BaseModel):
         return value
 
 
-class Portfolio(BaseModel):
+class Portfolio(NumbersAreNumbers):
     """A model portfolio: targets, policy, schedule, accounts and execution settings."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -125,7 +175,7 @@ class Portfolio(BaseModel):
     )
     policy: Policy = Field(default_factory=Policy)
     schedule: Schedule = Field(default_factory=Schedule)
-    accounts: tuple[Account, ...] = Field(min_length=1)
+    accounts: tuple[Account, ...] = Field(description="one lane per account; at least one")
     execution: Execution = Field(default_factory=Execution)
     holiday_overrides: str | None = Field(
         None, description="YAML of dated holiday additions/removals, relative to this file"
@@ -139,10 +189,21 @@ class Portfolio(BaseModel):
                 raise ValueError("at least one symbol is needed")
             seen: set[str] = set()
             for symbol in value:
+                if problem := symbol_problem(symbol):
+                    raise ValueError(problem)
                 if symbol in seen:
                     raise ValueError(f"duplicate symbol {symbol!r}")
                 seen.add(symbol)
             return {symbol: 100.0 / len(value) for symbol in value}
+        if isinstance(value, dict):
+            for symbol, weight in value.items():
+                if problem := symbol_problem(symbol):
+                    raise ValueError(problem)
+                if isinstance(weight, bool) or not isinstance(weight, int | float):
+                    raise ValueError(
+                        f"{symbol}: a weight is a number of percent (e.g. 10 for 10%), "
+                        f"got {weight!r}"
+                    )
         return value
 
     @field_validator("targets", mode="wrap")
@@ -154,9 +215,22 @@ class Portfolio(BaseModel):
         for symbol, weight in parsed.items():
             if not _SYMBOL.match(symbol):
                 raise ValueError(f"{symbol!r} is not a valid symbol (upper case, e.g. INFY)")
-            if not math.isfinite(weight) or weight < 0:
-                raise ValueError(f"{symbol}: weight must be a number >= 0, got {weight}")
+            if not math.isfinite(weight) or not 0 <= weight <= 100:
+                raise ValueError(f"{symbol}: weight must be a percentage 0..100, got {weight}")
         return parsed
+
+    @field_validator("accounts")
+    @classmethod
+    def _at_least_one_account(cls, value: tuple[Account, ...]) -> tuple[Account, ...]:
+        # A check after the items (pydantic's min_length also fires when an item is invalid).
+        if not value:
+            raise ValueError("at least one account is needed")
+        return value
+
+    @field_validator("holiday_overrides")
+    @classmethod
+    def _overrides_inside_folder(cls, value: str | None) -> str | None:
+        return check_relative_path(value)
 
     @model_validator(mode="after")
     def _weights_sum(self) -> Self:
@@ -172,6 +246,8 @@ class Portfolio(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"accounts: duplicate account name(s) {', '.join(dupes)}")
+        if problems := policy_symbol_problems(self.policy, self.targets):
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -250,3 +326,19 @@ def resolve_relative(portfolio_file: Path | str, relative: str) -> Path:
     """A path written in a portfolio file is relative to that file."""
     candidate = Path(relative)
     return candidate if candidate.is_absolute() else Path(portfolio_file).parent / candidate
+
+
+def resolve_inside(portfolio_file: Path | str, relative: str, field: str) -> Path:
+    """``relative`` resolved against the portfolio file's folder, symlinks followed; ConfigError
+    naming the portfolio file and ``field`` when the result is outside that folder."""
+    folder = Path(portfolio_file).resolve().parent
+    try:
+        check_relative_path(relative)
+        resolved = (folder / relative).resolve()
+        resolved.relative_to(folder)
+    except (ValueError, OSError, RuntimeError):
+        raise ConfigError(
+            str(portfolio_file),
+            [f"{field}: {relative!r} is outside the portfolio folder {folder}"],
+        ) from None
+    return resolved

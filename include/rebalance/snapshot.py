@@ -17,20 +17,8 @@ import pandas as pd
 
 from rebalance.brokers.base import Holding, Quote
 from rebalance.errors import InputDataError
+from rebalance.holdings_file import COLUMNS, REQUIRED_CSV_COLUMNS, check_cash, read_holdings_rows
 from rebalance.schemas import HoldingsSnapshotSchema, validate_frame
-
-REQUIRED_CSV_COLUMNS = ("symbol", "exchange", "quantity", "last_price")
-COLUMNS = (
-    "symbol",
-    "exchange",
-    "quantity",
-    "sellable_quantity",
-    "last_price",
-    "average_price",
-    "previous_close",
-    "acquired_on",
-    "isin",
-)
 
 
 @dataclass(frozen=True)
@@ -148,14 +136,41 @@ def read_holdings_csv(
 ) -> HoldingsSnapshot:
     """The CLI's holdings file: ``symbol, exchange, quantity, last_price`` required,
     ``average_price, sellable_quantity`` (and ``previous_close, acquired_on, isin``) optional.
-    Row numbers in errors are the file's line numbers."""
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path, dtype={"symbol": str, "exchange": str, "isin": str})
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputDataError(str(path), [f"cannot read CSV: {exc}"]) from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return snapshot_from_frame(frame, source=str(path), cash=cash, taken_at=taken_at, row_offset=2)
+
+    Row numbers in every error are the file's line numbers (the header is row 1), the same
+    numbering the Pandera checks use (``row_offset=2``).
+    """
+    check_cash(cash)
+    rows, _ = read_holdings_rows(path)
+    return snapshot_from_rows(rows, source=str(path), cash=cash, taken_at=taken_at)
+
+
+def snapshot_from_rows(
+    rows: list[dict[str, Any]], *, source: str, cash: float | None, taken_at: datetime
+) -> HoldingsSnapshot:
+    """A snapshot from the checked rows of ``holdings_file.read_holdings_rows``."""
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame["quantity"] = frame["quantity"].astype(int)
+    return snapshot_from_frame(frame, source=source, cash=cash, taken_at=taken_at, row_offset=2)
+
+
+def check_no_sell_symbols(
+    snapshot: HoldingsSnapshot, targets: Iterable[str], no_sell: Iterable[str], source: str
+) -> None:
+    """A no_sell symbol must be a target or held: one that is neither is a typo that would
+    protect nothing (InputDataError naming ``source``, with the closest symbol)."""
+    from difflib import get_close_matches
+
+    known = {*targets, *(str(s) for s in snapshot.positions["symbol"])}
+    problems = []
+    for symbol in sorted(set(no_sell) - known):
+        close = get_close_matches(symbol, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        problems.append(
+            f"policy.no_sell: {symbol!r} is neither one of the targets nor held in {source}{hint}"
+        )
+    if problems:
+        raise InputDataError(source, problems)
 
 
 def raw_snapshot_from_broker(

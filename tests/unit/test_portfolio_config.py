@@ -65,7 +65,11 @@ def test_cash_target_completes_the_sum(tmp_path: Path) -> None:
         (GOOD.replace("TCS: 40", "TCS: 50, INFY: -10"), "duplicate key 'INFY'"),
         (
             GOOD.replace("INFY: 60, TCS: 40", "INFY: 110, TCS: -10"),
-            "TCS: weight must be a number >= 0",
+            "INFY: weight must be a percentage 0..100",
+        ),
+        (
+            GOOD.replace("INFY: 60, TCS: 40", "INFY: 110, TCS: -10").replace("110", "60"),
+            "TCS: weight must be a percentage 0..100, got -10",
         ),
         (
             GOOD.replace("targets: {INFY: 60, TCS: 40}", "targets: [INFY, INFY]"),

@@ -38,6 +38,7 @@ def _register_commands() -> None:
     from rebalance.cli import (  # noqa: F401
         approve,
         broker,
+        calendar,
         db,
         demo,
         history,

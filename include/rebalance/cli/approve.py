@@ -5,7 +5,10 @@ names its DAG, its Airflow run and its account; the approval task of that lane i
 ``<account>.approval``. The answer is the same one the Required Actions page gives:
 
 1. ``POST {api}/auth/token`` with the user and password (the simple auth manager) -> a JWT, or a
-   ready token from ``--token`` / env ``AIRFLOW_API_TOKEN`` (any auth manager);
+   ready token from ``--token`` / env ``AIRFLOW_API_TOKEN`` (any auth manager). The user and
+   password default to those of ``make airflow`` (``rebalance airflow``): env
+   ``REBALANCE_AIRFLOW_USER`` / ``REBALANCE_AIRFLOW_PASSWORD``, else admin / admin, so
+   ``rebalance approve RUN --yes`` works as the README shows against the local Airflow;
 2. ``GET  {api}/api/v2/dags/{dag}/dagRuns/{run}/taskInstances/{task}/-1/hitlDetails``: the request
    exists and has no answer yet;
 3. ``PATCH`` the same path with ``{"chosen_options": ["Approve" | "Reject"], "params_input": {}}``.
@@ -22,6 +25,7 @@ from urllib.parse import quote
 import typer
 
 from rebalance.cli import EXIT_BAD_INPUT, EXIT_FAILURE, app
+from rebalance.cli.local_airflow import DEFAULT_PASSWORD, DEFAULT_USER
 
 APPROVE = "Approve"
 REJECT = "Reject"
@@ -63,7 +67,9 @@ def get_token(client: Any, user: str, password: str) -> str:
     response = client.post("/auth/token", json={"username": user, "password": password})
     if response.status_code in (400, 401, 403):
         raise ApproveError(
-            f"Airflow refused the credentials of user {user!r}: {_detail(response)}",
+            f"Airflow refused the credentials of user {user!r}: {_detail(response)} (give the "
+            "user and password of your Airflow with --user/--password or env "
+            "REBALANCE_AIRFLOW_USER/REBALANCE_AIRFLOW_PASSWORD, or --token)",
             EXIT_BAD_INPUT,
         )
     if response.status_code >= 300:
@@ -186,12 +192,19 @@ def approve(
         str, typer.Option(envvar="REBALANCE_AIRFLOW_API_URL", help="Airflow's API server")
     ] = "http://localhost:8080",
     user: Annotated[
-        str | None, typer.Option(envvar="REBALANCE_AIRFLOW_USER", help="Airflow user")
-    ] = None,
+        str,
+        typer.Option(
+            envvar="REBALANCE_AIRFLOW_USER", help="Airflow user (the one `make airflow` made)"
+        ),
+    ] = DEFAULT_USER,
     password: Annotated[
-        str | None,
-        typer.Option(envvar="REBALANCE_AIRFLOW_PASSWORD", help="Airflow password", hidden=False),
-    ] = None,
+        str,
+        typer.Option(
+            envvar="REBALANCE_AIRFLOW_PASSWORD",
+            help="Airflow password (the one `make airflow` set)",
+            show_default=False,
+        ),
+    ] = DEFAULT_PASSWORD,
     token: Annotated[
         str | None,
         typer.Option(envvar="AIRFLOW_API_TOKEN", help="a JWT instead of user and password"),

@@ -4,16 +4,24 @@ Embedded default: no Docker, no accounts. Starts the embedded PostgreSQL (or use
 REBALANCE_DB_URL), migrates the history database, migrates Airflow's metadata database under a
 project-local AIRFLOW_HOME, runs the demo DAG with ``dag.test()`` on the paper broker with
 automatic approval, then prints the recorded run and its orders read back from Postgres.
+
+The embedded PostgreSQL that the demo starts is stopped when it exits, also on an error, Ctrl-C or
+SIGTERM; a server that was already running (``make airflow``, another shell) is left running.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -51,6 +59,82 @@ def migrate_airflow_db() -> None:
         raise typer.Exit(EXIT_FAILURE)
 
 
+EMBEDDED_STOP_TIMEOUT_SECONDS = 30.0
+
+
+def embedded_pgdata() -> Path:
+    """The embedded server's data folder, as ``history.database.start_embedded`` finds it."""
+    from rebalance.history.database import DEFAULT_PGDATA
+
+    return Path(os.environ.get("REBALANCE_PGDATA") or DEFAULT_PGDATA).expanduser().resolve()
+
+
+def embedded_server_pid(pgdata: Path) -> int | None:
+    """The postmaster's pid when a server of ``pgdata`` is running (from postmaster.pid)."""
+    import psutil
+
+    try:
+        first_line = (pgdata / "postmaster.pid").read_text().split("\n", 1)[0]
+        pid = int(first_line)
+    except (OSError, ValueError):
+        return None
+    try:
+        process = psutil.Process(pid)
+        running = process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return None
+    return pid if running and "postgres" in process.name() else None
+
+
+def stop_embedded_server(pgdata: Path, timeout: float = EMBEDDED_STOP_TIMEOUT_SECONDS) -> bool:
+    """Stop the embedded PostgreSQL of ``pgdata``: SIGINT to the postmaster is PostgreSQL's
+    "fast shutdown" (clients disconnected, a clean checkpoint). True when it is stopped."""
+    import psutil
+
+    pid = embedded_server_pid(pgdata)
+    if pid is None:
+        return True
+    try:
+        process = psutil.Process(pid)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.TimeoutExpired:
+        return False
+    return True
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextmanager
+def embedded_server_stopped_on_exit() -> Iterator[None]:
+    """Around a command that may start the embedded PostgreSQL: stop it on the way out (normal
+    exit, error, Ctrl-C, SIGTERM) unless it was running before or ``REBALANCE_DB_URL`` is set."""
+    if os.environ.get("REBALANCE_DB_URL"):
+        yield
+        return
+    pgdata = embedded_pgdata()
+    was_running = embedded_server_pid(pgdata) is not None
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if not was_running:
+            started = time.monotonic()
+            if stop_embedded_server(pgdata):
+                typer.echo(
+                    f"stopped the embedded PostgreSQL ({pgdata}) in "
+                    f"{time.monotonic() - started:.1f} s",
+                    err=True,
+                )
+            else:
+                typer.echo(f"the embedded PostgreSQL ({pgdata}) did not stop", err=True)
+
+
 @app.command()
 def demo(
     portfolio: Annotated[str, typer.Option(help="portfolio id (file name without .yaml)")] = "demo",
@@ -60,6 +144,12 @@ def demo(
     verbose: Annotated[bool, typer.Option(help="show Airflow's task logs")] = False,
 ) -> None:
     """Run the demo portfolio's DAG end to end and print the recorded run and its orders."""
+    with embedded_server_stopped_on_exit():
+        run_demo(portfolio, fresh=fresh, verbose=verbose)
+
+
+def run_demo(portfolio: str, *, fresh: bool, verbose: bool) -> None:
+    """The demo itself (see ``demo``); the caller decides the embedded server's lifetime."""
     if not verbose:
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
         # Airflow's dag.test imports FastAPI's test client, which warns about its own httpx use.

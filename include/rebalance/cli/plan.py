@@ -38,16 +38,27 @@ def plan(
 ) -> None:
     """Print the trades that rebalance PORTFOLIO from HOLDINGS."""
     from rebalance.errors import ConfigError, RebalanceError
-    from rebalance.planning import plan_rebalance
-    from rebalance.portfolio import load_portfolio
-    from rebalance.snapshot import read_holdings_csv
+    from rebalance.holdings_file import check_cash, read_holdings_rows
+    from rebalance.portfolio import policy_symbol_problems
+    from rebalance.portfolio_check import check_portfolio_file
 
     try:
         if fmt not in FORMATS:
             raise ConfigError("--format", [f"must be one of {', '.join(FORMATS)}, got {fmt!r}"])
-        model = load_portfolio(portfolio)
+        model = check_portfolio_file(portfolio).portfolio  # the DAG's own check of the file
         policy = apply_overrides(model.policy, overrides or [])
-        snapshot = read_holdings_csv(holdings, cash=cash, taken_at=datetime.now(UTC))
+        if problems := policy_symbol_problems(policy, model.targets):
+            raise ConfigError("--set", problems)
+        check_cash(cash)
+        rows, _ = read_holdings_rows(holdings)
+        # Every input is checked by now; only the planner needs pandas.
+        from rebalance.planning import plan_rebalance
+        from rebalance.snapshot import check_no_sell_symbols, snapshot_from_rows
+
+        snapshot = snapshot_from_rows(
+            rows, source=str(holdings), cash=cash, taken_at=datetime.now(UTC)
+        )
+        check_no_sell_symbols(snapshot, model.targets, policy.no_sell, str(holdings))
         result = plan_rebalance(
             snapshot,
             model.target_fractions(),
@@ -56,6 +67,7 @@ def plan(
             broker=str(model.accounts[0].broker),
         )
     except RebalanceError as exc:
+        # Row numbers in every message are the holdings file's line numbers (header = row 1).
         typer.echo(f"{holdings}: {exc}" if _about_holdings(exc) else str(exc), err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except Exception as exc:  # the CLI's last line: a message and exit 1, not a traceback
@@ -68,10 +80,14 @@ def plan(
 
 
 def _about_holdings(exc: Exception) -> bool:
-    """Planner input errors name the snapshot; on the CLI the snapshot is the holdings file."""
-    from rebalance.planning.book import SNAPSHOT_SOURCE
+    """Planner input errors name the snapshot; on the CLI the snapshot is the holdings file.
 
-    return str(exc).startswith(SNAPSHOT_SOURCE)
+    Before the planner is imported (bad input is refused first) no error can be the planner's.
+    """
+    import sys
+
+    book = sys.modules.get("rebalance.planning.book")
+    return book is not None and str(exc).startswith(book.SNAPSHOT_SOURCE)
 
 
 def apply_overrides(policy: Policy, items: list[str]) -> Policy:
