@@ -410,6 +410,7 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
     """
     from rebalance.errors import RebalanceError
     from rebalance.planning import plan_rebalance, verify_plan
+    from rebalance.snapshot import check_no_sell_symbols
 
     run_id = _run_id(lane, store)
     _refuse_a_second_live_rebalance_today(lane, store, run_id)
@@ -421,6 +422,7 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
     }
     targets = portfolio.target_fractions()
     try:
+        check_no_sell_symbols(snapshot, targets, lane.policy.no_sell, f"{lane.account} snapshot")
         plan = plan_rebalance(snapshot, targets, lane.policy, **inputs)
     except RebalanceError as exc:
         store.transition(run_id, RunStatus.FAILED, f"the planner refused the inputs: {exc}")
