@@ -44,6 +44,7 @@ def _register_commands() -> None:
         local_airflow,
         plan,
         schedule,
+        tax,
     )
 
 

@@ -654,3 +654,26 @@ def read_symbol_values(path: Path, value_column: str, *, integer: bool = False) 
                 values[symbol] = float(parsed)
     problems.raise_if_any()
     return values
+
+
+def read_symbol_map(path: Path) -> dict[str, str]:
+    """``Scrip/Contract`` text -> trading symbol, from a CSV with columns ``scrip, symbol``."""
+    problems = _Problems(path)
+    mapping: dict[str, str] = {}
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        fields = [_norm(f) for f in reader.fieldnames or []]
+        missing = [c for c in ("scrip", "symbol") if c not in fields]
+        if missing:
+            raise InputDataError(str(path), [f"line 1: missing column(s) {', '.join(missing)}"])
+        for raw in reader:
+            row = {_norm(k): (v or "").strip() for k, v in raw.items() if k is not None}
+            if not any(row.values()):
+                continue
+            for column in ("scrip", "symbol"):
+                if not row[column]:
+                    problems.add(reader.line_num, column, "empty")
+            if row["scrip"] and row["symbol"]:
+                mapping[row["scrip"]] = row["symbol"].upper()
+    problems.raise_if_any()
+    return mapping
