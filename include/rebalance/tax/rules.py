@@ -76,10 +76,10 @@ SURCHARGE_CAP = 0.15
 #: gains are not taxed at the equity rates, so this tool does not estimate them ("tax not
 #: modelled"). A default; the user may replace or extend it.
 NOT_MODELLED_DEFAULT: dict[str, str] = {
-    "GOLDBEES": "gold ETF: not an equity share or equity-oriented fund, so neither the s.111A / "
-    "s.112A rates nor the ₹1.25 lakh exemption apply",
-    "SILVERBEES": "silver ETF: not an equity share or equity-oriented fund, so neither the "
-    "s.111A / s.112A rates nor the ₹1.25 lakh exemption apply",
+    "GOLDBEES": "gold ETF: short-term gains at the slab rate, long-term (after 12 months) at "
+    "12.5% under s.112 without the ₹1.25 lakh exemption; not the equity rules",
+    "SILVERBEES": "silver ETF: short-term gains at the slab rate, long-term (after 12 months) at "
+    "12.5% under s.112 without the ₹1.25 lakh exemption; not the equity rules",
     "LIQUIDBEES": "liquid (debt) ETF: gains are taxed at the person's slab rate, not at the "
     "equity rates",
     "GILT5YBEES": "gilt (debt) ETF: gains are taxed at the person's slab rate, not at the "
