@@ -101,7 +101,8 @@ def build_report(
     no_tax: dict[str, str] = {symbol: why for (_, symbol), why in ledger.problems.items()}
     checks: list[LotCheck] = []
     if broker_quantities is not None:
-        for account in sorted({a for a, _ in broker_quantities} | {a for a, _ in ledger.lots}):
+        # only the accounts the broker's quantities cover: another account is not "held 0"
+        for account in sorted({a for a, _ in broker_quantities}):
             held = {s: q for (a, s), q in broker_quantities.items() if a == account}
             for symbol, check in check_against_broker(account, ledger.all_lots(), held).items():
                 checks.append(check)

@@ -473,17 +473,17 @@ def replay(
     """
     fmv_2018 = fmv_2018 or {}
     ledger = Ledger()
-    days: dict[tuple[dt.date, str, str], list[Trade]] = {}
+    days: dict[dt.date, dict[tuple[str, str], list[Trade]]] = {}
     for trade in trades:
-        days.setdefault((trade.traded_on, trade.account, trade.symbol), []).append(trade)
+        days.setdefault(trade.traded_on, {}).setdefault((trade.account, trade.symbol), [])
+        days[trade.traded_on][(trade.account, trade.symbol)].append(trade)
     by_date: dict[dt.date, list[CorporateAction]] = {}
     for action in actions:
         by_date.setdefault(action.on, []).append(action)
-    dates = sorted({d for d, _, _ in days} | set(by_date))
-    for day in dates:
+    for day in sorted(set(days) | set(by_date)):
         for action in by_date.get(day, []):
             _apply_action(ledger, action)
-        for (_, account, symbol), group in sorted((k, v) for k, v in days.items() if k[0] == day):
+        for (account, symbol), group in sorted(days.get(day, {}).items()):
             _apply_day(ledger, account, symbol, day, group, fmv_2018.get(symbol))
     return ledger
 

@@ -200,6 +200,18 @@ def test_lot_mismatch_disables_tax_data_with_the_message() -> None:
     assert any("leave out the symbols without tax data: ITC" in n for n in report.notes)
 
 
+def test_broker_quantities_of_one_account_do_not_judge_another() -> None:
+    ledger = replay(
+        [
+            trade(D(2025, 2, 3), "buy", 10, 100.0, account="a"),
+            trade(D(2025, 2, 3), "buy", 10, 100.0, account="b"),
+        ]
+    )
+    report = build_report(ledger, FY26, broker_quantities={("a", "INFY"): 10})
+    assert report.no_tax_data == {}
+    assert [(c.account, c.ok) for c in report.checks] == [("a", True)]
+
+
 def test_sell_before_any_buy_disables_the_symbol() -> None:
     ledger = replay([trade(D(2026, 6, 1), "sell", 10, 450.0, symbol="ITC")])
     assert ledger.problems[("z1", "ITC")].startswith(
