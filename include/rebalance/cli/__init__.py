@@ -46,6 +46,7 @@ def _register_commands() -> None:
         plan,
         resume,
         schedule,
+        tax,
     )
 
 

@@ -1,0 +1,239 @@
+"""``rebalance tax``: realised gains by term, the exemption used and the estimated tax of a
+financial year, from broker tradebooks (no Airflow, broker or database).
+
+Exit codes: 0 ok, 2 bad input (the message names the file, line and field), 1 other failure.
+An estimate from the trades given, not tax advice: docs/tax.md says what it does not do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+
+from rebalance.cli import EXIT_BAD_INPUT, EXIT_FAILURE, app
+from rebalance.reports import wide_console
+
+if TYPE_CHECKING:
+    from rebalance.tax.gains import DeclaredGains
+    from rebalance.tax.report import TaxReport
+    from rebalance.tax.rules import FinancialYear, TaxSettings
+
+FORMATS = ("table", "json")
+
+
+@app.command("tax")
+def tax_command(
+    tradebook: Annotated[
+        list[Path],
+        typer.Option(help="tradebook file (Zerodha Console CSV, AngelOne .xlsx/.csv); repeatable"),
+    ],
+    fy: Annotated[
+        str | None, typer.Option(help="financial year, e.g. 2026-27; default the current one")
+    ] = None,
+    account: Annotated[
+        str, typer.Option(help="the demat account the tradebooks belong to (FIFO is per account)")
+    ] = "main",
+    broker: Annotated[
+        str | None, typer.Option(help="zerodha | angelone; default: detected from the file")
+    ] = None,
+    declared_gains: Annotated[
+        str | None,
+        typer.Option(
+            help="gains realised elsewhere this year, rupees, signed: stcg=50000,ltcg=-2000"
+        ),
+    ] = None,
+    corporate_actions: Annotated[
+        Path | None,
+        typer.Option(help="CSV of splits and bonuses: symbol,action,date,new,old[,quantity]"),
+    ] = None,
+    fmv: Annotated[
+        Path | None,
+        typer.Option(help="CSV symbol,fmv: the FMV of 31 January 2018 per share (pre-2018 lots)"),
+    ] = None,
+    holdings: Annotated[
+        Path | None,
+        typer.Option(help="holdings CSV (symbol, quantity): the lots are checked against it"),
+    ] = None,
+    symbol_map: Annotated[
+        Path | None,
+        typer.Option(help="CSV scrip,symbol: AngelOne Scrip/Contract text -> trading symbol"),
+    ] = None,
+    surcharge_pct: Annotated[
+        float, typer.Option(help="your surcharge rate in percent (capped at 15 for these gains)")
+    ] = 0.0,
+    not_modelled: Annotated[
+        list[str] | None,
+        typer.Option(help="SYMBOL=reason: a non-equity unit whose tax is not estimated"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """Print the realised gains by term, the exemption used and the estimated tax of a year."""
+    from rebalance.errors import ConfigError, RebalanceError
+    from rebalance.tax.report import build_report
+    from rebalance.tax.rules import FIRST_MODELLED_SALE
+    from rebalance.tax.tradebook import (
+        read_corporate_actions,
+        read_symbol_map,
+        read_symbol_values,
+        read_tradebook,
+        replay,
+    )
+
+    try:
+        if fmt not in FORMATS:
+            raise ConfigError("--format", [f"must be one of {', '.join(FORMATS)}, got {fmt!r}"])
+        year = _financial_year(fy)
+        if year.first_day < FIRST_MODELLED_SALE:
+            raise ConfigError("--fy", [f"years before {FIRST_MODELLED_SALE.year}-19 not modelled"])
+        declared = _declared(declared_gains)
+        settings = _settings(surcharge_pct, not_modelled or [])
+        mapping = read_symbol_map(_existing(symbol_map)) if symbol_map else None
+        trades = []
+        skipped: list[str] = []
+        for path in tradebook:
+            result = read_tradebook(path, account, broker, mapping)
+            trades += result.trades
+            skipped += result.skipped
+        actions = read_corporate_actions(_existing(corporate_actions)) if corporate_actions else []
+        fmv_values = read_symbol_values(_existing(fmv), "fmv") if fmv else {}
+        broker_quantities = None
+        if holdings:
+            held = read_symbol_values(_existing(holdings), "quantity", integer=True)
+            broker_quantities = {(account, s): int(q) for s, q in held.items()}
+        ledger = replay(trades, actions, fmv_values)
+        result_report = build_report(ledger, year, settings, declared, broker_quantities)
+    except RebalanceError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except Exception as exc:  # the CLI's last line: a message and exit 1, not a traceback
+        typer.echo(f"rebalance tax failed: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILURE) from None
+    if fmt == "json":
+        data = result_report.to_dict()
+        data["skipped_rows"] = skipped
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        _print(result_report, skipped)
+
+
+def _existing(path: Path | None) -> Path:
+    from rebalance.errors import InputDataError
+
+    assert path is not None
+    if not path.is_file():
+        raise InputDataError(str(path), ["no such file"])
+    return path
+
+
+def _financial_year(text: str | None) -> FinancialYear:
+    from rebalance.errors import ConfigError
+    from rebalance.tax.rules import FinancialYear
+
+    if text is None:
+        return FinancialYear.of(dt.datetime.now(ZoneInfo("Asia/Kolkata")).date())
+    try:
+        return FinancialYear.parse(text)
+    except ValueError as exc:
+        raise ConfigError("--fy", [str(exc)]) from None
+
+
+def _declared(text: str | None) -> DeclaredGains | None:
+    """``stcg=50000,ltcg=-2000`` -> DeclaredGains; ConfigError naming the bad part."""
+    from rebalance.errors import ConfigError
+    from rebalance.tax.gains import DeclaredGains
+
+    if not text:
+        return None
+    values = {"stcg": 0.0, "ltcg": 0.0}
+    problems = []
+    for part in text.split(","):
+        key, sep, raw = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in values:
+            problems.append(f"{part.strip()!r}: expected stcg=RUPEES or ltcg=RUPEES")
+            continue
+        try:
+            values[key] = float(raw.replace("_", "").strip())
+        except ValueError:
+            problems.append(f"{key}: not a number: {raw.strip()!r}")
+    if problems:
+        raise ConfigError("--declared-gains", problems)
+    return DeclaredGains(short_term=values["stcg"], long_term=values["ltcg"])
+
+
+def _settings(surcharge_pct: float, extra: list[str]) -> TaxSettings:
+    from rebalance.errors import ConfigError
+    from rebalance.tax.rules import NOT_MODELLED_DEFAULT, TaxSettings
+
+    listed = dict(NOT_MODELLED_DEFAULT)
+    problems = []
+    for item in extra:
+        symbol, sep, reason = item.partition("=")
+        if not sep or not symbol.strip() or not reason.strip():
+            problems.append(f"{item!r}: expected SYMBOL=reason")
+        else:
+            listed[symbol.strip().upper()] = reason.strip()
+    if not 0 <= surcharge_pct <= 100:
+        problems.append(f"--surcharge-pct: must be between 0 and 100, got {surcharge_pct}")
+    if problems:
+        raise ConfigError("--not-modelled / --surcharge-pct", problems)
+    return TaxSettings(surcharge_pct=surcharge_pct, not_modelled=tuple(listed.items()))
+
+
+def _print(report: TaxReport, skipped: list[str]) -> None:
+    from rich.table import Table
+
+    from rebalance.tax.rules import Term
+
+    console = wide_console()
+    sells = Table(title=f"Sells in FY {report.fy.label} (FIFO per account)")
+    for column in ("date", "account", "symbol", "qty", "price ₹", "short-term ₹", "long-term ₹"):
+        sells.add_column(column, justify="right" if "₹" in column or column == "qty" else "left")
+    sells.add_column("est. tax ₹", justify="right")
+    sells.add_column("lots consumed")
+    for sell, tax in report.sells:
+        lots = "; ".join(
+            f"{p.quantity} from {p.acquired_on.isoformat()} ({p.holding_days} d, {p.term}"
+            + (", grandfathered" if p.grandfathered else "")
+            + ")"
+            for p in sell.pieces
+        )
+        sells.add_row(
+            sell.sold_on.isoformat(),
+            sell.account,
+            sell.symbol,
+            str(sell.quantity),
+            f"{sell.price:,.2f}",
+            f"{sell.gain_by_term(Term.SHORT):,.2f}",
+            f"{sell.gain_by_term(Term.LONG):,.2f}",
+            f"{tax:,.2f}",
+            lots,
+        )
+    console.print(sells if report.sells else "[bold]No taxable sells this year.[/bold]")
+    y = report.year
+    summary = Table(title=f"FY {report.fy.label}", show_header=False)
+    summary.add_column("item")
+    summary.add_column("₹", justify="right")
+    for item, value in (
+        ("short-term gains / losses", f"{y.short_term_gains:,.2f} / {y.short_term_losses:,.2f}"),
+        ("long-term gains / losses", f"{y.long_term_gains:,.2f} / {y.long_term_losses:,.2f}"),
+        ("short-term taxable", f"{y.short_term_taxable:,.2f}"),
+        ("long-term after set-off", f"{y.long_term_after_set_off:,.2f}"),
+        ("exemption used / left", f"{y.exemption_used:,.2f} / {y.exemption_left:,.2f}"),
+        ("long-term taxable", f"{y.long_term_taxable:,.2f}"),
+        ("tax + surcharge + cess", f"{y.tax:,.2f} + {y.surcharge:,.2f} + {y.cess:,.2f}"),
+        ("estimated tax", f"{y.total:,.2f}"),
+    ):
+        summary.add_row(item, value)
+    console.print(summary)
+    for symbol, why in sorted(report.no_tax_data.items()):
+        console.print(f"- no tax data for {symbol}: {why}")
+    for symbol, why in sorted(report.not_modelled.items()):
+        console.print(f"- {symbol}: {why}")
+    for note in [*report.notes, *skipped]:
+        console.print(f"- {note}")
