@@ -23,6 +23,38 @@ _SELL_AUTH = re.compile(
 )
 
 
+# The brokers' refusals of an order sent from an IP not registered for the API key (SEBI's
+# retail-algo framework, from 1 April 2026). SmartAPI: "AG7002 Access denied: Unregistered IP
+# address. Register your IP before retrying." Kite: the text is not published; its announcement
+# says such orders "will be rejected", so any refusal naming an unregistered / not whitelisted
+# IP is recognised.
+UNREGISTERED_IP_CODES = frozenset({"AG7002"})
+_UNREGISTERED_IP = re.compile(
+    r"unregistered\s+ip|ip\s+(address\s+)?(is\s+)?not\s+(registered|whitelisted|allowed)|"
+    r"not\s+(a\s+)?(registered|whitelisted)\s+ip|ip\s+whitelist",
+    re.IGNORECASE,
+)
+
+
+def is_unregistered_ip(message: str | None, code: str | None = None) -> bool:
+    return (code or "") in UNREGISTERED_IP_CODES or bool(_UNREGISTERED_IP.search(message or ""))
+
+
+def unregistered_ip_text(broker: str, registered_ips: tuple[str, ...] | list[str]) -> str:
+    where = {
+        "zerodha": "developers.kite.trade > Profile > IP Whitelist (up to two IPs, changed at "
+        "most once a week)",
+        "angelone": "the SmartAPI app's settings at smartapi.angelone.in (primary static IP)",
+    }.get(broker, "the broker's developer console")
+    ips = f" ({', '.join(registered_ips)})" if registered_ips else ""
+    return (
+        f"order refused: it was sent from an IP that is not registered for this API key. Orders "
+        f"must leave from the registered static IP{ips}: run place_orders on the worker queue "
+        f"that egresses from it (docs/deploy.md), or register this worker's IP in {where}. "
+        "Not retried"
+    )
+
+
 def is_sell_not_authorised(message: str | None) -> bool:
     return bool(message) and bool(_SELL_AUTH.search(message or ""))
 
@@ -121,8 +153,11 @@ class Fields:
 
 
 __all__ = [
+    "UNREGISTERED_IP_CODES",
     "Fields",
     "is_sell_not_authorised",
+    "is_unregistered_ip",
     "rejection_error",
     "sell_not_authorised_text",
+    "unregistered_ip_text",
 ]
