@@ -91,7 +91,8 @@ def round_to_tick(price: float, tick: float, side: Side) -> float:
     if tick <= 0:
         raise ValueError(f"tick size must be > 0, got {tick}")
     d_tick = Decimal(str(tick))
-    steps = (Decimal(str(price)) / d_tick).quantize(
+    # Six decimals first: 1000 * 1.005 is 1004.9999999999999 in binary floating point.
+    steps = (Decimal(str(round(price, 6))) / d_tick).quantize(
         Decimal(1), rounding=ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
     )
     return float(steps * d_tick)
