@@ -11,8 +11,8 @@ import pytest
 from rebalance.brokers.base import Side
 from rebalance.costs import (
     BSE_GROUP_RATES,
-    bse_txn_rate,
     broker_rates,
+    bse_txn_rate,
     charge_total,
     order_charges,
     proportional_rate,
@@ -81,7 +81,34 @@ def test_bse_without_a_group_is_charged_as_group_a_with_a_warning(
 
 def test_every_group_of_the_exchange_table_is_known() -> None:
     # BSE's equity transaction-fee page and AngelOne's charges page list these groups.
-    listed = "A B E F FC G GC I W T M MT MS TS IF IT X XC XD XT Z ZP P R SS ST".split()
+    listed = [
+        "A",
+        "B",
+        "E",
+        "F",
+        "FC",
+        "G",
+        "GC",
+        "I",
+        "W",
+        "T",
+        "M",
+        "MT",
+        "MS",
+        "TS",
+        "IF",
+        "IT",
+        "X",
+        "XC",
+        "XD",
+        "XT",
+        "Z",
+        "ZP",
+        "P",
+        "R",
+        "SS",
+        "ST",
+    ]
     assert sorted(BSE_GROUP_RATES) == sorted(listed)
 
 
