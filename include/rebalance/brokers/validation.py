@@ -8,10 +8,16 @@ instead of a KeyError or a wrong trade.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rebalance.brokers.base import BadResponse, OrderRejected, OrderReport, SellNotAuthorised
+from rebalance.brokers.base import (
+    BadResponse,
+    Holding,
+    OrderRejected,
+    OrderReport,
+    SellNotAuthorised,
+)
 
 # Phrases the brokers use when the depository has not authorised a sell (no DDPI / POA, no
 # eDIS / TPIN authorisation for today). Kite: "... holdings are not authorised for sale ...
@@ -53,6 +59,38 @@ def unregistered_ip_text(broker: str, registered_ips: tuple[str, ...] | list[str
         f"that egresses from it (docs/deploy.md), or register this worker's IP in {where}. "
         "Not retried"
     )
+
+
+AUTHORISE_WHERE = {
+    "zerodha": "Kite > Holdings > Authorisation (CDSL TPIN), or sign the DDPI",
+    "angelone": "the Angel One app (eDIS authorisation with CDSL TPIN), or submit the DDPI",
+}
+
+
+def authorisation_needed(
+    holdings: Sequence[Holding], sells: Mapping[str, int], broker: str
+) -> list[dict[str, Any]]:
+    """The sells that exceed today's depository authorisation, for the approval preview:
+    ``[{"symbol", "shares", "authorised", "where"}]`` (shares = what still needs authorising).
+
+    ``sells``: symbol -> shares the plan sells. Holdings without ``authorised_quantity`` (DDPI /
+    POA) never need it.
+    """
+    by_symbol = {h.symbol: h for h in holdings}
+    out = []
+    for symbol, shares in sorted(sells.items()):
+        held = by_symbol.get(symbol)
+        if held is None or held.authorised_quantity is None or shares <= held.authorised_quantity:
+            continue
+        out.append(
+            {
+                "symbol": symbol,
+                "shares": shares - held.authorised_quantity,
+                "authorised": held.authorised_quantity,
+                "where": AUTHORISE_WHERE.get(broker, "your depository (CDSL TPIN / eDIS)"),
+            }
+        )
+    return out
 
 
 def is_sell_not_authorised(message: str | None) -> bool:
@@ -153,8 +191,10 @@ class Fields:
 
 
 __all__ = [
+    "AUTHORISE_WHERE",
     "UNREGISTERED_IP_CODES",
     "Fields",
+    "authorisation_needed",
     "is_sell_not_authorised",
     "is_unregistered_ip",
     "rejection_error",

@@ -140,3 +140,22 @@ def test_sellable_today_respects_the_authorisation() -> None:
     ddpi = Holding("INFY", "NSE", 10, 8, 1.0, 1.0)
     tpin = Holding("INFY", "NSE", 10, 8, 1.0, 1.0, authorised_quantity=3)
     assert (ddpi.sellable_today, tpin.sellable_today) == (8, 3)
+
+
+def test_authorisation_needed_lists_sells_beyond_the_authorisation() -> None:
+    from rebalance.brokers.validation import authorisation_needed
+
+    holdings = [
+        Holding("INFY", "NSE", 10, 10, 1.0, 1.0, authorised_quantity=4),
+        Holding("TCS", "NSE", 5, 5, 1.0, 1.0, authorised_quantity=5),
+        Holding("ITC", "NSE", 9, 9, 1.0, 1.0),  # DDPI: not applicable
+    ]
+    needs = authorisation_needed(holdings, {"INFY": 6, "TCS": 5, "ITC": 9}, "zerodha")
+    assert needs == [
+        {
+            "symbol": "INFY",
+            "shares": 2,
+            "authorised": 4,
+            "where": "Kite > Holdings > Authorisation (CDSL TPIN), or sign the DDPI",
+        }
+    ]
