@@ -75,8 +75,9 @@ class SharedOrderLimiter:
             if limit
         ]
         self.per_day = int(limits.orders_per_day) if limits.orders_per_day else None
-        self._lock_id = int.from_bytes(hashlib.sha256(f"orders:{key}".encode()).digest()[:8], "big")
-        self._lock_id -= 1 << 63 if self._lock_id >= 1 << 63 else 0  # a signed bigint
+        # pg_advisory_xact_lock takes a signed bigint.
+        digest = hashlib.sha256(f"orders:{key}".encode()).digest()
+        self._lock_id = int.from_bytes(digest[:8], "big", signed=True)
 
     def acquire(self) -> float:
         waited = 0.0

@@ -71,6 +71,7 @@ from rebalance.schedule import IST
 
 T = TypeVar("T")
 NAME = "zerodha"
+log = logging.getLogger(__name__)
 LOGIN_HINT = (
     "the Kite access token is missing, expired or invalid (it expires every morning); "
     "log in again with `rebalance broker login zerodha --api-key <key> --request-token <token>`"
@@ -312,7 +313,12 @@ class ZerodhaBroker:
                     return {str(k): float(v) for k, v in raw["ticks"].items()}
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 pass
-        rows = self._read(f"instruments {exchange}", lambda: self._kite.instruments(exchange))
+        try:
+            rows = self._read(f"instruments {exchange}", lambda: self._kite.instruments(exchange))
+        except (TemporaryBrokerError, BadResponse) as exc:
+            # A tick size is a refinement: without it prices round to ₹0.05 (pricing.py).
+            log.warning("zerodha: no tick sizes for %s today (%s)", exchange, exc)
+            return {}
         ticks: dict[str, float] = {}
         for rec in rows if isinstance(rows, list) else []:
             if not isinstance(rec, dict) or rec.get("segment") not in (exchange, None):

@@ -225,3 +225,33 @@ def test_broker_charge_estimates(emulated: Any) -> None:
     assert all(e.total > 0 for e in estimates)
     assert estimates[0].total > 0.001 * 18901.5  # at least the STT
     assert placed(emulated.emulator) == 0  # an estimate places nothing
+
+
+def test_kite_without_tick_sizes_still_quotes_and_prices_on_five_paise(
+    kite: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from brokers_support import zerodha_broker
+    from kiteconnect.exceptions import NetworkException
+
+    broker = zerodha_broker(kite)
+
+    def down(_exchange: str) -> None:
+        raise NetworkException("Gateway timed out", code=503)
+
+    broker._kite.instruments = down  # type: ignore[method-assign]  # the dump is unavailable
+    quote = broker.quotes([Instrument("INFY")])["INFY"]
+    assert quote.tick_size is None
+    assert quote.upper_circuit == 2246.9
+    priced = price_order(Side.BUY, quote, PricingPolicy())
+    assert priced.notes == ("no tick size from the broker: rounded to ₹0.05",)
+    assert "no tick sizes for NSE" in caplog.text
+
+
+def test_tick_sizes_are_cached_for_the_day(kite: Any, tmp_path: Any) -> None:
+    from brokers_support import zerodha_broker
+
+    zerodha_broker(kite, cache_dir=tmp_path).quotes([Instrument("INFY")])
+    assert (tmp_path / "kite-ticks-NSE.json").exists()
+    downloads = sum(1 for _m, p in kite.requests if p.startswith("/instruments/"))
+    zerodha_broker(kite, cache_dir=tmp_path).quotes([Instrument("TCS")])
+    assert sum(1 for _m, p in kite.requests if p.startswith("/instruments/")) == downloads == 1
