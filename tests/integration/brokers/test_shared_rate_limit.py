@@ -83,6 +83,10 @@ def test_control_without_the_shared_limiter_the_broker_refuses(
     with KiteEmulator() as kite:
         results = run_two(kite, history_db, tmp_path, shared=False, count=15)
         refused = [m for r in results for m in r["refused"]]
+        print(
+            f"\nwithout the shared limiter: max {kite.max_orders_in_one_second()} in one second, "
+            f"{kite.orders_refused_for_rate} refused with 429"
+        )
         assert kite.orders_refused_for_rate > 0
         assert kite.max_orders_in_one_second() > 10
         assert refused  # the 429s surfaced as unknown outcomes / refusals in the lanes
