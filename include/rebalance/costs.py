@@ -5,16 +5,24 @@ preview: contract notes round STT and stamp duty to the rupee and some levies ch
 so re-check the sources below when a rate looks stale (search for ``checked=``).
 
 Rates are fractions of the order's notional (0.001 = 0.1%) unless the name says rupees.
+
+BSE's transaction charge depends on the scrip's group (A/B 0.00375%, X/XT/Z/ZP 0.1%, P/R/SS/ST
+1%, ...: ``BSE_GROUP_RATES``). Neither broker's instrument data carries the group, so a BSE order
+is charged by the group the caller passes (``scrip_group``: a per-symbol override of the
+portfolio) and, without one, at the A/B rate with a warning naming the symbol.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 
 from rebalance.brokers.base import Side
 
-_CHECKED = date(2026, 11, 25)
+_CHECKED = date(2026, 12, 2)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,28 @@ class BrokerRates:
 
 _ZERODHA_CHARGES = "zerodha.com/charges (equity delivery column)"
 _ANGELONE_CHARGES = "angelone.in/exchange-transaction-charges (stock investments column)"
+_BSE_TF = "bseindia.com/static/members/TFEquity.aspx (equity segment transaction fees)"
+
+# BSE transaction charges by scrip group, fraction of turnover, both sides. A/B and the
+# non-exclusive scrips of the other groups: ₹375/crore (from 2022-12-01); exclusive E, F, FC, G,
+# GC, I, W, T and M, MT, MS, TS, IF, IT: ₹275/crore; X (XC/XD merged 2017-12-01), XT, Z, ZP:
+# ₹10,000/crore (from 2016-01-01); P, R (physical settlement), SS, ST: ₹1,00,000/crore.
+_BSE_GROUP_TEXT = {
+    0.0000375: "₹375/crore (A, B and non-exclusive scrips)",
+    0.0000275: "₹275/crore (exclusive scrips of E, F, FC, G, GC, I, W, T; M, MT, MS, TS, IF, IT)",
+    0.001: "₹10,000/crore (X, XT, Z, ZP)",
+    0.01: "₹1,00,000/crore (P, R, SS, ST)",
+}
+_BSE_GROUPS = {
+    **dict.fromkeys(("A", "B"), 0.0000375),
+    **dict.fromkeys(
+        ("E", "F", "FC", "G", "GC", "I", "W", "T", "M", "MT", "MS", "TS", "IF", "IT"), 0.0000275
+    ),
+    **dict.fromkeys(("X", "XC", "XD", "XT", "Z", "ZP"), 0.001),
+    **dict.fromkeys(("P", "R", "SS", "ST"), 0.01),
+}
+BSE_GROUP_RATES: dict[str, Rate] = {}  # filled below, once Rate exists
+BSE_DEFAULT_GROUP = "A"
 
 STATUTORY = StatutoryRates(
     stt=Rate(0.001, f"{_ZERODHA_CHARGES}; {_ANGELONE_CHARGES}: 0.1% on buy & sell"),
@@ -58,12 +88,17 @@ STATUTORY = StatutoryRates(
     sebi_fee=Rate(10 / 1e7, f"{_ZERODHA_CHARGES}: ₹10/crore"),
     exchange_txn={
         "NSE": Rate(
-            0.0000297, f"{_ZERODHA_CHARGES}; {_ANGELONE_CHARGES}: NSE 0.00297% (from 2024-10-01)"
+            0.0000297,
+            f"{_ZERODHA_CHARGES}; {_ANGELONE_CHARGES}: NSE 0.00297% (from 2024-10-01); with the "
+            "IPFT levy 0.00307% in all",
         ),
-        "BSE": Rate(0.0000375, f"{_ZERODHA_CHARGES}: BSE 0.00375% (groups A/B)"),
+        "BSE": Rate(0.0000375, f"{_BSE_TF}: groups A/B ₹375/crore (the default group)"),
     },
     ipft={
-        "NSE": Rate(0.000001, f"{_ANGELONE_CHARGES}: IPFT NSE 0.0001% (₹10/crore)"),
+        "NSE": Rate(
+            0.000001,
+            f"{_ANGELONE_CHARGES}: IPFT NSE 0.0001% (₹10/crore, NSE press release 2023-03-24)",
+        ),
         "BSE": Rate(0.0, "no separate BSE IPFT line on either broker's charges page"),
     },
     gst=Rate(0.18, f"{_ZERODHA_CHARGES}: 18% on (brokerage + SEBI charges + transaction charges)"),
@@ -76,8 +111,9 @@ BROKERS: dict[str, BrokerRates] = {
         brokerage_cap_inr=Rate(0.0, f"{_ZERODHA_CHARGES}: zero brokerage on equity delivery"),
         brokerage_min_inr=Rate(0.0, f"{_ZERODHA_CHARGES}: zero brokerage on equity delivery"),
         dp_charge_inr=Rate(
-            13.5 * 1.18,
-            "support.zerodha.com 'What do DP charges mean?': ₹13.5 + 18% GST per scrip sold",
+            round(13 * 1.18, 2),
+            "support.zerodha.com 'DP charges for BTST trades': ₹13 + 18% GST = ₹15.34 per scrip "
+            "per day sold (₹12.75 + GST for women first holders: not modelled)",
         ),
     ),
     "angelone": BrokerRates(
@@ -95,6 +131,37 @@ BROKERS: dict[str, BrokerRates] = {
         ),
     ),
 }
+for _group, _value in _BSE_GROUPS.items():
+    BSE_GROUP_RATES[_group] = Rate(
+        _value, f"{_BSE_TF}; {_ANGELONE_CHARGES}: {_BSE_GROUP_TEXT[_value]}"
+    )
+
+
+def bse_txn_rate(scrip_group: str | None, symbol: str = "", *, warn: bool = True) -> Rate:
+    """BSE's transaction charge for ``scrip_group``; unknown or missing: group A with a warning.
+
+    A wrong group can understate the charge a hundredfold (Z group is 0.1%), so the warning names
+    the symbol and says where to set the group.
+    """
+    group = (scrip_group or "").strip().upper()
+    if group in BSE_GROUP_RATES:
+        return BSE_GROUP_RATES[group]
+    if warn:
+        _warn_group(symbol or "?", group)
+    return BSE_GROUP_RATES[BSE_DEFAULT_GROUP]
+
+
+@cache
+def _warn_group(symbol: str, group: str) -> None:
+    what = f"unknown BSE scrip group {group!r}" if group else "no BSE scrip group"
+    log.warning(
+        "%s for %s: charged at group A's 0.00375%%; set the symbol's group (A, B, X, Z, ...) "
+        "in the portfolio's charges overrides if it trades in another group",
+        what,
+        symbol,
+    )
+
+
 BROKERS["paper"] = BrokerRates(
     name="paper",
     brokerage_pct=BROKERS["zerodha"].brokerage_pct,
@@ -153,11 +220,30 @@ def broker_rates(broker: str) -> BrokerRates:
         ) from None
 
 
-def order_charges(notional: float, side: Side, exchange: str, rates: BrokerRates) -> Charges:
+def exchange_txn_rate(
+    exchange: str, scrip_group: str | None = None, symbol: str = "", *, warn: bool = True
+) -> float:
+    """The exchange's transaction charge, fraction of turnover (BSE: by scrip group)."""
+    if exchange == "BSE":
+        return bse_txn_rate(scrip_group, symbol, warn=warn).value
+    return STATUTORY.exchange_txn[exchange].value
+
+
+def order_charges(
+    notional: float,
+    side: Side,
+    exchange: str,
+    rates: BrokerRates,
+    *,
+    scrip_group: str | None = None,
+    symbol: str = "",
+    dp_charge: bool = True,
+) -> Charges:
     """Estimated charges of one delivery order of ``notional`` rupees (0 for no order).
 
-    The DP charge is counted once per sell order: the planner makes at most one order per symbol,
-    and the depository charges once per scrip sold per day.
+    The DP charge is per scrip per day sold: counted on a sell unless ``dp_charge`` is False
+    (a second order of a scrip already sold today, e.g. a re-pricing round). ``scrip_group``:
+    the BSE group of the scrip (see ``bse_txn_rate``); ignored on NSE.
     """
     if notional <= 0:
         return Charges(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
@@ -165,7 +251,7 @@ def order_charges(notional: float, side: Side, exchange: str, rates: BrokerRates
     if rates.brokerage_cap_inr.value > 0:
         brokerage = min(rates.brokerage_cap_inr.value, rates.brokerage_pct.value * notional)
         brokerage = max(brokerage, rates.brokerage_min_inr.value)
-    exchange_txn = STATUTORY.exchange_txn[exchange].value * notional
+    exchange_txn = exchange_txn_rate(exchange, scrip_group, symbol) * notional
     sebi = STATUTORY.sebi_fee.value * notional
     ipft = STATUTORY.ipft[exchange].value * notional
     is_buy = side is Side.BUY
@@ -177,20 +263,32 @@ def order_charges(notional: float, side: Side, exchange: str, rates: BrokerRates
         ipft=ipft,
         stamp_duty=STATUTORY.stamp_duty_buy.value * notional if is_buy else 0.0,
         gst=STATUTORY.gst.value * (brokerage + exchange_txn + sebi + ipft),
-        dp_charge=0.0 if is_buy else rates.dp_charge_inr.value,
+        dp_charge=0.0 if is_buy or not dp_charge else rates.dp_charge_inr.value,
     )
 
 
-def charge_total(notional: float, side: Side, exchange: str, rates: BrokerRates) -> float:
+def charge_total(
+    notional: float,
+    side: Side,
+    exchange: str,
+    rates: BrokerRates,
+    *,
+    scrip_group: str | None = None,
+    symbol: str = "",
+) -> float:
     """``order_charges(...).total``: the planner calls this in its inner loop."""
-    return order_charges(notional, side, exchange, rates).total
+    return order_charges(
+        notional, side, exchange, rates, scrip_group=scrip_group, symbol=symbol
+    ).total
 
 
-def proportional_rate(side: Side, exchange: str, rates: BrokerRates) -> float:
+def proportional_rate(
+    side: Side, exchange: str, rates: BrokerRates, *, scrip_group: str | None = None
+) -> float:
     """An upper bound of the charges per rupee traded, leaving out the fixed DP charge and the
     minimum brokerage: used to size orders before their exact charges are known."""
     levies = (
-        STATUTORY.exchange_txn[exchange].value
+        exchange_txn_rate(exchange, scrip_group, warn=False)
         + STATUTORY.sebi_fee.value
         + STATUTORY.ipft[exchange].value
         + rates.brokerage_pct.value

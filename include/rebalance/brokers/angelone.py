@@ -8,6 +8,11 @@
 * Orders are DELIVERY, variety NORMAL, and carry our idempotency key in ``ordertag``; the full
   placement response is read (``placeOrderFullResponse``), never the bare ``placeOrder`` that
   returns None on failure.
+* Since 1 April 2026 AngelOne accepts no MARKET orders from algos (its SmartAPI announcement of
+  25 Feb 2026): a MARKET request with a protection is sent as a LIMIT at the protection price,
+  priced from a fresh quote on the tick and inside the day's circuit (``pricing.py``).
+* Holdings: ``quantity`` vs ``realisedquantity`` + ``t1quantity`` (see ``holdings``);
+  ``authorisedquantity`` is read when the account sells with CDSL TPIN.
 
 The client's hazards, and how they are contained here:
 
@@ -37,10 +42,13 @@ from typing import Any, TypeVar
 import requests
 
 from rebalance.brokers.base import (
+    AUTO_PROTECTION,
     AuthError,
     BadResponse,
+    BrokerCapabilities,
     BrokerError,
     CancelRejected,
+    ChargeEstimate,
     Funds,
     Holding,
     Instrument,
@@ -55,14 +63,19 @@ from rebalance.brokers.base import (
     SellNotAuthorised,
     Side,
     TemporaryBrokerError,
+    UnregisteredIP,
+    check_market_protection,
 )
-from rebalance.brokers.ratelimit import ANGELONE_LIMITS, BrokerLimiters, RateLimits
+from rebalance.brokers.pricing import PricingPolicy, price_order
+from rebalance.brokers.ratelimit import ANGELONE_LIMITS, BrokerLimiters, OrderGate, RateLimits
 from rebalance.brokers.retry import RetryPolicy, retry_read
 from rebalance.brokers.symbols import angelone_symbol, canonical
 from rebalance.brokers.validation import (
     Fields,
     is_sell_not_authorised,
+    is_unregistered_ip,
     sell_not_authorised_text,
+    unregistered_ip_text,
 )
 from rebalance.schedule import IST
 
@@ -83,6 +96,14 @@ _TOKEN_CODES = {"AG8001", "AG8002", "AG8003", "AB8050", "AB8051", "AB1010", "AB1
 _LOGIN_CODES = {"AB1007", "AB1050", "AB1031", "AB1032", "AB1033", "AB1034", "AB1048", "AB1049"}
 _TEMPORARY_CODES = {"AB1004", "AB2000", "AB1012"}
 _RATE_WORDS = ("exceeding access rate", "too many requests", "rate limit")
+# Sell refusals for want of a depository authorisation (CDSL TPIN / eDIS). The code is not in
+# SmartAPI's published error table; AB4013 is the one reported with "TPIN is not validated".
+# The message test (validation.is_sell_not_authorised) catches the others.
+_SELL_AUTH_CODES = {"AB4013"}
+# The band used for a MARKET request with automatic protection (-1): AngelOne takes no market
+# orders from algos, so the adapter prices the limit itself. 1% is Kite's published automatic
+# band for equities priced above ₹100 (the protection-percentage table in docs/brokers.md).
+AUTO_PROTECTION_PCT = 1.0
 
 _import_lock = threading.Lock()
 
@@ -135,6 +156,7 @@ class InstrumentMaster:
         self.timeout = timeout
         self._today = today or (lambda: datetime.now(IST).date())
         self._index: dict[tuple[str, str], tuple[str, str]] | None = None
+        self._ticks: dict[tuple[str, str], float] = {}
         self.downloads = 0
 
     @property
@@ -144,6 +166,11 @@ class InstrumentMaster:
     def token(self, symbol: str, exchange: str = "NSE") -> tuple[str, str] | None:
         """(symbol token, AngelOne trading symbol) of a canonical symbol, or None if unknown."""
         return self._load().get((exchange.upper(), canonical(symbol, exchange)))
+
+    def tick_size(self, symbol: str, exchange: str = "NSE") -> float | None:
+        """The tick size in rupees (the master gives paise), or None if unknown."""
+        self._load()
+        return self._ticks.get((exchange.upper(), canonical(symbol, exchange)))
 
     def _load(self) -> dict[tuple[str, str], tuple[str, str]]:
         if self._index is not None:
@@ -170,7 +197,10 @@ class InstrumentMaster:
     def _read_cache(self) -> tuple[str, dict[tuple[str, str], tuple[str, str]]] | None:
         try:
             raw = json.loads(self.cache_file.read_text(encoding="utf-8"))
-            index = {(e, s): (t, ts) for e, s, t, ts in raw["instruments"]}
+            index = {(e, s): (t, ts) for e, s, t, ts, *_ in raw["instruments"]}
+            self._ticks = {
+                (e, s): float(rest[0]) for e, s, _t, _ts, *rest in raw["instruments"] if rest
+            }
             return str(raw["date"]), index
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -199,11 +229,22 @@ class InstrumentMaster:
             # Prefer the -EQ series when a symbol has several (e.g. -BE, -BL).
             if key not in index or trading.endswith("-EQ"):
                 index[key] = (token, trading)
+                try:
+                    tick = float(rec.get("tick_size") or 0) / 100  # paise -> rupees
+                except (TypeError, ValueError):
+                    tick = 0.0
+                if tick > 0:
+                    self._ticks[key] = tick
+                else:
+                    self._ticks.pop(key, None)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         payload = {
             "date": self._today().isoformat(),
             "source": self.url,
-            "instruments": [[e, s, t, ts] for (e, s), (t, ts) in sorted(index.items())],
+            "instruments": [
+                [e, s, t, ts, *([self._ticks[(e, s)]] if (e, s) in self._ticks else [])]
+                for (e, s), (t, ts) in sorted(index.items())
+            ],
         }
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".angelone-", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -220,6 +261,13 @@ class AngelOneBroker:
     """
 
     name = NAME
+    # Today's delivery buys are not merged from the day's positions yet: the one-live-run-per-day
+    # refusal stays for AngelOne (docs/brokers.md, "Settlement").
+    capabilities = BrokerCapabilities(
+        same_day_quantities_reliable=False,
+        reads_sell_authorisation=True,
+        charge_estimates=True,
+    )
 
     def __init__(
         self,
@@ -238,7 +286,14 @@ class AngelOneBroker:
         local_ip: str = DEFAULT_LOCAL_IP,
         mac_address: str = DEFAULT_MAC,
         sleep: Callable[[float], None] | None = None,
+        default_market_protection: float | None = AUTO_PROTECTION,
+        demat_authorisation: str = "ddpi",
+        registered_ips: Sequence[str] = (),
+        order_gate: OrderGate | None = None,
     ) -> None:
+        """See ``ZerodhaBroker`` for ``default_market_protection``, ``demat_authorisation``,
+        ``registered_ips`` and ``order_gate``; the public-IP header defaults to the first
+        registered IP."""
         missing = [
             n
             for n, v in (
@@ -257,7 +312,19 @@ class AngelOneBroker:
         self._totp_secret = totp_secret
         self._root = root
         self._timeout = timeout
+        if registered_ips and public_ip == DEFAULT_PUBLIC_IP:
+            public_ip = registered_ips[0]
         self._headers = (public_ip, local_ip, mac_address)
+        if default_market_protection is not None:
+            check_market_protection(default_market_protection, "default_market_protection")
+        self.default_market_protection = default_market_protection
+        if demat_authorisation not in ("ddpi", "tpin"):
+            raise ValueError(
+                f"demat_authorisation must be 'ddpi' or 'tpin', got {demat_authorisation!r}"
+            )
+        self.demat_authorisation = demat_authorisation
+        self.registered_ips = tuple(registered_ips)
+        self._gate = order_gate
         self.limits = limits
         self._limiters = BrokerLimiters(limits)  # real sleeps: the limit is real time
         self._retry = retry or RetryPolicy()
@@ -382,19 +449,29 @@ class AngelOneBroker:
             trading = f.text("tradingsymbol")
             f.label = trading
             exchange = f.text("exchange").upper()
-            total = f.quantity("quantity") + f.quantity("t1quantity", default=0)
+            quantity = f.quantity("quantity")
+            t1 = f.quantity("t1quantity", default=0)
+            # SmartAPI documents no formula. Its published examples show quantity ==
+            # realisedquantity when t1quantity is 0, which fits both "quantity includes T1" and
+            # "quantity is the settled part": max() counts T1 once under either reading.
+            realised = f.quantity("realisedquantity", default=quantity)
+            total = max(quantity, realised + t1)
             if total == 0:
                 continue
             collateral = f.quantity("collateralquantity", default=0)
+            authorised = None
+            if self.demat_authorisation == "tpin":
+                authorised = f.quantity("authorisedquantity", default=0)
             out.append(
                 Holding(
                     symbol=canonical(trading, exchange),
                     exchange=exchange,
                     quantity=total,
-                    sellable_quantity=max(0, total - collateral),
+                    sellable_quantity=max(0, total - t1 - collateral),
                     average_price=f.number("averageprice"),
                     last_price=f.price("ltp"),
                     isin=f.opt_text("isin"),
+                    authorised_quantity=authorised,
                 )
             )
         return out
@@ -425,12 +502,17 @@ class AngelOneBroker:
                     continue
                 q.label = symbol
                 close = q.number("close", default=0.0)
+                upper = q.number("upperCircuit", default=0.0)
+                lower = q.number("lowerCircuit", default=0.0)
                 out[symbol] = Quote(
                     symbol=symbol,
                     exchange=exchange,
                     last_price=q.price("ltp"),
                     previous_close=close if close > 0 else None,
                     as_of=_feed_time(q.opt_text("exchFeedTime")),
+                    tick_size=self.instruments.tick_size(symbol, exchange),
+                    upper_circuit=upper if upper > 0 else None,
+                    lower_circuit=lower if lower > 0 else None,
                 )
         return out
 
@@ -507,23 +589,29 @@ class AngelOneBroker:
                 details,
             )
         token, trading = found
+        price = order.price
+        protection = order.market_protection
+        if price is None and protection is None:
+            protection = self.default_market_protection
+        if price is None and protection is not None:
+            price = self._protection_price(order, protection)
         params = {
             "variety": "NORMAL",
             "tradingsymbol": trading or angelone_symbol(symbol, order.exchange),
             "symboltoken": token,
             "transactiontype": str(order.side),
             "exchange": order.exchange.upper(),
-            "ordertype": "MARKET" if order.price is None else "LIMIT",
+            "ordertype": "MARKET" if price is None else "LIMIT",
             "producttype": "DELIVERY",
             "duration": "DAY",
-            "price": "0" if order.price is None else f"{order.price:.2f}",
+            "price": "0" if price is None else f"{price:.2f}",
             "squareoff": "0",
             "stoploss": "0",
             "quantity": str(order.quantity),
             "ordertag": order.tag,
         }
         client = self._session()
-        self._limiters.orders.acquire()
+        self._acquire_order_slot()
         try:
             resp = client.placeOrderFullResponse(params)
         except Exception as exc:
@@ -541,7 +629,16 @@ class AngelOneBroker:
                 with self._lock:
                     self._client = None
                 raise AuthError(NAME, f"{what}: session expired ({message}); not placed", details)
-            if is_sell_not_authorised(message) and order.side is Side.SELL:
+            if is_unregistered_ip(message, code):
+                raise UnregisteredIP(
+                    NAME,
+                    f"{what}: {unregistered_ip_text(NAME, self.registered_ips)} "
+                    f"({message} ({code}))",
+                    details,
+                )
+            if order.side is Side.SELL and (
+                code in _SELL_AUTH_CODES or is_sell_not_authorised(message)
+            ):
                 raise SellNotAuthorised(
                     NAME,
                     sell_not_authorised_text(symbol, order.quantity, NAME) + f" ({message})",
@@ -560,9 +657,80 @@ class AngelOneBroker:
             )
         return str(order_id)
 
+    def _acquire_order_slot(self) -> None:
+        self._limiters.orders.acquire()
+        if self._gate is not None:
+            self._gate.acquire()
+
+    def _protection_price(self, order: OrderRequest, protection: float) -> float:
+        """The limit a protected market order becomes: last price +/- protection, on the tick,
+        inside the circuit."""
+        symbol = canonical(order.symbol, order.exchange)
+        quote = self.quotes([Instrument(symbol, order.exchange)]).get(symbol)
+        if quote is None:
+            raise OrderRejected(
+                NAME,
+                f"place {order.side} {symbol}: no quote to price the protected market order; "
+                "not sent",
+                {"symbol": symbol, "tag": order.tag},
+            )
+        pct = AUTO_PROTECTION_PCT if protection == AUTO_PROTECTION else protection
+        priced = price_order(order.side, quote, PricingPolicy(limit_buffer_pct=min(pct, 20.0)))
+        assert priced.price is not None
+        return priced.price
+
+    def estimate_charges(self, orders: Sequence[OrderRequest]) -> list[ChargeEstimate]:
+        """AngelOne's own charges of ``orders`` (``estimateCharges``), one per order, in order.
+        Limit orders at their price, market orders at the last price. A read: never places."""
+        out: list[ChargeEstimate] = []
+        prices: dict[str, float] = {}
+        market = [o for o in orders if o.price is None]
+        if market:
+            quotes = self.quotes([Instrument(o.symbol, o.exchange) for o in market])
+            prices = {s: q.last_price for s, q in quotes.items()}
+        for o in orders:
+            symbol = canonical(o.symbol, o.exchange)
+            found = self.instruments.token(symbol, o.exchange)
+            price = o.price if o.price is not None else prices.get(symbol)
+            if found is None or price is None:
+                raise BadResponse(NAME, f"estimateCharges: cannot price {o.exchange}:{symbol}")
+            body = {
+                "orders": [
+                    {
+                        "product_type": "DELIVERY",
+                        "transaction_type": str(o.side),
+                        "quantity": str(o.quantity),
+                        "price": f"{price:.2f}",
+                        "exchange": o.exchange.upper(),
+                        "symbol_name": symbol,
+                        "token": found[0],
+                    }
+                ]
+            }
+            data = self._call("estimateCharges", "estimateCharges", body)
+            summary = Fields(NAME, "estimateCharges", data).record.get("summary")
+            f = Fields(NAME, "estimateCharges", summary, symbol)
+            breakdown: dict[str, float] = {}
+            for part in f.record.get("breakup") or []:
+                if isinstance(part, dict) and part.get("name"):
+                    breakdown[str(part["name"])] = Fields(NAME, "estimateCharges", part).number(
+                        "amount", default=0.0
+                    )
+            out.append(
+                ChargeEstimate(
+                    symbol=symbol,
+                    side=o.side,
+                    quantity=o.quantity,
+                    price=price,
+                    total=f.number("total_charges"),
+                    breakdown=breakdown,
+                )
+            )
+        return out
+
     def cancel(self, broker_order_id: str) -> None:
         client = self._session()
-        self._limiters.orders.acquire()
+        self._acquire_order_slot()
         try:
             resp = client.cancelOrder(broker_order_id, "NORMAL")
         except Exception as exc:

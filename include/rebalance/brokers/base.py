@@ -50,6 +50,18 @@ class Holding:
     last_price: float
     isin: str | None = None
     acquired_on: date | None = None  # when known (paper broker files); used by min_holding_days
+    # Shares the depository has authorised for sale today (CDSL TPIN / eDIS). None = not
+    # applicable: the account has a DDPI / POA, so every sellable share may be sold.
+    authorised_quantity: int | None = None
+    # Of ``quantity``: bought today (delivery), read from the day's positions, not yet in holdings.
+    bought_today: int = 0
+
+    @property
+    def sellable_today(self) -> int:
+        """What may be sold today: the sellable quantity, capped by the authorisation if any."""
+        if self.authorised_quantity is None:
+            return self.sellable_quantity
+        return min(self.sellable_quantity, self.authorised_quantity)
 
 
 @dataclass(frozen=True)
@@ -69,24 +81,65 @@ class Quote:
     last_price: float
     previous_close: float | None = None  # for today's winners/losers
     as_of: datetime | None = None  # exchange timestamp of the last trade, when given
+    tick_size: float | None = None  # rupees; from the broker's instrument master
+    upper_circuit: float | None = None  # the day's price band, rupees (None = not given)
+    lower_circuit: float | None = None
+
+
+MAX_TAG_LEN = 20  # both brokers: Kite ``tag`` and SmartAPI ``ordertag`` take up to 20 characters
+AUTO_PROTECTION = -1.0  # market_protection: the broker picks the protection band (Kite's -1)
 
 
 @dataclass(frozen=True)
 class OrderRequest:
-    """A delivery (CNC) market or limit order, carrying our idempotency tag."""
+    """A delivery (CNC) order carrying our idempotency tag.
+
+    * LIMIT: ``price`` set (rupees, on the tick, inside the day's circuit: see ``pricing.py``).
+    * MARKET: ``price`` None. Since 1 April 2026 an API market order needs ``market_protection``:
+      a percentage (0 < p <= 100) or ``-1`` (automatic); ``0`` is refused by the brokers and here.
+      ``None`` leaves it to the adapter's default (see ``default_market_protection``).
+    """
 
     symbol: str
     exchange: str
     side: Side
     quantity: int
-    tag: str  # deterministic, alphanumeric, <= 15 chars (see execution.order_tag)
+    tag: str  # deterministic, alphanumeric, <= 20 chars (see brokers.tags)
     price: float | None = None  # None = market order
+    market_protection: float | None = None  # percent, or -1 = automatic; market orders only
 
     def __post_init__(self) -> None:
         if self.quantity <= 0:
             raise ValueError(f"{self.symbol}: order quantity must be positive, got {self.quantity}")
-        if not self.tag.isalnum() or len(self.tag) > 15:
-            raise ValueError(f"order tag {self.tag!r} must be alphanumeric, at most 15 characters")
+        if not self.tag.isalnum() or len(self.tag) > MAX_TAG_LEN:
+            raise ValueError(
+                f"order tag {self.tag!r} must be alphanumeric, at most {MAX_TAG_LEN} characters"
+            )
+        if self.price is not None and not self.price > 0:
+            raise ValueError(f"{self.symbol}: a limit price must be > 0, got {self.price}")
+        if self.market_protection is not None:
+            check_market_protection(self.market_protection, self.symbol)
+            if self.price is not None:
+                raise ValueError(
+                    f"{self.symbol}: market_protection is for market orders; a limit order "
+                    "carries its price instead"
+                )
+
+    @property
+    def order_type(self) -> str:
+        return "MARKET" if self.price is None else "LIMIT"
+
+
+def check_market_protection(value: float, what: str = "order") -> float:
+    """``value`` if it is a valid protection (-1, or 0 < p <= 100 percent), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what}: market_protection must be a number, got {value!r}")
+    if value == AUTO_PROTECTION or 0 < value <= 100:
+        return float(value)
+    raise ValueError(
+        f"{what}: market_protection must be -1 (automatic) or a percentage above 0 and at most "
+        f"100, got {value!r} (0 means unprotected, which the brokers refuse since 1 April 2026)"
+    )
 
 
 @dataclass(frozen=True)
@@ -147,7 +200,16 @@ class OrderRejected(BrokerError):
 
 
 class SellNotAuthorised(OrderRejected):
-    """A sell the depository has not authorised (no DDPI / POA / eDIS for this scrip today)."""
+    """A sell the depository has not authorised (no DDPI / POA / eDIS for this scrip today).
+
+    Kite answers HTTP 428; SmartAPI a TPIN / eDIS refusal. Definite: nothing was placed.
+    """
+
+
+class UnregisteredIP(OrderRejected):
+    """The order came from an IP not registered for the API key (SEBI retail-algo rules, 1 April
+    2026). Definite, never retried: only routing the order worker through the registered static
+    IP fixes it (docs/deploy.md)."""
 
 
 class OrderOutcomeUnknown(BrokerError):
@@ -163,6 +225,32 @@ class OrderNotFound(BrokerError):
 
 class CancelRejected(BrokerError):
     """The broker refused to cancel (the order is already complete, rejected or cancelled)."""
+
+
+@dataclass(frozen=True)
+class BrokerCapabilities:
+    """What the pipeline may rely on for one broker adapter."""
+
+    # Holdings include today's delivery buys exactly once (positions merged, tested against the
+    # emulator): a second run on the same day plans on true quantities, so the one-live-run-per-
+    # day refusal is not needed for this broker.
+    same_day_quantities_reliable: bool = False
+    # Holding.authorised_quantity is read from the broker (None where DDPI / POA applies).
+    reads_sell_authorisation: bool = False
+    # The broker estimates an order's charges itself (``estimate_charges``).
+    charge_estimates: bool = False
+
+
+@dataclass(frozen=True)
+class ChargeEstimate:
+    """The broker's own estimate of one order's charges, rupees (for the approval preview)."""
+
+    symbol: str
+    side: Side
+    quantity: int
+    price: float
+    total: float
+    breakdown: dict[str, float] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -201,3 +289,9 @@ class Broker(Protocol):
     def cancel(self, broker_order_id: str) -> None:
         """Cancel an open order."""
         ...
+
+
+def capabilities_of(broker: object) -> BrokerCapabilities:
+    """The capabilities a broker declares (``capabilities`` attribute); none if it declares none."""
+    caps = getattr(broker, "capabilities", None)
+    return caps if isinstance(caps, BrokerCapabilities) else BrokerCapabilities()

@@ -13,12 +13,22 @@ which wins over login/password):
 broker     login               password        extra (JSON)
 =========  ==================  ==============  =====================================================
 zerodha    api_key             access_token    ``api_secret`` (only ``rebalance broker login``
-                                               needs it), ``root``, ``timeout``, ``rate_limits``
+                                               needs it), ``user_id``, ``root``, ``timeout``,
+                                               ``rate_limits``
 angelone   client_code         pin             ``api_key``, ``totp_secret`` (required),
                                                ``root``, ``instrument_master_url``, ``timeout``,
                                                ``rate_limits``, ``public_ip``, ``local_ip``,
                                                ``mac_address``
 =========  ==================  ==============  =====================================================
+
+Both brokers, in extra (the 2026 rules, docs/brokers.md):
+
+* ``registered_ips``: the static IP(s) registered for the API key (a list, or one string with
+  commas); named in the refusal when an order leaves from another IP;
+* ``demat_authorisation``: "ddpi" (default: a DDPI / POA is in place) or "tpin" (sells need the
+  day's CDSL TPIN authorisation: holdings carry ``authorised_quantity``);
+* ``default_market_protection``: the protection of a MARKET order that carries none (default
+  -1, the broker's automatic band; "none" sends it unprotected, which the brokers refuse).
 
 ``root`` / ``instrument_master_url`` point the real clients elsewhere (tests: the emulators);
 ``rate_limits`` overrides fields of ``RateLimits`` (e.g. ``{"orders_per_second": 5}``).
@@ -82,12 +92,15 @@ def make_broker(
     portfolio_file: Path,
     base_urls: Mapping[str, str] | None = None,
     cache_dir: Path | None = None,
+    order_engine: Any = None,
 ) -> Broker:
     """The Broker of ``account``.
 
     ``state_dir``: where the paper broker keeps its order books and AngelOne its instrument cache
     (``cache_dir`` defaults to ``state_dir / "cache"``). ``base_urls`` overrides the connection's
     root URLs: keys "zerodha", "angelone", "angelone_instruments" (tests and the demo).
+    ``order_engine``: the history database's SQLAlchemy engine; when given, the account's order
+    rate limits are shared with every other process trading it (``SharedOrderLimiter``).
     """
     from rebalance.brokers.ratelimit import ANGELONE_LIMITS, ZERODHA_LIMITS
 
@@ -120,8 +133,21 @@ def make_broker(
             overrides = json.loads(overrides)
         limits = ZERODHA_LIMITS if broker is BrokerName.ZERODHA else ANGELONE_LIMITS
         limits = limits.with_overrides(overrides)
+        rules = rules_2026(fields)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"connection {account.connection_id}", [f"extra: {exc}"]) from None
+    gate = None
+    if order_engine is not None:
+        from rebalance.brokers.shared_limits import SharedOrderLimiter, account_key
+
+        identity = (
+            fields.get("user_id") or fields.get("api_key")
+            if broker is BrokerName.ZERODHA
+            else fields.get("client_code")
+        )
+        gate = SharedOrderLimiter(
+            order_engine, account_key(str(broker), str(identity)), limits, broker=str(broker)
+        )
 
     if broker is BrokerName.ZERODHA:
         from rebalance.brokers.zerodha import ZerodhaBroker
@@ -132,6 +158,9 @@ def make_broker(
             root=urls.get("zerodha") or fields.get("root"),
             timeout=timeout,
             limits=limits,
+            order_gate=gate,
+            cache_dir=Path(cache_dir) if cache_dir else Path(state_dir) / "cache",
+            **rules,
         )
 
     from rebalance.brokers.angelone import (
@@ -157,7 +186,33 @@ def make_broker(
         public_ip=str(fields.get("public_ip", DEFAULT_PUBLIC_IP)),
         local_ip=str(fields.get("local_ip", DEFAULT_LOCAL_IP)),
         mac_address=str(fields.get("mac_address", DEFAULT_MAC)),
+        order_gate=gate,
+        **rules,
     )
 
 
-__all__ = ["SECRET_FIELDS", "connection_fields", "make_broker", "redacted"]
+def rules_2026(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The adapters' keyword arguments for the 2026 rules, from the connection's fields."""
+    from rebalance.brokers.base import AUTO_PROTECTION, check_market_protection
+
+    ips = fields.get("registered_ips") or ()
+    if isinstance(ips, str):
+        ips = [ip.strip() for ip in ips.split(",") if ip.strip()]
+    if not isinstance(ips, list | tuple) or not all(isinstance(ip, str) for ip in ips):
+        raise ValueError("registered_ips must be a list of IP addresses")
+    mode = str(fields.get("demat_authorisation", "ddpi")).lower()
+    if mode not in ("ddpi", "tpin"):
+        raise ValueError(f"demat_authorisation must be 'ddpi' or 'tpin', got {mode!r}")
+    protection = fields.get("default_market_protection", AUTO_PROTECTION)
+    if isinstance(protection, str) and protection.strip().lower() in ("none", "off"):
+        protection = None  # send unprotected (a JSON null is dropped with the empty fields)
+    if protection is not None:
+        protection = check_market_protection(float(protection), "default_market_protection")
+    return {
+        "registered_ips": tuple(ips),
+        "demat_authorisation": mode,
+        "default_market_protection": protection,
+    }
+
+
+__all__ = ["SECRET_FIELDS", "connection_fields", "make_broker", "redacted", "rules_2026"]

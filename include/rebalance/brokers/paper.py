@@ -30,6 +30,7 @@ from typing import Any
 
 from rebalance.brokers.base import (
     BadResponse,
+    BrokerCapabilities,
     CancelRejected,
     Funds,
     Holding,
@@ -70,6 +71,8 @@ class PaperBroker:
     """
 
     name = "paper"
+    # Fills move the paper holdings at once: a second run the same day sees them.
+    capabilities = BrokerCapabilities(same_day_quantities_reliable=True)
 
     def __init__(
         self,

@@ -1,11 +1,17 @@
 """Client-side rate limits, so we stay under each broker's documented request rates.
 
-Defaults (checked against the brokers' published limits, 2025):
+Defaults (checked against the brokers' published limits; sources and dates in docs/brokers.md):
 
-* Kite Connect: quote 1 request/s; order placement 10/s and 400/min (5,000/day); every other
-  endpoint 10/s. A quote call takes up to 500 instruments.
-* SmartAPI: market quote 10/s and 500/min; placeOrder / cancelOrder 20/s and 500/min;
-  getHolding, getOrderBook 1/s; getRMS 2/s. A market-quote call takes up to 50 tokens.
+* Kite Connect: quote 1 request/s; orders 10/s per account (strict from 1 April 2026, HTTP 429
+  beyond), 400/min and 5,000/day; every other endpoint 10/s. A quote takes up to 500 instruments.
+* SmartAPI: market quote 10/s and 500/min; orders 10/s per account from 1 April 2026 (the
+  exchanges' threshold for unregistered algos; SmartAPI's own endpoint limit is 20/s), 500/min and
+  1,000/hour; getHolding, getOrderBook 1/s; getRMS 2/s. A market-quote call takes 50 tokens.
+
+These limiters live in one process. The order limits are per *account*, shared by every lane and
+portfolio that trades the account at the same time, across processes: ``SharedOrderLimiter``
+(``brokers/shared_limits.py``) enforces them through the history database; the adapters take it
+as their ``order_gate``.
 
 Every limit is configurable (``RateLimits`` fields; ``None`` = no limit of that kind), e.g. from the
 connection's extra, see ``factory.py``.
@@ -18,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,8 @@ class RateLimits:
     quotes_per_minute: float | None = None
     orders_per_second: float | None = 10
     orders_per_minute: float | None = 400
+    orders_per_hour: float | None = None
+    orders_per_day: float | None = 5000  # per IST calendar day (shared limiter only)
     reads_per_second: float | None = 10  # holdings, funds, order book, order status
     reads_per_minute: float | None = None
     quote_batch_size: int = 500  # instruments per quote call
@@ -50,13 +58,33 @@ ZERODHA_LIMITS = RateLimits()
 ANGELONE_LIMITS = RateLimits(
     quotes_per_second=10,
     quotes_per_minute=500,
-    orders_per_second=20,
+    orders_per_second=10,
     orders_per_minute=500,
+    orders_per_hour=1000,
+    orders_per_day=None,
     reads_per_second=1,
     reads_per_minute=None,
     quote_batch_size=50,
 )
-UNLIMITED = RateLimits(None, None, None, None, None, None, 10_000)
+UNLIMITED = RateLimits(
+    quotes_per_second=None,
+    quotes_per_minute=None,
+    orders_per_second=None,
+    orders_per_minute=None,
+    orders_per_hour=None,
+    orders_per_day=None,
+    reads_per_second=None,
+    reads_per_minute=None,
+    quote_batch_size=10_000,
+)
+
+
+class OrderGate(Protocol):
+    """Blocks until one more order (placement or cancellation) may be sent for the account."""
+
+    def acquire(self) -> float:
+        """Wait for a slot; return the seconds waited. May raise OrderRejected (a daily cap)."""
+        ...
 
 
 class RateLimiter:
@@ -67,6 +95,7 @@ class RateLimiter:
         self,
         per_second: float | None,
         per_minute: float | None = None,
+        per_hour: float | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -76,6 +105,8 @@ class RateLimiter:
             self._windows.append((1.0, max(1, int(per_second))))
         if per_minute:
             self._windows.append((60.0, max(1, int(per_minute))))
+        if per_hour:
+            self._windows.append((3600.0, max(1, int(per_hour))))
         self._calls: deque[float] = deque()
         self._lock = threading.Lock()
         self._clock = clock
@@ -117,7 +148,11 @@ class BrokerLimiters:
             limits.quotes_per_second, limits.quotes_per_minute, clock=clock, sleep=sleep
         )
         self.orders = RateLimiter(
-            limits.orders_per_second, limits.orders_per_minute, clock=clock, sleep=sleep
+            limits.orders_per_second,
+            limits.orders_per_minute,
+            limits.orders_per_hour,
+            clock=clock,
+            sleep=sleep,
         )
         self.reads = RateLimiter(
             limits.reads_per_second, limits.reads_per_minute, clock=clock, sleep=sleep
@@ -129,6 +164,7 @@ __all__ = [
     "UNLIMITED",
     "ZERODHA_LIMITS",
     "BrokerLimiters",
+    "OrderGate",
     "RateLimiter",
     "RateLimits",
 ]

@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import re
 
-TAG_MAX_LEN = 15
+TAG_MAX_LEN = 15  # a leg's tag (round 0); child tags of re-pricing rounds add 3 characters
+CHILD_TAG_MAX_LEN = 20  # the brokers' limit (Kite ``tag``, SmartAPI ``ordertag``)
+MAX_ROUND = 99
 _HASH_LEN = 12  # base36 chars of the run/account hash: ~62 bits, collisions are not a concern
 _LEG_DIGITS = 3
 MAX_LEG = 10**_LEG_DIGITS - 1
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_TAG_RE = re.compile(rf"^[0-9A-Z]{{{_HASH_LEN}}}[0-9]{{{_LEG_DIGITS}}}$")
+_TAG_RE = re.compile(rf"^[0-9A-Z]{{{_HASH_LEN}}}[0-9]{{{_LEG_DIGITS}}}(R[0-9]{{2}})?$")
 
 
 def _base36(n: int, width: int) -> str:
@@ -47,8 +49,39 @@ def order_tag(run_key: str, account: str, leg: int) -> str:
     return tag
 
 
+def child_tag(leg_tag: str, round_number: int) -> str:
+    """The tag of re-pricing round ``round_number`` of the leg tagged ``leg_tag``.
+
+    Round 0 is the leg's first order and keeps the leg's own 15-character tag (so orders placed
+    before re-pricing existed still reconcile); round n (1..99) appends "R" and two digits:
+    18 characters, within both brokers' 20. Deterministic, so a retried task recomputes it.
+    """
+    if not _TAG_RE.match(leg_tag) or len(leg_tag) != TAG_MAX_LEN:
+        raise ValueError(f"{leg_tag!r} is not a leg tag made by order_tag")
+    if isinstance(round_number, bool) or not isinstance(round_number, int):
+        raise ValueError(f"re-pricing round must be an integer, got {round_number!r}")
+    if not 0 <= round_number <= MAX_ROUND:
+        raise ValueError(f"re-pricing round must be 0..{MAX_ROUND}, got {round_number}")
+    if round_number == 0:
+        return leg_tag
+    tag = f"{leg_tag}R{round_number:02d}"
+    assert len(tag) <= CHILD_TAG_MAX_LEN
+    return tag
+
+
+def split_tag(tag: str) -> tuple[str, int]:
+    """(leg tag, round) of a tag made by ``order_tag`` or ``child_tag``; ValueError otherwise."""
+    upper = tag.upper()
+    if not _TAG_RE.match(upper):
+        raise ValueError(f"{tag!r} is not one of our order tags")
+    if len(upper) == TAG_MAX_LEN:
+        return upper, 0
+    return upper[:TAG_MAX_LEN], int(upper[TAG_MAX_LEN + 1 :])
+
+
 def is_order_tag(value: str | None) -> bool:
-    """True if ``value`` looks like a tag made by ``order_tag`` (brokers may echo other tags)."""
+    """True if ``value`` looks like a tag made by ``order_tag`` or ``child_tag`` (brokers may
+    echo other tags)."""
     return value is not None and bool(_TAG_RE.match(value.upper()))
 
 
@@ -62,10 +95,14 @@ def tag_belongs_to_run(tag: str | None, run_key: str, account: str) -> bool:
 
 
 __all__ = [
+    "CHILD_TAG_MAX_LEN",
     "MAX_LEG",
+    "MAX_ROUND",
     "TAG_MAX_LEN",
+    "child_tag",
     "is_order_tag",
     "order_tag",
     "run_prefix",
+    "split_tag",
     "tag_belongs_to_run",
 ]

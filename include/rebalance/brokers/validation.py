@@ -8,10 +8,16 @@ instead of a KeyError or a wrong trade.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rebalance.brokers.base import BadResponse, OrderRejected, OrderReport, SellNotAuthorised
+from rebalance.brokers.base import (
+    BadResponse,
+    Holding,
+    OrderRejected,
+    OrderReport,
+    SellNotAuthorised,
+)
 
 # Phrases the brokers use when the depository has not authorised a sell (no DDPI / POA, no
 # eDIS / TPIN authorisation for today). Kite: "... holdings are not authorised for sale ...
@@ -21,6 +27,70 @@ _SELL_AUTH = re.compile(
     r"\bpoa\b|cdsl\s+authori[sz]ation|pledge.*not.*authori",
     re.IGNORECASE,
 )
+
+
+# The brokers' refusals of an order sent from an IP not registered for the API key (SEBI's
+# retail-algo framework, from 1 April 2026). SmartAPI: "AG7002 Access denied: Unregistered IP
+# address. Register your IP before retrying." Kite: the text is not published; its announcement
+# says such orders "will be rejected", so any refusal naming an unregistered / not whitelisted
+# IP is recognised.
+UNREGISTERED_IP_CODES = frozenset({"AG7002"})
+_UNREGISTERED_IP = re.compile(
+    r"unregistered\s+ip|ip\s+(address\s+)?(is\s+)?not\s+(registered|whitelisted|allowed)|"
+    r"not\s+(a\s+)?(registered|whitelisted)\s+ip|ip\s+whitelist",
+    re.IGNORECASE,
+)
+
+
+def is_unregistered_ip(message: str | None, code: str | None = None) -> bool:
+    return (code or "") in UNREGISTERED_IP_CODES or bool(_UNREGISTERED_IP.search(message or ""))
+
+
+def unregistered_ip_text(broker: str, registered_ips: tuple[str, ...] | list[str]) -> str:
+    where = {
+        "zerodha": "developers.kite.trade > Profile > IP Whitelist (up to two IPs, changed at "
+        "most once a week)",
+        "angelone": "the SmartAPI app's settings at smartapi.angelone.in (primary static IP)",
+    }.get(broker, "the broker's developer console")
+    ips = f" ({', '.join(registered_ips)})" if registered_ips else ""
+    return (
+        f"order refused: it was sent from an IP that is not registered for this API key. Orders "
+        f"must leave from the registered static IP{ips}: run place_orders on the worker queue "
+        f"that egresses from it (docs/deploy.md), or register this worker's IP in {where}. "
+        "Not retried"
+    )
+
+
+AUTHORISE_WHERE = {
+    "zerodha": "Kite > Holdings > Authorisation (CDSL TPIN), or sign the DDPI",
+    "angelone": "the Angel One app (eDIS authorisation with CDSL TPIN), or submit the DDPI",
+}
+
+
+def authorisation_needed(
+    holdings: Sequence[Holding], sells: Mapping[str, int], broker: str
+) -> list[dict[str, Any]]:
+    """The sells that exceed today's depository authorisation, for the approval preview:
+    ``[{"symbol", "shares", "authorised", "where"}]`` (shares = what still needs authorising).
+
+    ``sells``: symbol -> shares the plan sells. Holdings without ``authorised_quantity`` (DDPI /
+    POA) never need it.
+    """
+    by_symbol = {h.symbol: h for h in holdings}
+    out = []
+    for symbol, shares in sorted(sells.items()):
+        held = by_symbol.get(symbol)
+        if held is None or held.authorised_quantity is None or shares <= held.authorised_quantity:
+            continue
+        out.append(
+            {
+                "symbol": symbol,
+                "shares": shares - held.authorised_quantity,
+                "authorised": held.authorised_quantity,
+                "where": AUTHORISE_WHERE.get(broker, "your depository (CDSL TPIN / eDIS)"),
+            }
+        )
+    return out
 
 
 def is_sell_not_authorised(message: str | None) -> bool:
@@ -121,8 +191,13 @@ class Fields:
 
 
 __all__ = [
+    "AUTHORISE_WHERE",
+    "UNREGISTERED_IP_CODES",
     "Fields",
+    "authorisation_needed",
     "is_sell_not_authorised",
+    "is_unregistered_ip",
     "rejection_error",
     "sell_not_authorised_text",
+    "unregistered_ip_text",
 ]

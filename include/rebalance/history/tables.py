@@ -76,7 +76,7 @@ orders = Table(
         "run_id", BigInteger, ForeignKey("rebalance_runs.id", ondelete="CASCADE"), nullable=False
     ),
     Column("leg", Integer, nullable=False),
-    Column("tag", String(15), nullable=False, unique=True),
+    Column("tag", String(20), nullable=False, unique=True),  # 0003: 15 -> 20 (child tags)
     Column("symbol", String(32), nullable=False),
     Column("exchange", String(8), nullable=False),
     Column("side", String(4), nullable=False),
@@ -113,3 +113,15 @@ events = Table(
     Column("to_status", String(24), nullable=False),
     Column("message", Text),
 )
+
+# 0003: one row per order request (placement or cancellation) sent for a broker account, so that
+# every process trading the account shares its order rate limits (``SharedOrderLimiter``). The
+# account is a hash of the broker's client identity: no identifier or credential is stored.
+order_sends = Table(
+    "broker_order_sends",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("account_key", String(64), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_order_sends_account_sent", order_sends.c.account_key, order_sends.c.sent_at)

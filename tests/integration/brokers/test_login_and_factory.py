@@ -139,3 +139,67 @@ def test_make_broker_without_credentials_names_the_connection(tmp_path: Path) ->
     account = Account(name="z", broker="zerodha", connection_id="zerodha_main")
     with pytest.raises(AuthError, match="zerodha_main"):
         make_broker(account, None, state_dir=tmp_path, portfolio_file=tmp_path / "p.yaml")
+
+
+def test_rules_2026_from_the_connection() -> None:
+    from rebalance.brokers.factory import rules_2026
+
+    assert rules_2026({}) == {
+        "registered_ips": (),
+        "demat_authorisation": "ddpi",
+        "default_market_protection": -1.0,
+    }
+    fields = {
+        "registered_ips": "203.0.113.7, 198.51.100.2",
+        "demat_authorisation": "TPIN",
+        "default_market_protection": "2.5",
+    }
+    assert rules_2026(fields) == {
+        "registered_ips": ("203.0.113.7", "198.51.100.2"),
+        "demat_authorisation": "tpin",
+        "default_market_protection": 2.5,
+    }
+    assert rules_2026({"default_market_protection": "none"})["default_market_protection"] is None
+    for bad in ({"default_market_protection": 0}, {"demat_authorisation": "poa"}):
+        with pytest.raises(ValueError, match=r"market_protection|demat_authorisation"):
+            rules_2026(bad)
+
+
+def test_bad_2026_fields_name_the_connection(tmp_path: Path) -> None:
+    from rebalance.errors import ConfigError
+
+    account = Account(name="z", broker="zerodha", connection_id="zerodha_main")
+    credentials = {"login": "k", "password": "t", "extra": {"default_market_protection": 0}}
+    with pytest.raises(ConfigError, match="zerodha_main"):
+        make_broker(account, credentials, state_dir=tmp_path, portfolio_file=tmp_path / "p.yaml")
+
+
+def test_make_broker_shares_the_order_budget_through_the_history_db(
+    tmp_path: Path, kite: KiteEmulator, history_db: str
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    from rebalance.brokers.base import OrderRequest, Side
+    from rebalance.brokers.shared_limits import SharedOrderLimiter, account_key
+
+    engine = create_engine(history_db)
+    account = Account(name="zerodha_main", broker="zerodha", connection_id="zerodha_main")
+    credentials = {
+        "login": kite.api_key,
+        "password": kite.access_token,
+        "extra": {"root": kite.url, "user_id": "ZX1234", "registered_ips": ["127.0.0.1"]},
+    }
+    broker = make_broker(
+        account, credentials, state_dir=tmp_path, portfolio_file=tmp_path / "p.yaml",
+        order_engine=engine,
+    )  # fmt: skip
+    assert isinstance(broker, ZerodhaBroker)
+    gate = broker._gate
+    assert isinstance(gate, SharedOrderLimiter)
+    assert gate.key == account_key("zerodha", "ZX1234")
+    assert kite.api_key not in gate.key  # a hash, not the identity or a credential
+    broker.place_order(OrderRequest("INFY", "NSE", Side.BUY, 1, "TAG1", price=1890.15))
+    with engine.connect() as conn:
+        keys = conn.execute(text("SELECT account_key FROM broker_order_sends")).scalars().all()
+    assert keys == [gate.key]
+    engine.dispose()

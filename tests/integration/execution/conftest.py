@@ -29,7 +29,10 @@ FAST = ExecutionSettings(
     max_send_attempts=3,
     lock_wait_seconds=20.0,
 )
-LIMITS = RateLimits(orders_per_second=None, orders_per_minute=None, reads_per_second=None)
+# Quotes too: AngelOne quotes before sending a protected market order as a limit (2026 rules).
+LIMITS = RateLimits(
+    quotes_per_second=None, orders_per_second=None, orders_per_minute=None, reads_per_second=None
+)
 RETRY = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.05, rate_limited_min_delay=0.01)
 CLIENT_TIMEOUT = 0.5  # seconds: below the emulators' timeout_delay (1.0 in these tests)
 

@@ -55,10 +55,11 @@ def test_documented_defaults() -> None:
     assert (ZERODHA_LIMITS.quotes_per_second, ZERODHA_LIMITS.orders_per_second) == (1, 10)
     assert ZERODHA_LIMITS.orders_per_minute == 400
     assert ZERODHA_LIMITS.quote_batch_size == 500
-    assert (ANGELONE_LIMITS.orders_per_second, ANGELONE_LIMITS.orders_per_minute) == (20, 500)
+    assert (ANGELONE_LIMITS.orders_per_second, ANGELONE_LIMITS.orders_per_minute) == (10, 500)
+    assert (ANGELONE_LIMITS.orders_per_hour, ZERODHA_LIMITS.orders_per_day) == (1000, 5000)
     assert ANGELONE_LIMITS.quote_batch_size == 50
     with pytest.raises(ValueError, match="unknown rate limit"):
-        ZERODHA_LIMITS.with_overrides({"orders_per_hour": 3})
+        ZERODHA_LIMITS.with_overrides({"orders_per_week": 3})
     assert ZERODHA_LIMITS.with_overrides({"orders_per_second": 5}).orders_per_second == 5
 
 

@@ -46,8 +46,8 @@ def new_run(store: HistoryStore, run: str = "manual__1", portfolio: str = "demo"
     )
 
 
-def test_migrations_reach_0002(history_db: str) -> None:
-    assert current_revision(history_db) == "0002"
+def test_migrations_reach_head(history_db: str) -> None:
+    assert current_revision(history_db) == "0003"
 
 
 @pytest.mark.parametrize(

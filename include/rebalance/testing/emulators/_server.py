@@ -6,13 +6,36 @@ import json
 import secrets
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 MISSING = object()  # in a patch: remove the field from the reply
+CLIENT_IP_HEADER = "X-Emulator-Client-IP"  # the socket's peer address, added by the server
+AUTO_PROTECTION_PCT = 1.0  # the band the emulators apply for market_protection=-1
+CIRCUIT_PCT = 20.0  # the emulated daily price band around the previous close
+
+
+def tick_for(price: float) -> float:
+    """The emulated instrument's tick: 0.01 below ₹250, else 0.05 (NSE's equity ticks)."""
+    return 0.01 if price < 250 else 0.05
+
+
+def on_tick(price: float, tick: float) -> float:
+    steps = (Decimal(str(price)) / Decimal(str(tick))).quantize(Decimal(1), ROUND_HALF_UP)
+    return float(steps * Decimal(str(tick)))
+
+
+def circuit_band(reference: float) -> tuple[float, float]:
+    """(lower, upper) circuit of an instrument whose previous close is ``reference``."""
+    tick = tick_for(reference)
+    return (
+        on_tick(reference * (1 - CIRCUIT_PCT / 100), tick),
+        on_tick(reference * (1 + CIRCUIT_PCT / 100), tick),
+    )
 
 
 def fake_credential(kind: str) -> str:
@@ -67,6 +90,9 @@ class Faults:
     timeout_delay: float = 1.5  # seconds the two above wait before replying
     holdings_patch: dict[str, dict[str, Any]] = field(default_factory=dict)  # symbol -> fields
     quote_patch: dict[str, dict[str, Any]] = field(default_factory=dict)  # symbol -> fields
+    # symbol -> percent: the market trades this far from the quoted last price when an order
+    # arrives (+ above, - below), so a limit / protected order may not be marketable and rests.
+    market_moves: dict[str, float] = field(default_factory=dict)
 
 
 def apply_patch(record: dict[str, Any], patch: dict[str, Any] | None) -> dict[str, Any]:
@@ -98,7 +124,27 @@ class EmulatorServer:
 
     broker = "emulator"
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        strict_2026: bool = True,
+        registered_ips: set[str] | None = None,
+        orders_per_second: int = 10,
+        ddpi: bool = True,
+    ) -> None:
+        """``strict_2026`` enforces the broker rules in force since 1 April 2026 (unprotected
+        market orders refused, 10 orders a second, registered IP, tags of at most 20 characters,
+        sell authorisation, limits inside the circuit, tick sizes). ``registered_ips``: the IPs
+        orders may come from (default: 127.0.0.1, the tests' own). ``ddpi``: the account has a
+        DDPI / POA; if False a sell needs ``authorise(symbol, shares)`` first."""
+        self.strict_2026 = strict_2026
+        self.registered_ips = {"127.0.0.1"} if registered_ips is None else set(registered_ips)
+        self.orders_per_second = orders_per_second
+        self.ddpi = ddpi
+        self.authorised: dict[str, int] = {}  # symbol -> shares authorised for sale today
+        self.order_arrivals: list[float] = []  # monotonic arrival time of each order request
+        self.orders_refused_for_rate = 0
+        self._recent: deque[float] = deque()
         self.faults = Faults()
         self.lock = threading.RLock()
         self.holdings: dict[str, Holding] = {}
@@ -127,8 +173,10 @@ class EmulatorServer:
                 query = parse_qs(parts.query, keep_blank_values=True)
                 with emulator.lock:
                     emulator.requests.append((method, parts.path))
+                headers = dict(self.headers)
+                headers[CLIENT_IP_HEADER] = str(self.client_address[0])
                 try:
-                    reply = emulator.handle(method, parts.path, query, raw, dict(self.headers))
+                    reply = emulator.handle(method, parts.path, query, raw, headers)
                 except Exception as exc:  # pragma: no cover - a bug in the emulator
                     reply = Reply(500, {"status": "error", "message": f"emulator bug: {exc}"})
                 delay = reply.delay + emulator.faults.slow_seconds
@@ -210,6 +258,58 @@ class EmulatorServer:
 
     def reset_faults(self) -> None:
         self.faults = Faults()
+
+    def authorise(self, symbol: str, shares: int) -> None:
+        """Authorise ``shares`` of ``symbol`` for sale today (as CDSL TPIN / eDIS would)."""
+        with self.lock:
+            self.authorised[symbol] = self.authorised.get(symbol, 0) + shares
+
+    # --- the 2026 checks shared by both emulators ---------------------------------------------
+
+    def ip_refused(self, headers: dict[str, str]) -> bool:
+        """True if strict and the request did not come from a registered IP."""
+        return self.strict_2026 and headers.get(CLIENT_IP_HEADER) not in self.registered_ips
+
+    def order_arrived(self) -> bool:
+        """Record an order request (placement or cancellation); False if it exceeds the
+        per-second limit (strict mode), which the broker answers with a refusal."""
+        now = time.monotonic()
+        with self.lock:
+            self.order_arrivals.append(now)
+            while self._recent and self._recent[0] <= now - 1.0:
+                self._recent.popleft()
+            if self.strict_2026 and len(self._recent) >= self.orders_per_second:
+                self.orders_refused_for_rate += 1
+                return False
+            self._recent.append(now)
+            return True
+
+    def max_orders_in_one_second(self) -> int:
+        """The most order requests that arrived within any one second (sliding window)."""
+        with self.lock:
+            times = sorted(self.order_arrivals)
+        best, start = 0, 0
+        for end, t in enumerate(times):
+            while t - times[start] >= 1.0:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
+
+    def sell_authorised(self, symbol: str, quantity: int) -> bool:
+        """True if the account may sell ``quantity`` of ``symbol`` (DDPI, or authorised today);
+        a sale uses up the authorisation."""
+        if not self.strict_2026 or self.ddpi:
+            return True
+        with self.lock:
+            if self.authorised.get(symbol, 0) < quantity:
+                return False
+            self.authorised[symbol] -= quantity
+            return True
+
+    def market_price(self, symbol: str, last_price: float) -> float:
+        """Where the market trades when an order arrives (``faults.market_moves``)."""
+        move = self.faults.market_moves.get(symbol, 0.0)
+        return on_tick(last_price * (1 + move / 100), tick_for(last_price))
 
     def take(self, name: str) -> bool:
         """Consume one shot of the counter fault ``name``; True if it fires."""

@@ -22,15 +22,28 @@ from rebalance.testing.emulators._server import (
     Holding,
     Reply,
     apply_patch,
+    circuit_band,
     fake_credential,
     fake_digits,
     fake_totp_secret,
+    on_tick,
+    tick_for,
 )
 
 SELL_NOT_AUTHORISED = (
     "Your order has been rejected as your holdings are not authorised for sale. Please authorize "
     "your holdings (eDIS) using CDSL TPIN or submit the DDPI."
 )
+# SmartAPI forum, "Getting IP restricted even after IP whitelisting" (April 2026).
+UNREGISTERED_IP = "Access denied: Unregistered IP address. Register your IP before retrying."
+# AngelOne takes no market orders from algos since 1 April 2026; its API's words for the refusal
+# are not published: these are ours.
+MARKET_NOT_ALLOWED = "Market orders are not allowed for API (algo) orders. Place a limit order."
+# The TPIN refusal: code and words as reported on the SmartAPI forum (not in the error table).
+TPIN_NOT_VALIDATED = (
+    "TPIN is not validated for this sell. Authorise your holdings (eDIS) with CDSL TPIN."
+)
+OUTSIDE_CIRCUIT = "Order price is beyond the circuit limits of the day"
 _P = "/rest/secure/angelbroking"
 MASTER_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
 
@@ -47,8 +60,11 @@ class SmartApiEmulator(EmulatorServer):
         totp_secret: str | None = None,
         cash: float = 100_000.0,
         holdings: list[Holding] | None = None,
+        strict_2026: bool = True,
+        registered_ips: set[str] | None = None,
+        ddpi: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(strict_2026=strict_2026, registered_ips=registered_ips, ddpi=ddpi)
         # Credentials not given are made fresh (and plainly fake) for this emulator.
         self.api_key = api_key or fake_credential("api-key")
         self.client_code = client_code or "F" + fake_digits(7)
@@ -129,9 +145,31 @@ class SmartApiEmulator(EmulatorServer):
             if path == f"{_P}/order/v1/getOrderBook":
                 return self.ok(list(self.orders) or None)  # SmartAPI sends null for "none"
             if path == f"{_P}/order/v1/placeOrder":
+                if self.ip_refused(headers):
+                    self.orders_received += 1
+                    return Reply(
+                        200,
+                        {
+                            "success": False,
+                            "message": UNREGISTERED_IP,
+                            "errorCode": "AG7002",
+                            "data": "",
+                        },
+                    )
+                if not self.order_arrived():
+                    self.orders_received += 1
+                    return Reply(
+                        403, "Access denied because of exceeding access rate", "text/plain"
+                    )
                 return self._place(payload)
             if path == f"{_P}/order/v1/cancelOrder":
+                if not self.order_arrived():
+                    return Reply(
+                        403, "Access denied because of exceeding access rate", "text/plain"
+                    )
                 return self._cancel(payload)
+            if path == f"{_P}/brokerage/v1/estimateCharges":
+                return self._estimate(payload)
         return self.error(f"Route not found: {path}", "AB1003", 404)
 
     def _login(self, payload: dict[str, Any]) -> Reply:
@@ -152,8 +190,10 @@ class SmartApiEmulator(EmulatorServer):
     # --- data -------------------------------------------------------------------------------
 
     def instrument_master(self) -> list[dict[str, Any]]:
-        rows = [(h.symbol, h.token) for h in self.holdings.values()]
-        rows += [(s, extra[3]) for s, extra in self.extra.items()]
+        rows = [
+            (h.symbol, h.token, h.previous_close or h.last_price) for h in self.holdings.values()
+        ]
+        rows += [(s, extra[3], extra[1] or extra[0]) for s, extra in self.extra.items()]
         out = [
             {
                 "token": token,
@@ -164,9 +204,9 @@ class SmartApiEmulator(EmulatorServer):
                 "lotsize": "1",
                 "instrumenttype": "",
                 "exch_seg": "NSE",
-                "tick_size": "5.000000",
+                "tick_size": f"{tick_for(price) * 100:.6f}",  # paise, as AngelOne gives it
             }
-            for symbol, token in rows
+            for symbol, token, price in rows
         ]
         out.append(  # a derivative and a BSE line, which the adapter must tell apart
             {
@@ -215,7 +255,7 @@ class SmartApiEmulator(EmulatorServer):
                 "t1quantity": h.t1_quantity,
                 "realisedquantity": h.quantity,
                 "quantity": h.quantity,
-                "authorisedquantity": 0,
+                "authorisedquantity": self.authorised.get(h.symbol, 0),
                 "product": "DELIVERY",
                 "collateralquantity": h.collateral_quantity or None,
                 "collateraltype": None,
@@ -239,6 +279,7 @@ class SmartApiEmulator(EmulatorServer):
                     unfetched.append({"exchange": exchange, "symbolToken": token})
                     continue
                 symbol, price, close, _isin = tokens[token]
+                lower, upper = circuit_band(close or price)
                 rec = {
                     "exchange": "NSE",
                     "tradingSymbol": f"{symbol}-EQ",
@@ -250,6 +291,8 @@ class SmartApiEmulator(EmulatorServer):
                     "close": close,
                     "exchFeedTime": "05-Jan-2026 15:29:58",
                     "exchTradeTime": "05-Jan-2026 15:29:58",
+                    "upperCircuit": upper,
+                    "lowerCircuit": lower,
                 }
                 fetched.append(apply_patch(rec, self.faults.quote_patch.get(symbol)))
         return {"fetched": fetched, "unfetched": unfetched}
@@ -279,9 +322,22 @@ class SmartApiEmulator(EmulatorServer):
                 "text/html",
                 delay=self.faults.timeout_delay,
             )
-        symbol, price, _close, _isin = tokens[p["symboltoken"]]
+        symbol, price, close, _isin = tokens[p["symboltoken"]]
         quantity = int(p["quantity"])
         side = str(p["transactiontype"])
+        order_type = str(p.get("ordertype", "MARKET"))
+        limit = float(p.get("price") or 0) if order_type == "LIMIT" else None
+        if self.strict_2026:
+            if order_type != "LIMIT":
+                return self.error(MARKET_NOT_ALLOWED, "AB1009")
+            lower, upper = circuit_band(close or price)
+            if limit is None or not lower <= limit <= upper:
+                return self.error(OUTSIDE_CIRCUIT, "AB4019")
+            tick = tick_for(close or price)
+            if abs(on_tick(limit, tick) - limit) > 1e-9:
+                return self.error(f"Price should be in multiples of tick size {tick}", "AB4018")
+            if side == "SELL" and not self.sell_authorised(symbol, quantity):
+                return self.error(TPIN_NOT_VALIDATED, "AB4013")
         order_id = f"2601050{self._next_id:08d}"
         unique = f"emu-{secrets.token_hex(6)}"
         self._next_id += 1
@@ -309,20 +365,24 @@ class SmartApiEmulator(EmulatorServer):
             "updatetime": "05-Jan-2026 15:10:00",
         }
         held = self.holdings.get(symbol)
+        market = self.market_price(symbol, price)
+        marketable = limit is None or (limit >= market if side == "BUY" else limit <= market)
         if side == "SELL" and symbol in self.faults.unauthorised_sells:
             order.update(status="rejected", orderstatus="rejected", text=SELL_NOT_AUTHORISED)
         elif side == "SELL" and (held is None or held.quantity < quantity):
             order.update(status="rejected", orderstatus="rejected", text="Insufficient holdings")
+        elif not marketable:
+            order.update(status="open", orderstatus="open")  # rests in the book
         else:
             filled = min(quantity, self.faults.partial_fill.get(symbol, quantity))
-            self._fill(symbol, side, filled, price)
+            self._fill(symbol, side, filled, market)
             status = "complete" if filled == quantity else "open"
             order.update(
                 status=status,
                 orderstatus=status,
                 filledshares=str(filled),
                 unfilledshares=str(quantity - filled),
-                averageprice=price if filled else 0.0,
+                averageprice=market if filled else 0.0,
             )
         self.orders.append(order)
         if tag:
@@ -357,6 +417,58 @@ class SmartApiEmulator(EmulatorServer):
             assert held is not None
             self.cash += filled * price
             held.quantity -= filled
+
+    def _estimate(self, payload: dict[str, Any]) -> Reply:
+        from rebalance.brokers.base import Side
+        from rebalance.costs import broker_rates, order_charges
+
+        orders = payload.get("orders")
+        if not isinstance(orders, list) or not orders:
+            return self.error("Invalid orders", "AB1009")
+        total = value = 0.0
+        parts = {"brokerage": 0.0, "external": 0.0, "taxes": 0.0}
+        for o in orders:
+            try:
+                notional = float(o["price"]) * int(o["quantity"])
+                side = Side(str(o["transaction_type"]))
+                exchange = str(o["exchange"])
+            except (KeyError, TypeError, ValueError):
+                return self.error("Invalid order in estimateCharges", "AB1009")
+            c = order_charges(notional, side, exchange, broker_rates("angelone"))
+            total += c.total - c.dp_charge
+            value += notional
+            parts["brokerage"] += c.brokerage
+            parts["external"] += c.exchange_txn + c.ipft + c.sebi_fee + c.stamp_duty + c.stt
+            parts["taxes"] += c.gst
+        return self.ok(
+            {
+                "summary": {
+                    "total_charges": round(total, 4),
+                    "trade_value": round(value, 2),
+                    "breakup": [
+                        {
+                            "name": "Angel One Brokerage",
+                            "amount": round(parts["brokerage"], 4),
+                            "msg": "",
+                            "breakup": [],
+                        },
+                        {
+                            "name": "External Charges",
+                            "amount": round(parts["external"], 4),
+                            "msg": "",
+                            "breakup": [],
+                        },
+                        {
+                            "name": "Taxes",
+                            "amount": round(parts["taxes"], 4),
+                            "msg": "",
+                            "breakup": [],
+                        },
+                    ],
+                },
+                "charges": [],
+            }
+        )
 
     def _cancel(self, p: dict[str, Any]) -> Reply:
         order = next((o for o in self.orders if o["orderid"] == p.get("orderid")), None)
