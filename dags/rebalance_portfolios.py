@@ -1,4 +1,4 @@
-"""Airflow DAGs: one rebalance DAG per portfolio file in ``portfolios/``.
+"""Airflow DAGs: one rebalance DAG per portfolio file in ``portfolios/``, broken files included.
 
 Each DAG runs, per broker account: fetch_holdings -> validate_snapshot -> plan_trades ->
 approval -> place_orders -> record_run. All logic lives in the ``rebalance`` package.

@@ -8,7 +8,7 @@ clients and SQLAlchemy load inside the task bodies. No database or network acces
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 from airflow.sdk import (
     DAG,
+    BaseOperator,
     Param,
     TaskGroup,
     TriggerRule,
@@ -33,11 +34,23 @@ from rebalance.alerts import (
     notify_deadline_missed,
 )
 from rebalance.approval import PlanApprovalOperator
-from rebalance.errors import ConfigError, InvalidPortfolioFiles
+from rebalance.errors import ConfigError
 from rebalance.policy import TradeFilter
-from rebalance.portfolio import ExecutionMode, Portfolio, load_portfolio, portfolio_files
-from rebalance.schedule import IST, MARKET_CLOSE, describe_schedule
-from rebalance.timetable import build_timetable
+from rebalance.portfolio import (
+    BrokerName,
+    ExecutionMode,
+    Portfolio,
+    portfolio_from_data,
+    resolve_relative,
+)
+from rebalance.portfolio_file import (
+    fallback_portfolio_id,
+    portfolio_files,
+    portfolio_id_from_path,
+    read_portfolio_data,
+)
+from rebalance.schedule import IST, MARKET_CLOSE, Frequency, Schedule, describe_schedule
+from rebalance.timetable import TradingCalendarTimetable, build_timetable
 
 if TYPE_CHECKING:
     from rebalance.tasks import Lane
@@ -53,24 +66,15 @@ TASK_ORDER = (
 START_DATE = pendulum.datetime(2026, 1, 1, tz="Asia/Kolkata")
 READ_RETRIES = 2
 APPROVAL_RETRIES = 2
+# Placement is idempotent (legs written ahead, the broker's book reconciled by tag before anything
+# is sent again), so a retry after a crash finishes the approved plan instead of abandoning it.
+PLACE_RETRIES = 3
+PLACE_RETRY_DELAY = timedelta(seconds=30)
+INVALID_TASK_ID = "portfolio_file_invalid"
+# A broken file whose schedule section does not validate either still runs (and fails loudly) on
+# every trading day at the default rebalance time, so a typo never silently unschedules it.
+BROKEN_FILE_SCHEDULE = Schedule(frequency=Frequency.CUSTOM_DAYS, every_n_trading_days=1)
 MIN_DEADLINE_MINUTES = 5
-
-
-class InvalidPortfolios(DAG):
-    """Stands for the portfolio files that failed to load.
-
-    Airflow keeps the DAGs of a file only if the whole file imports, so the factory cannot raise
-    on one bad portfolio. Instead this DAG fails ``validate()``: the DagBag records that as an
-    import error of the DAG file (shown in the UI as a broken DAG, with every bad file, field and
-    problem) and still loads every other portfolio's DAG.
-    """
-
-    def __init__(self, errors: list[ConfigError], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.config_errors = errors
-
-    def validate(self) -> None:
-        raise InvalidPortfolioFiles(self.config_errors)
 
 
 def _params(portfolio: Portfolio) -> dict[str, Param]:
@@ -161,11 +165,11 @@ def _build_lane(portfolio_file: str, account: str) -> None:
     def fetch_holdings() -> dict[str, Any]:
         from rebalance import tasks
 
-        lane = _lane(portfolio_file, account)
-        _stop_lane_if_deselected(lane)
-        if lane.initiator == "scheduled":
-            _refuse_unknown_trading_day(lane, portfolio_file)
         with _stopping_fails_without_retry():
+            lane = _lane(portfolio_file, account)
+            _stop_lane_if_deselected(lane)
+            if lane.initiator == "scheduled":
+                _refuse_unknown_trading_day(lane, portfolio_file)
             return tasks.fetch_holdings(lane, tasks.history_store(), tasks.make_broker(lane))
 
     @task(doc_md=task_docs.VALIDATE_SNAPSHOT)
@@ -193,13 +197,13 @@ def _build_lane(portfolio_file: str, account: str) -> None:
         doc_md=task_docs.APPROVAL,
     )
 
-    @task(doc_md=task_docs.PLACE_ORDERS)
+    @task(retries=PLACE_RETRIES, retry_delay=PLACE_RETRY_DELAY, doc_md=task_docs.PLACE_ORDERS)
     def place_orders(approved: Any) -> dict[str, Any]:
         from rebalance import tasks
 
-        lane = _lane(portfolio_file, account)
-        store, broker = tasks.history_store(), tasks.make_broker(lane)
         with _stopping_fails_without_retry():
+            lane = _lane(portfolio_file, account)
+            store, broker = tasks.history_store(), tasks.make_broker(lane)
             tasks.check_prices_unchanged(lane, store, broker)
             return tasks.place_orders(lane, store, broker, approved["plan_hash"])
 
@@ -271,18 +275,160 @@ def build_dag(portfolio_file: Path, portfolio: Portfolio) -> DAG:
     return dag
 
 
-def build_dags(folder: Path) -> dict[str, DAG]:
-    """Every portfolio DAG of ``folder`` by dag_id, plus ``InvalidPortfolios`` if any fail."""
-    dags: dict[str, DAG] = {}
-    errors: list[ConfigError] = []
-    for path in portfolio_files(folder):
-        try:
-            portfolio = load_portfolio(path)
-            dags[portfolio.dag_id] = build_dag(path.resolve(), portfolio)
-        except ConfigError as exc:
-            errors.append(exc)
-    if errors:
-        dags["rebalance_invalid_portfolios"] = InvalidPortfolios(
-            errors, dag_id="rebalance_invalid_portfolios", schedule=None, start_date=START_DATE
+class PortfolioFileInvalidOperator(BaseOperator):
+    """The one task of a broken portfolio's DAG: fails at once, naming the file and its errors.
+
+    Fails without retry (the file will not fix itself) and so raises the DAG's failure alert.
+    """
+
+    ui_color = "#f4a6a6"
+
+    def __init__(self, *, portfolio_file: str, problems: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.portfolio_file = portfolio_file
+        self.problems = problems
+
+    def execute(self, context: Any) -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(invalid_file_message(self.portfolio_file, self.problems))
+
+
+def invalid_file_message(portfolio_file: str, problems: list[str]) -> str:
+    """What the failed task and the alert say about a broken portfolio file."""
+    lines = "\n".join(f"  - {p}" for p in problems)
+    return (
+        f"{portfolio_file}: invalid portfolio file, so nothing was read, planned or ordered:\n"
+        f"{lines}\nFix the file (README, 'Add a portfolio'); the DAG is rebuilt at the next parse."
+    )
+
+
+def _broken_file_schedule(data: Any) -> tuple[Schedule, str]:
+    """The file's own schedule if that section alone validates, else every trading day."""
+    if isinstance(data, dict):
+        with suppress(Exception):  # any failure: the fallback below
+            return Schedule.model_validate(data.get("schedule") or {}), "the file's own schedule"
+    return BROKEN_FILE_SCHEDULE, "the file's schedule is unreadable, so every trading day"
+
+
+def build_broken_dag(path: Path, dag_id: str, problems: list[str], data: Any = None) -> DAG:
+    """The DAG of a portfolio file that failed to load: same dag_id, one task that fails loudly.
+
+    It keeps the portfolio's schedule where the file's ``schedule`` section still validates, so a
+    typo never quietly unschedules a portfolio: its next run fails at once and alerts.
+    """
+    schedule, which = _broken_file_schedule(data)
+    portfolio_id = dag_id.removeprefix("rebalance_")
+    owner = data.get("owner") if isinstance(data, dict) else None
+    listed = "\n".join(f"* {problem}" for problem in problems)
+    with DAG(
+        dag_id=dag_id,
+        description=f"INVALID portfolio file {path.name}: fix it, nothing runs until then",
+        schedule=TradingCalendarTimetable(schedule, portfolio=portfolio_id),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["rebalance", "invalid"],
+        default_args={
+            "owner": owner if isinstance(owner, str) and owner else "rebalance",
+            "retries": 0,
+            "on_failure_callback": failure_notifiers(),
+        },
+        doc_md=(
+            f"### Invalid portfolio file `{path.name}`\n\n"
+            f"The file `{path}` failed to load:\n\n{listed}\n\n"
+            "Nothing is read, planned or ordered for it. Each run (schedule: "
+            f"{describe_schedule(schedule)}, {which}) fails at once at `{INVALID_TASK_ID}` with "
+            "these errors and sends the failure alert. Fix the file: the DAG becomes the "
+            "portfolio's normal DAG again at the next parse.\n"
+        ),
+    ) as dag:
+        PortfolioFileInvalidOperator(
+            task_id=INVALID_TASK_ID, portfolio_file=str(path), problems=problems
         )
+    return dag
+
+
+def _account_keys(portfolio: Portfolio, path: Path) -> list[tuple[tuple[str, str], str]]:
+    """What identifies each account's holdings at its broker, with the account's name.
+
+    Zerodha / AngelOne: the broker and the Airflow connection; paper: the holdings file.
+    """
+    keys = []
+    for account in portfolio.accounts:
+        if account.broker is BrokerName.PAPER and account.holdings_file is not None:
+            where = resolve_relative(path, account.holdings_file).resolve()
+            keys.append((("paper holdings_file", str(where)), account.name))
+        else:
+            keys.append(((str(account.broker), str(account.connection_id)), account.name))
+    return keys
+
+
+def _describe_key(key: tuple[str, str]) -> str:
+    kind, value = key
+    if kind == "paper holdings_file":
+        return f"the paper holdings file {value}"
+    return f"the {kind} account of connection {value!r}"
+
+
+def _claim_order(files: list[Path]) -> list[tuple[Path, str, list[str]]]:
+    """(file, portfolio id, problems with its name), in the order the files claim their ids.
+
+    A file whose name is its id (``core.yaml`` for ``core``) comes first, so ``Core.yaml``
+    or ``core.yml`` added beside it cannot take ``rebalance_core`` from it; then by file name.
+    """
+    claims: list[tuple[Path, str, list[str]]] = []
+    for path in files:
+        try:
+            claims.append((path, portfolio_id_from_path(path), []))
+        except ConfigError as exc:
+            claims.append((path, fallback_portfolio_id(path), exc.problems))
+    return sorted(claims, key=lambda claim: (claim[0].stem != claim[1], claim[0].name))
+
+
+def build_dags(folder: Path) -> dict[str, DAG]:
+    """One DAG per portfolio file of ``folder``, by dag_id; never raises for a file's content.
+
+    A file that fails to load in any way becomes a broken-portfolio DAG (``build_broken_dag``)
+    under the dag_id it has when valid, so a bad file never hides another portfolio and never
+    becomes an import error of the DAG file (which would mark every portfolio's DAG stale).
+    Two files that would share a dag_id, or an account (which would each count the other's shares
+    as theirs), are first come first served in sorted file-name order (for a dag_id, a file named
+    exactly as its id first): the later one is broken and its message names both files.
+    """
+    dags: dict[str, DAG] = {}
+    dag_files: dict[str, Path] = {}
+    accounts: dict[tuple[str, str], tuple[Path, str]] = {}
+    for path, portfolio_id, id_problems in _claim_order(portfolio_files(folder)):
+        problems = list(id_problems)
+        data: Any = None
+        dag_id = f"rebalance_{portfolio_id}"
+        if dag_id in dag_files:
+            problems.append(
+                f"gives the DAG id {dag_id}, which {dag_files[dag_id]} already has; rename one"
+            )
+            dag_id = f"rebalance_{fallback_portfolio_id(path)}"
+        dag_files[dag_id] = path
+        try:
+            data = read_portfolio_data(path)
+            if not problems:
+                portfolio = portfolio_from_data(data, path)
+                keys = _account_keys(portfolio, path)
+                for key, account in keys:
+                    if key in accounts:
+                        other, other_account = accounts[key]
+                        problems.append(
+                            f"accounts.{account}: {_describe_key(key)} is already used by "
+                            f"{other} (account {other_account}); two portfolios in one account "
+                            "would each count the other's shares as theirs (docs/dags.md)"
+                        )
+                if not problems:
+                    dags[dag_id] = build_dag(path.resolve(), portfolio)
+                    accounts.update((key, (path, account)) for key, account in keys)
+                    continue
+        except ConfigError as exc:
+            problems += exc.problems
+        except Exception as exc:  # whatever it is, it stays with this file
+            problems.append(f"cannot build its DAG: {type(exc).__name__}: {exc}")
+        dags[dag_id] = build_broken_dag(path, dag_id, problems, data)
     return dags

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from rebalance.dag_factory import TASK_ORDER
+from rebalance.dag_factory import INVALID_TASK_ID, PLACE_RETRIES, TASK_ORDER
 from rebalance.portfolio import load_portfolio, portfolio_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,12 +53,14 @@ def test_owner_tags_retries_and_catchup(dagbag: DagBag, path: Path) -> None:
         assert task.owner == portfolio.owner
         if task.task_id.endswith((".fetch_holdings", ".approval")):
             assert task.retries > 0  # a read, or a decision re-read: safe to retry
+        elif task.task_id.endswith(".place_orders"):
+            assert task.retries == PLACE_RETRIES  # idempotent: reconciled by tag first
         else:
             assert task.retries == 0  # placement and state changes settle by reconciliation
     assert dag.get_task(f"{portfolio.accounts[0].name}.record_run").trigger_rule == "all_done"
 
 
-def test_a_bad_portfolio_is_an_import_error_and_the_others_still_load(
+def test_a_bad_portfolio_is_its_own_dag_and_the_others_still_load(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "portfolios"
@@ -72,13 +74,14 @@ def test_a_bad_portfolio_is_an_import_error_and_the_others_still_load(
 
     bag = DagBag(str(ROOT / "dags"))
 
+    assert bag.import_errors == {}
     assert "rebalance_demo" in bag.dag_ids
-    assert "rebalance_broken" not in bag.dag_ids
-    (message,) = bag.import_errors.values()
-    assert str(folder / "broken.yaml") in message
-    assert "weights sum to 50%" in message
-    assert str(folder / "typo.yaml") in message
-    assert "target: unknown key" in message
+    for name, problem in (("broken", "weights sum to 50%"), ("typo", "target: unknown key")):
+        dag = bag.dags[f"rebalance_{name}"]
+        assert "invalid" in dag.tags
+        assert [t.task_id for t in dag.tasks] == [INVALID_TASK_ID]
+        assert str(folder / f"{name}.yaml") in (dag.doc_md or "")
+        assert problem in (dag.doc_md or "")
 
 
 HEAVY = (
