@@ -49,7 +49,8 @@ assert not bag.import_errors, bag.import_errors
 invalid = sum("invalid" in dag.tags for dag in bag.dags.values())
 assert not invalid, f"{invalid} portfolio files did not load"
 usage = resource.getrusage(resource.RUSAGE_SELF)
-print(len(bag.dags), usage.ru_maxrss, usage.ru_utime + usage.ru_stime, time.perf_counter() - started)
+cpu = usage.ru_utime + usage.ru_stime
+print(len(bag.dags), usage.ru_maxrss, cpu, time.perf_counter() - started)
 """
 
 
