@@ -1,4 +1,4 @@
-"""Builds one Airflow DAG per portfolio file. Imported by ``dags/rebalance_portfolios.py``.
+"""Builds one Airflow DAG per portfolio file. Imported by ``dags/rebalance_portfolios_<k>.py``.
 
 Parse-time cost matters (the DAG processor re-parses the folder every 30 s), so this module imports
 only Airflow's SDK, pydantic models and PyYAML at top level; pandas, Great Expectations, broker
@@ -7,8 +7,11 @@ clients and SQLAlchemy load inside the task bodies. No database or network acces
 
 from __future__ import annotations
 
+import os
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,6 +74,8 @@ APPROVAL_RETRIES = 2
 PLACE_RETRIES = 3
 PLACE_RETRY_DELAY = timedelta(seconds=30)
 INVALID_TASK_ID = "portfolio_file_invalid"
+# The portfolio folder is split over this many DAG files, dags/rebalance_portfolios_<k>.py.
+SHARDS = 4
 # A broken file whose schedule section does not validate either still runs (and fails loudly) on
 # every trading day at the default rebalance time, so a typo never silently unschedules it.
 BROKEN_FILE_SCHEDULE = Schedule(frequency=Frequency.CUSTOM_DAYS, every_n_trading_days=1)
@@ -252,13 +257,20 @@ def _market_close_deadline(portfolio: Portfolio) -> DeadlineAlert:
     )
 
 
-def build_dag(portfolio_file: Path, portfolio: Portfolio) -> DAG:
-    """The DAG of one portfolio: one TaskGroup (lane) per account, six tasks each."""
+def build_dag(
+    portfolio_file: Path,
+    portfolio: Portfolio,
+    timetable: TradingCalendarTimetable | None = None,
+) -> DAG:
+    """The DAG of one portfolio: one TaskGroup (lane) per account, six tasks each.
+
+    ``timetable``: the portfolio's, if already built (``build_timetable``).
+    """
     accounts = ", ".join(f"{a.name} ({a.broker})" for a in portfolio.accounts)
     with DAG(
         dag_id=portfolio.dag_id,
         description=portfolio.description or portfolio.name,
-        schedule=build_timetable(portfolio, portfolio_file),
+        schedule=timetable or build_timetable(portfolio, portfolio_file),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -402,22 +414,77 @@ def _claim_order(files: list[Path]) -> list[tuple[Path, str, list[str]]]:
     return sorted(claims, key=lambda claim: (claim[0].stem != claim[1], claim[0].name))
 
 
-def build_dags(folder: Path) -> dict[str, DAG]:
-    """One DAG per portfolio file of ``folder``, by dag_id; never raises for a file's content.
+@dataclass(frozen=True)
+class PortfolioEntry:
+    """One portfolio file of the folder as the cross-file checks left it.
 
-    A file that fails to load in any way becomes a broken-portfolio DAG (``build_broken_dag``)
-    under the dag_id it has when valid, so a bad file never hides another portfolio and never
-    becomes an import error of the DAG file (which would mark every portfolio's DAG stale).
+    ``portfolio`` is set when the file validated and claimed its dag_id and accounts; otherwise
+    ``problems`` says why not (and ``data`` is what could be read, for the broken DAG's schedule).
+    """
+
+    path: Path
+    dag_id: str
+    problems: tuple[str, ...]
+    data: Any = None
+    portfolio: Portfolio | None = None
+    timetable: TradingCalendarTimetable | None = None
+
+
+def _stat_key(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    data: Any = None
+    portfolio: Portfolio | None = None
+    timetable: TradingCalendarTimetable | None = None
+    problems: tuple[str, ...] = ()
+
+
+# Per file, with its stat: the shard files of one DagBag (tests, benchmarks, ``dag.test``) read
+# and validate each portfolio file once, not once per shard.
+_LOADED: dict[Path, tuple[tuple[int, ...], _Loaded]] = {}
+
+
+def _load(path: Path) -> _Loaded:
+    """One file read, validated and its timetable built (with its holiday overrides); no raise."""
+    key = _stat_key(path)
+    cached = _LOADED.get(path)
+    if key is not None and cached is not None and cached[0] == key:
+        return cached[1]
+    data: Any = None
+    try:
+        data = read_portfolio_data(path)
+        portfolio = portfolio_from_data(data, path)
+        loaded = _Loaded(data, portfolio, build_timetable(portfolio, path))
+    except ConfigError as exc:
+        loaded = _Loaded(data, problems=tuple(exc.problems))
+    except Exception as exc:  # whatever it is, it stays with this file
+        loaded = _Loaded(data, problems=(f"cannot be loaded: {type(exc).__name__}: {exc}",))
+    if key is not None and key == _stat_key(path):
+        _LOADED[path] = (key, loaded)
+    return loaded
+
+
+def folder_entries(folder: Path) -> list[PortfolioEntry]:
+    """Every portfolio file of ``folder`` after the cross-file checks, in claim order.
+
     Two files that would share a dag_id, or an account (which would each count the other's shares
     as theirs), are first come first served in sorted file-name order (for a dag_id, a file named
-    exactly as its id first): the later one is broken and its message names both files.
+    exactly as its id first): the later one gets a problem naming both files. A file that does
+    not validate (with its holiday override file) claims nothing.
     """
-    dags: dict[str, DAG] = {}
+    entries = []
     dag_files: dict[str, Path] = {}
     accounts: dict[tuple[str, str], tuple[Path, str]] = {}
-    for path, portfolio_id, id_problems in _claim_order(portfolio_files(folder)):
+    claims = _claim_order(portfolio_files(folder))
+    for path, portfolio_id, id_problems in claims:
         problems = list(id_problems)
-        data: Any = None
         dag_id = f"rebalance_{portfolio_id}"
         if dag_id in dag_files:
             problems.append(
@@ -425,26 +492,77 @@ def build_dags(folder: Path) -> dict[str, DAG]:
             )
             dag_id = f"rebalance_{fallback_portfolio_id(path)}"
         dag_files[dag_id] = path
-        try:
-            data = read_portfolio_data(path)
+        loaded = _load(path)
+        portfolio = loaded.portfolio
+        if not problems:
+            problems += loaded.problems
+        if portfolio is not None and not problems:
+            keys = _account_keys(portfolio, path)
+            for key, account in keys:
+                if key in accounts:
+                    other, other_account = accounts[key]
+                    problems.append(
+                        f"accounts.{account}: {_describe_key(key)} is already used by "
+                        f"{other} (account {other_account}); two portfolios in one account "
+                        "would each count the other's shares as theirs (docs/dags.md)"
+                    )
             if not problems:
-                portfolio = portfolio_from_data(data, path)
-                keys = _account_keys(portfolio, path)
-                for key, account in keys:
-                    if key in accounts:
-                        other, other_account = accounts[key]
-                        problems.append(
-                            f"accounts.{account}: {_describe_key(key)} is already used by "
-                            f"{other} (account {other_account}); two portfolios in one account "
-                            "would each count the other's shares as theirs (docs/dags.md)"
-                        )
-                if not problems:
-                    dags[dag_id] = build_dag(path.resolve(), portfolio)
-                    accounts.update((key, (path, account)) for key, account in keys)
-                    continue
-        except ConfigError as exc:
-            problems += exc.problems
-        except Exception as exc:  # whatever it is, it stays with this file
-            problems.append(f"cannot build its DAG: {type(exc).__name__}: {exc}")
-        dags[dag_id] = build_broken_dag(path, dag_id, problems, data)
+                accounts.update((key, (path, account)) for key, account in keys)
+        if problems:
+            entries.append(PortfolioEntry(path, dag_id, tuple(problems), loaded.data))
+        else:
+            entries.append(
+                PortfolioEntry(path, dag_id, (), loaded.data, portfolio, loaded.timetable)
+            )
+    live = {path for path, _, _ in claims}
+    for gone in set(_LOADED) - live:
+        del _LOADED[gone]
+    return entries
+
+
+def shard_of(path: Path, shards: int = SHARDS) -> int:
+    """Which DAG file builds a portfolio file's DAG: a stable hash of the file name."""
+    return zlib.crc32(path.name.encode("utf-8", "surrogateescape")) % shards
+
+
+def build_dags(folder: Path, shard: int | None = None, shards: int = SHARDS) -> dict[str, DAG]:
+    """One DAG per portfolio file of ``folder`` (of one shard, if given); never raises for a file.
+
+    A file that fails to load in any way, or loses a cross-file check (``folder_entries``), becomes
+    a broken-portfolio DAG (``build_broken_dag``) under the dag_id it has when valid, so a bad
+    file never hides another portfolio and never becomes an import error of the DAG file (which
+    would mark every DAG of that file stale).
+    """
+    dags: dict[str, DAG] = {}
+    for entry in folder_entries(folder):
+        if shard is not None and shard_of(entry.path, shards) != shard:
+            continue
+        problems = list(entry.problems)
+        if entry.portfolio is not None:
+            try:
+                dags[entry.dag_id] = build_dag(
+                    entry.path.resolve(), entry.portfolio, entry.timetable
+                )
+                continue
+            except ConfigError as exc:
+                problems += exc.problems
+            except Exception as exc:  # whatever it is, it stays with this file
+                problems.append(f"cannot build its DAG: {type(exc).__name__}: {exc}")
+        dags[entry.dag_id] = build_broken_dag(entry.path, entry.dag_id, problems, entry.data)
     return dags
+
+
+def build_shard(dag_file: str) -> dict[str, DAG]:
+    """The DAGs of the DAG file ``dags/rebalance_portfolios_<k>.py``: shard k of ``SHARDS``.
+
+    The folder is split over several DAG files so that no single parse (and its
+    ``dagbag_import_timeout``) carries every portfolio, and the dag-processor can parse the shards
+    in parallel. Each shard still reads the whole folder for the cross-file checks (cheap: about
+    0.3 ms a file), and builds only its own DAGs (the expensive part).
+    """
+    from rebalance.settings import portfolios_dir
+
+    shard = int(Path(dag_file).stem.rpartition("_")[2])
+    if not 0 <= shard < SHARDS:
+        raise ValueError(f"{dag_file}: shard {shard} outside 0..{SHARDS - 1}")
+    return build_dags(portfolios_dir(), shard, SHARDS)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from rebalance.dag_factory import INVALID_TASK_ID, PLACE_RETRIES, TASK_ORDER
+from rebalance.dag_factory import INVALID_TASK_ID, PLACE_RETRIES, SHARDS, TASK_ORDER, shard_of
 from rebalance.portfolio import load_portfolio, portfolio_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +29,14 @@ def test_one_dag_per_portfolio_file(dagbag: DagBag) -> None:
     expected = {f"rebalance_{p.stem}" for p in portfolio_files(PORTFOLIOS)}
     assert expected <= set(dagbag.dag_ids)
     assert "rebalance_demo" in dagbag.dag_ids
+
+
+def test_each_portfolio_is_built_by_one_shard_file(dagbag: DagBag) -> None:
+    shard_files = sorted(p.name for p in (ROOT / "dags").glob("*.py"))
+    assert shard_files == [f"rebalance_portfolios_{k}.py" for k in range(SHARDS)]
+    for path in portfolio_files(PORTFOLIOS):
+        dag = dagbag.dags[load_portfolio(path).dag_id]
+        assert Path(dag.fileloc).name == f"rebalance_portfolios_{shard_of(path)}.py"
 
 
 @pytest.mark.parametrize("path", portfolio_files(PORTFOLIOS), ids=lambda p: p.stem)
@@ -125,5 +133,5 @@ def _heavy_modules_after(script: str) -> set[str]:
 
 def test_dag_file_imports_nothing_heavy_beyond_airflow_itself() -> None:
     baseline = _heavy_modules_after(TRIVIAL_DAG)
-    ours = _heavy_modules_after("import runpy; runpy.run_path('dags/rebalance_portfolios.py')")
+    ours = _heavy_modules_after("import runpy; runpy.run_path('dags/rebalance_portfolios_0.py')")
     assert ours - baseline == set()
