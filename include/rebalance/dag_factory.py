@@ -39,13 +39,7 @@ from rebalance.alerts import (
 from rebalance.approval import PlanApprovalOperator
 from rebalance.errors import ConfigError
 from rebalance.policy import TradeFilter
-from rebalance.portfolio import (
-    BrokerName,
-    ExecutionMode,
-    Portfolio,
-    portfolio_from_data,
-    resolve_relative,
-)
+from rebalance.portfolio import BrokerName, ExecutionMode, Portfolio, portfolio_from_data
 from rebalance.portfolio_file import (
     fallback_portfolio_id,
     portfolio_files,
@@ -377,26 +371,18 @@ def build_broken_dag(path: Path, dag_id: str, problems: list[str], data: Any = N
     return dag
 
 
-def _account_keys(portfolio: Portfolio, path: Path) -> list[tuple[tuple[str, str], str]]:
-    """What identifies each account's holdings at its broker, with the account's name.
+def _account_keys(portfolio: Portfolio) -> list[tuple[tuple[str, str], str]]:
+    """What identifies each broker account, with the account's name in the portfolio.
 
-    Zerodha / AngelOne: the broker and the Airflow connection; paper: the holdings file.
+    Zerodha / AngelOne: the broker and the Airflow connection. A paper account is never shared:
+    its order book and fills live under the portfolio's own id (``state_dir/paper/<id>``), and its
+    ``holdings_file`` only seeds it, so two portfolios may start from one file.
     """
-    keys = []
-    for account in portfolio.accounts:
-        if account.broker is BrokerName.PAPER and account.holdings_file is not None:
-            where = resolve_relative(path, account.holdings_file).resolve()
-            keys.append((("paper holdings_file", str(where)), account.name))
-        else:
-            keys.append(((str(account.broker), str(account.connection_id)), account.name))
-    return keys
-
-
-def _describe_key(key: tuple[str, str]) -> str:
-    kind, value = key
-    if kind == "paper holdings_file":
-        return f"the paper holdings file {value}"
-    return f"the {kind} account of connection {value!r}"
+    return [
+        ((str(account.broker), str(account.connection_id)), account.name)
+        for account in portfolio.accounts
+        if account.broker is not BrokerName.PAPER
+    ]
 
 
 def _claim_order(files: list[Path]) -> list[tuple[Path, str, list[str]]]:
@@ -497,13 +483,14 @@ def folder_entries(folder: Path) -> list[PortfolioEntry]:
         if not problems:
             problems += loaded.problems
         if portfolio is not None and not problems:
-            keys = _account_keys(portfolio, path)
+            keys = _account_keys(portfolio)
             for key, account in keys:
                 if key in accounts:
                     other, other_account = accounts[key]
                     problems.append(
-                        f"accounts.{account}: {_describe_key(key)} is already used by "
-                        f"{other} (account {other_account}); two portfolios in one account "
+                        f"accounts.{account}: the {key[0]} account of connection {key[1]!r} is "
+                        f"already used by {other} (account {other_account}); two portfolios in "
+                        "one account "
                         "would each count the other's shares as theirs (docs/dags.md)"
                     )
             if not problems:

@@ -31,6 +31,11 @@ from rebalance.timetable import TradingCalendarTimetable
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = (ROOT / "portfolios" / "demo.yaml").read_text(encoding="utf-8")
 LONG_NAME = "a" * 70 + ".yaml"
+KITE = DEMO.replace("name: Demo Nifty Ten", "name: Kite Main").replace(
+    "    broker: paper\n    holdings_file: data/demo_holdings.csv\n    cash_inr: 50000\n",
+    "    broker: zerodha\n    connection_id: kite_main_conn\n",
+)
+assert "kite_main_conn" in KITE
 
 
 def _text(content: str) -> Callable[[Path], object]:
@@ -122,10 +127,13 @@ HOSTILE = [
         _text(DEMO + "holiday_overrides: nope.yaml\n"),
         ("holiday_overrides",),
     ),
+    Hostile(  # sorts before kite_main.yaml, names its account, but claims nothing: it is broken
+        "broken_kite.yaml", _text(KITE.replace("RELIANCE: 12", "RELIANCE: 20")), ("108%",)
+    ),
     Hostile(
-        "shares_demo_account.yaml",  # valid, but the demo's paper account is taken
-        _demo_with("name: Demo Nifty Ten", "name: Same Account"),
-        ("already used by", "demo.yaml", "demo_holdings.csv"),
+        "shares_kite_account.yaml",  # valid, but kite_main.yaml has this Zerodha account
+        _text(KITE.replace("name: Kite Main", "name: Same Account")),
+        ("already used by", "kite_main.yaml", "zerodha", "kite_main_conn"),
     ),
     # Names that give no usable id: a stable fallback id, and the reason.
     Hostile(
@@ -154,10 +162,20 @@ def _dag_id(case: Hostile) -> str:
     return case.dag_id or f"rebalance_{Path(case.name).stem}"
 
 
+GOOD = {
+    "demo.yaml": DEMO,
+    "kite_main.yaml": KITE,
+    # A paper account is the portfolio's own (its book lives under the portfolio's id): another
+    # portfolio may start from the same holdings file.
+    "paper_copy.yaml": DEMO.replace("name: Demo Nifty Ten", "name: Paper Copy"),
+}
+
+
 def _good_folder(folder: Path) -> Path:
     folder.mkdir()
     shutil.copytree(ROOT / "portfolios" / "data", folder / "data")
-    (folder / "demo.yaml").write_text(DEMO, encoding="utf-8")
+    for name, text in GOOD.items():
+        (folder / name).write_text(text, encoding="utf-8")
     return folder
 
 
@@ -215,14 +233,17 @@ def test_no_import_errors(hostile_bag: DagBag) -> None:
 def test_one_dag_per_file_and_no_other(
     folders: tuple[DagBag, DagBag, Path], hostile_bag: DagBag
 ) -> None:
-    expected = {"rebalance_demo", f"rebalance_{Path(VANISHED).stem}", *map(_dag_id, HOSTILE)}
+    good = {f"rebalance_{Path(name).stem}" for name in GOOD}
+    expected = {*good, f"rebalance_{Path(VANISHED).stem}", *map(_dag_id, HOSTILE)}
     assert set(hostile_bag.dag_ids) == expected
 
 
-def test_the_good_dag_is_unchanged(folders: tuple[DagBag, DagBag, Path]) -> None:
+@pytest.mark.parametrize("name", GOOD)
+def test_the_good_dags_are_unchanged(folders: tuple[DagBag, DagBag, Path], name: str) -> None:
     clean, hostile, _ = folders
-    assert "invalid" not in hostile.dags["rebalance_demo"].tags
-    assert _serialized(hostile, "rebalance_demo") == _serialized(clean, "rebalance_demo")
+    dag_id = f"rebalance_{Path(name).stem}"
+    assert "invalid" not in hostile.dags[dag_id].tags
+    assert _serialized(hostile, dag_id) == _serialized(clean, dag_id)
 
 
 def _failure(bag: DagBag, dag_id: str) -> str:
