@@ -129,6 +129,19 @@ def read_portfolio_data(path: Path | str) -> Any:
         ) from None
 
 
+def read_text_file(path: Path | str) -> str:
+    """A small text file named in a portfolio (e.g. its holiday overrides), bounded the same way.
+
+    Regular files only, at most ``MAX_FILE_BYTES``, strict UTF-8, no control characters; any
+    problem is a ConfigError naming the file. Never blocks (a named pipe is refused unread).
+    """
+    path = Path(path)
+    try:
+        return _decode(path, _read_bytes(path))
+    except _RefusalError as exc:
+        raise ConfigError(str(path), [str(exc)]) from None
+
+
 class _RefusalError(Exception):
     """A reason to refuse the file, worded for a person (wrapped into a ConfigError)."""
 

@@ -36,6 +36,7 @@ KITE = DEMO.replace("name: Demo Nifty Ten", "name: Kite Main").replace(
     "    broker: zerodha\n    connection_id: kite_main_conn\n",
 )
 assert "kite_main_conn" in KITE
+PIPE_OVERRIDES = "holiday_overrides: holidays_from_a_pipe.fifo\n"
 
 
 def _text(content: str) -> Callable[[Path], object]:
@@ -129,6 +130,11 @@ HOSTILE = [
     ),
     Hostile(  # sorts before kite_main.yaml, names its account, but claims nothing: it is broken
         "broken_kite.yaml", _text(KITE.replace("RELIANCE: 12", "RELIANCE: 20")), ("108%",)
+    ),
+    Hostile(
+        "holidays_from_a_pipe.yaml",
+        lambda p: (os.mkfifo(p.with_suffix(".fifo")), p.write_text(DEMO + PIPE_OVERRIDES)),
+        ("holiday_overrides", "named pipe"),
     ),
     Hostile(
         "shares_kite_account.yaml",  # valid, but kite_main.yaml has this Zerodha account
