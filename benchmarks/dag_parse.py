@@ -126,8 +126,8 @@ def main() -> None:
     peak = {name: statistics.median(values) for name, values in peaks.items()}
     cpu = {name: statistics.median(values) for name, values in cpus.items()}
     print(f"fresh-process DagBag of the DAG folder, median of {args.repeat} samples")
-    header = ("folder", "DAGs", "wall s", "min", "max", "ratio", "MiB")
-    print("  {:<22} {:>5} {:>7} {:>6} {:>6} {:>6} {:>6}".format(*header))
+    header = ("folder", "DAGs", "wall s", "min", "max", "ratio", "CPU s", "ratio", "MiB")
+    print("  {:<22} {:>5} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}".format(*header))
     for name in runs:
         label = "trivial DAG file" if name == "trivial" else f"{name} portfolio files"
         print(
