@@ -24,7 +24,6 @@ from airflow.sdk import (
     TaskGroup,
     TriggerRule,
     get_current_context,
-    task,
 )
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
@@ -166,38 +165,101 @@ def _refuse_unknown_trading_day(lane: Lane, portfolio_file: str) -> None:
         ) from exc
 
 
+def _fetch_holdings(step: LaneStepOperator, context: Any) -> dict[str, Any]:
+    from rebalance import tasks
+
+    with _stopping_fails_without_retry():
+        lane = _lane(step.portfolio_file, step.account)
+        _stop_lane_if_deselected(lane)
+        if lane.initiator == "scheduled":
+            _refuse_unknown_trading_day(lane, step.portfolio_file)
+        return tasks.fetch_holdings(lane, tasks.history_store(), tasks.make_broker(lane))
+
+
+def _validate_snapshot(step: LaneStepOperator, context: Any) -> dict[str, Any]:
+    from rebalance import tasks
+
+    with _stopping_fails_without_retry():
+        lane = _lane(step.portfolio_file, step.account)
+        return tasks.validate_snapshot(lane, tasks.history_store())
+
+
+def _plan_trades(step: LaneStepOperator, context: Any) -> dict[str, Any]:
+    from rebalance import tasks
+
+    with _stopping_fails_without_retry():
+        return tasks.plan_trades(_lane(step.portfolio_file, step.account), tasks.history_store())
+
+
+def _place_orders(step: LaneStepOperator, context: Any) -> dict[str, Any]:
+    from rebalance import tasks
+
+    approved = context["ti"].xcom_pull(task_ids=step.approval_task_id)
+    with _stopping_fails_without_retry():
+        lane = _lane(step.portfolio_file, step.account)
+        store, broker = tasks.history_store(), tasks.make_broker(lane)
+        tasks.check_prices_unchanged(lane, store, broker)
+        return tasks.place_orders(lane, store, broker, approved["plan_hash"])
+
+
+def _record_run(step: LaneStepOperator, context: Any) -> dict[str, Any]:
+    from rebalance import tasks
+
+    with _stopping_fails_without_retry():
+        return tasks.record_run(_lane(step.portfolio_file, step.account), tasks.history_store())
+
+
+_STEPS = {
+    "fetch_holdings": _fetch_holdings,
+    "validate_snapshot": _validate_snapshot,
+    "plan_trades": _plan_trades,
+    "place_orders": _place_orders,
+    "record_run": _record_run,
+}
+
+
+class LaneStepOperator(BaseOperator):
+    """One step of an account lane (every task but the approval), run by ``_STEPS[step]``.
+
+    Plain operators rather than TaskFlow ``@task`` functions: a decorated task costs about twice
+    as much to build (signature inspection, argument wiring), and every portfolio builds five at
+    every parse. Steps pass nothing but small dicts through XCom; ``place_orders`` reads the
+    approval's (``approval_task_id``).
+    """
+
+    def __init__(
+        self,
+        *,
+        step: str,
+        portfolio_file: str,
+        account: str,
+        approval_task_id: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(task_id=step, **kwargs)
+        self.step = step
+        self.portfolio_file = portfolio_file
+        self.account = account
+        self.approval_task_id = approval_task_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        return _STEPS[self.step](self, context)
+
+
 def _build_lane(portfolio_file: str, account: str) -> None:
     """The six tasks of one account lane, inside the current TaskGroup."""
-
-    @task(
+    lane = {"portfolio_file": portfolio_file, "account": account}
+    fetch = LaneStepOperator(
+        step="fetch_holdings",
         retries=READ_RETRIES,
         retry_exponential_backoff=True,
         doc_md=task_docs.FETCH_HOLDINGS,
+        **lane,
     )
-    def fetch_holdings() -> dict[str, Any]:
-        from rebalance import tasks
-
-        with _stopping_fails_without_retry():
-            lane = _lane(portfolio_file, account)
-            _stop_lane_if_deselected(lane)
-            if lane.initiator == "scheduled":
-                _refuse_unknown_trading_day(lane, portfolio_file)
-            return tasks.fetch_holdings(lane, tasks.history_store(), tasks.make_broker(lane))
-
-    @task(doc_md=task_docs.VALIDATE_SNAPSHOT)
-    def validate_snapshot(_: Any) -> dict[str, Any]:
-        from rebalance import tasks
-
-        with _stopping_fails_without_retry():
-            return tasks.validate_snapshot(_lane(portfolio_file, account), tasks.history_store())
-
-    @task(doc_md=task_docs.PLAN_TRADES)
-    def plan_trades(_: Any) -> dict[str, Any]:
-        from rebalance import tasks
-
-        with _stopping_fails_without_retry():
-            return tasks.plan_trades(_lane(portfolio_file, account), tasks.history_store())
-
+    validate = LaneStepOperator(
+        step="validate_snapshot", doc_md=task_docs.VALIDATE_SNAPSHOT, **lane
+    )
+    plan = LaneStepOperator(step="plan_trades", doc_md=task_docs.PLAN_TRADES, **lane)
     approval = PlanApprovalOperator(
         task_id="approval",
         portfolio_file=portfolio_file,
@@ -208,28 +270,18 @@ def _build_lane(portfolio_file: str, account: str) -> None:
         retry_delay=timedelta(seconds=5),
         doc_md=task_docs.APPROVAL,
     )
-
-    @task(retries=PLACE_RETRIES, retry_delay=PLACE_RETRY_DELAY, doc_md=task_docs.PLACE_ORDERS)
-    def place_orders(approved: Any) -> dict[str, Any]:
-        from rebalance import tasks
-
-        with _stopping_fails_without_retry():
-            lane = _lane(portfolio_file, account)
-            store, broker = tasks.history_store(), tasks.make_broker(lane)
-            tasks.check_prices_unchanged(lane, store, broker)
-            return tasks.place_orders(lane, store, broker, approved["plan_hash"])
-
-    @task(trigger_rule=TriggerRule.ALL_DONE, doc_md=task_docs.RECORD_RUN)
-    def record_run() -> dict[str, Any]:
-        from rebalance import tasks
-
-        with _stopping_fails_without_retry():
-            return tasks.record_run(_lane(portfolio_file, account), tasks.history_store())
-
-    planned = plan_trades(validate_snapshot(fetch_holdings()))
-    planned >> approval
-    placed = place_orders(approval.output)
-    placed >> record_run()
+    place = LaneStepOperator(
+        step="place_orders",
+        approval_task_id=approval.task_id,
+        retries=PLACE_RETRIES,
+        retry_delay=PLACE_RETRY_DELAY,
+        doc_md=task_docs.PLACE_ORDERS,
+        **lane,
+    )
+    record = LaneStepOperator(
+        step="record_run", trigger_rule=TriggerRule.ALL_DONE, doc_md=task_docs.RECORD_RUN, **lane
+    )
+    fetch >> validate >> plan >> approval >> place >> record
 
 
 def _market_close_deadline(portfolio: Portfolio) -> DeadlineAlert:
