@@ -150,6 +150,9 @@ def _read_bytes(path: Path) -> bytes:
     try:
         before = os.stat(path)
     except OSError as exc:
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            target = os.readlink(path)
+            raise _RefusalError(f"is a symbolic link to {target}, which does not exist") from None
         raise _RefusalError(_os_problem(exc)) from None
     _require_regular(before.st_mode)
     try:

@@ -107,7 +107,9 @@ HOSTILE = [
     Hostile("a_list.yaml", _text("- INFY\n- TCS\n"), ("expected a mapping",)),
     Hostile("folder.yaml", lambda p: p.mkdir(), ("is a directory",)),
     Hostile("link_loop.yaml", lambda p: p.symlink_to(p.name), ("symbolic link loop",)),
-    Hostile("dangling_link.yaml", lambda p: p.symlink_to("nowhere.yaml"), ("no longer exists",)),
+    Hostile(
+        "dangling_link.yaml", lambda p: p.symlink_to("nowhere.yaml"), ("link to nowhere.yaml",)
+    ),
     Hostile("unreadable.yaml", _text(DEMO), ("permission denied",)),
     Hostile(
         "deep_block.yaml", _text(_block_nesting(MAX_DEPTH + 3)), (f"more than {MAX_DEPTH} levels",)
