@@ -1,9 +1,15 @@
 """DAG parse cost: our DAG folder with N portfolio files against a trivial DAG file.
 
-Each sample parses the folder in a fresh process, the way Airflow's DAG processor does (a DagBag
-of the folder), and reports wall time. Goal (issue 7): ours <= 2x the trivial DAG.
+Each sample parses a DAG folder in a fresh process, the way Airflow's DAG processor does (a DagBag
+of the folder), and reports the process's wall time and peak memory. For each N in ``--sizes``
+(default 1, 100, 1,000 and 2,000 portfolio files) it prints the median of ``--repeat`` samples,
+the ratio to the median of the trivial DAG file, and the cost of one more portfolio (time and
+memory above the one-portfolio folder, per extra file).
 
-    .venv/bin/python benchmarks/dag_parse.py [--portfolios 100] [--repeat 5]
+Goals: 1,000 files within 2x the trivial DAG file (issue 11); about 3 ms and 20 KiB per portfolio
+and 1,000 files within 1.5x (issue 19, the direction). Run it by hand on a quiet machine:
+
+    .venv/bin/python benchmarks/dag_parse.py [--sizes 1 100 1000 2000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -35,25 +41,39 @@ with DAG("trivial", schedule="@daily", start_date=pendulum.datetime(2026, 1, 1),
 """
 
 PARSE = """
-import sys, time
+import resource, sys, time
 started = time.perf_counter()
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(sys.argv[1])
 assert not bag.import_errors, bag.import_errors
-print(len(bag.dags), time.perf_counter() - started)
+invalid = sum("invalid" in dag.tags for dag in bag.dags.values())
+assert not invalid, f"{invalid} portfolio files did not load"
+usage = resource.getrusage(resource.RUSAGE_SELF)
+cpu = usage.ru_utime + usage.ru_stime
+print(len(bag.dags), usage.ru_maxrss, cpu, time.perf_counter() - started)
 """
 
 
 def portfolio_folder(target: Path, count: int) -> None:
-    """``count`` copies of the demo portfolio (with its data), each a DAG of its own."""
+    """``count`` variants of the demo portfolio, each with its own paper account (and DAG)."""
+    target.mkdir()
     source = ROOT / "portfolios"
     shutil.copytree(source / "data", target / "data")
     demo = yaml.safe_load((source / "demo.yaml").read_text())
+    (account,) = demo["accounts"]
     for i in range(count):
-        (target / f"bench_{i:03d}.yaml").write_text(yaml.safe_dump({**demo, "name": f"Bench {i}"}))
+        portfolio = {
+            **demo,
+            "name": f"Bench {i}",
+            "policy": {**demo["policy"], "max_trades": 5 + i % 10},
+            # Two portfolios may not share an account: each gets its own holdings file.
+            "accounts": [{**account, "holdings_file": f"data/bench_{i:04d}.csv"}],
+        }
+        (target / f"bench_{i:04d}.yaml").write_text(yaml.safe_dump(portfolio))
 
 
-def sample(dag_folder: Path, env: dict[str, str]) -> tuple[int, float]:
+def sample(dag_folder: Path, env: dict[str, str]) -> tuple[int, int, float, float]:
+    """(DAGs, peak KiB, CPU seconds, wall seconds) of one fresh process parsing ``dag_folder``."""
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", PARSE, str(dag_folder)],
@@ -63,13 +83,13 @@ def sample(dag_folder: Path, env: dict[str, str]) -> tuple[int, float]:
         check=True,
     )
     wall = time.perf_counter() - started
-    dags = int(result.stdout.split()[-2])
-    return dags, wall
+    dags, peak_kib, cpu, _ = result.stdout.split()[-4:]
+    return int(dags), int(peak_kib), float(cpu), wall
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--portfolios", type=int, default=100)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 1000, 2000])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
@@ -78,31 +98,76 @@ def main() -> None:
         trivial = work / "trivial_dags"
         trivial.mkdir()
         (trivial / "trivial.py").write_text(TRIVIAL_DAG)
-        portfolios = work / "portfolios"
-        portfolios.mkdir()
-        portfolio_folder(portfolios, args.portfolios)
-        env = {
+        base_env = {
             **os.environ,
             "AIRFLOW_HOME": str(work / "airflow"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
-            "REBALANCE_PORTFOLIOS_DIR": str(portfolios),
+            "REBALANCE_DEADLINE_ALERTS": "on",
         }
-        results: dict[str, list[float]] = {"trivial": [], "rebalance": []}
+        runs: dict[str, tuple[Path, dict[str, str]]] = {"trivial": (trivial, base_env)}
+        for size in args.sizes:
+            folder = work / f"portfolios_{size}"
+            portfolio_folder(folder, size)
+            env = {**base_env, "REBALANCE_PORTFOLIOS_DIR": str(folder)}
+            runs[str(size)] = (ROOT / "dags", env)
+        walls: dict[str, list[float]] = {name: [] for name in runs}
+        peaks: dict[str, list[int]] = {name: [] for name in runs}
+        cpus: dict[str, list[float]] = {name: [] for name in runs}
         counts: dict[str, int] = {}
-        for _ in range(args.repeat):
-            for name, folder in (("trivial", trivial), ("rebalance", ROOT / "dags")):
-                counts[name], wall = sample(folder, env)
-                results[name].append(wall)
+        for _ in range(args.repeat):  # interleaved, so a busy spell hits every size alike
+            for name, (folder, env) in runs.items():
+                counts[name], peak_kib, cpu_s, wall_s = sample(folder, env)
+                walls[name].append(wall_s)
+                cpus[name].append(cpu_s)
+                peaks[name].append(peak_kib)
 
-    print(f"fresh-process parse of the DAG folder, {args.repeat} samples each (wall seconds)")
-    for name, walls in results.items():
+        # Each shard file alone, as the dag-processor parses it (one process and timeout each).
+        shard_walls: dict[str, tuple[int, float]] = {}
+        folder, env = runs[str(max(args.sizes))]
+        for shard_file in sorted(folder.glob("rebalance_portfolios_*.py")):
+            shard_dags, _, _, wall_s = sample(shard_file, env)
+            shard_walls[shard_file.name] = (shard_dags, wall_s)
+
+    median = {name: statistics.median(values) for name, values in walls.items()}
+    peak = {name: statistics.median(values) for name, values in peaks.items()}
+    cpu = {name: statistics.median(values) for name, values in cpus.items()}
+    print(f"fresh-process DagBag of the DAG folder, median of {args.repeat} samples")
+    header = ("folder", "DAGs", "wall s", "min", "max", "ratio", "CPU s", "ratio", "MiB")
+    print("  {:<22} {:>5} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}".format(*header))
+    for name in runs:
+        label = "trivial DAG file" if name == "trivial" else f"{name} portfolio files"
         print(
-            f"  {name:<10} {counts[name]:>4} DAGs  median {statistics.median(walls):6.2f}  "
-            f"min {min(walls):6.2f}  max {max(walls):6.2f}"
+            f"  {label:<22} {counts[name]:>5} {median[name]:>7.2f} {min(walls[name]):>6.2f} "
+            f"{max(walls[name]):>6.2f} {median[name] / median['trivial']:>6.2f} "
+            f"{cpu[name]:>6.2f} {cpu[name] / cpu['trivial']:>6.2f} {peak[name] / 1024:>6.0f}"
         )
-    ratio = statistics.median(results["rebalance"]) / statistics.median(results["trivial"])
-    print(f"  ratio (median rebalance / median trivial): {ratio:.2f}  (goal <= 2.00)")
+    sizes = sorted(args.sizes)
+    if len(sizes) > 1:
+        low, high = str(sizes[0]), str(sizes[-1])
+        extra = sizes[-1] - sizes[0]
+        per_ms = (median[high] - median[low]) / extra * 1000
+        per_cpu_ms = (cpu[high] - cpu[low]) / extra * 1000
+        per_kib = (peak[high] - peak[low]) / extra
+        print(
+            f"  one more portfolio: {per_ms:.1f} ms wall, {per_cpu_ms:.1f} ms CPU, "
+            f"{per_kib:.0f} KiB peak memory (goal ~3 ms, ~20 KiB)"
+        )
+    if shard_walls:
+        worst = max(shard_walls, key=lambda k: shard_walls[k][1])
+        shard_dags, wall_s = shard_walls[worst]
+        print(
+            f"  slowest shard file at {sizes[-1]:,} files: {worst} ({shard_dags} DAGs) "
+            f"{wall_s:.2f} s in a "
+            "fresh process, against dagbag_import_timeout 30 s"
+        )
+    if "1000" in median:
+        ratio = median["1000"] / median["trivial"]
+        cpu_ratio = cpu["1000"] / cpu["trivial"]
+        print(
+            f"  1,000 files / trivial DAG file: {ratio:.2f} wall, {cpu_ratio:.2f} CPU "
+            "(goal <= 2.00; issue 19: <= 1.50)"
+        )
 
 
 if __name__ == "__main__":

@@ -170,11 +170,10 @@ _DatesAsTextLoader.yaml_implicit_resolvers = {
 
 def load_overrides(path: Path | str) -> HolidayOverrides:
     """Read and validate a holiday override file; errors name the file and the field."""
+    from rebalance.portfolio_file import read_text_file
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+    text = read_text_file(path)  # bounded: a named pipe or a huge file never blocks a DAG parse
     try:
         data = yaml.load(text, Loader=_DatesAsTextLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:

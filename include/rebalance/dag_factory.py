@@ -1,4 +1,4 @@
-"""Builds one Airflow DAG per portfolio file. Imported by ``dags/rebalance_portfolios.py``.
+"""Builds one Airflow DAG per portfolio file. Imported by ``dags/rebalance_portfolios_<k>.py``.
 
 Parse-time cost matters (the DAG processor re-parses the folder every 30 s), so this module imports
 only Airflow's SDK, pydantic models and PyYAML at top level; pandas, Great Expectations, broker
@@ -7,8 +7,11 @@ clients and SQLAlchemy load inside the task bodies. No database or network acces
 
 from __future__ import annotations
 
+import os
+import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 from airflow.sdk import (
     DAG,
+    BaseOperator,
     Param,
     TaskGroup,
     TriggerRule,
     get_current_context,
-    task,
 )
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
@@ -33,11 +36,18 @@ from rebalance.alerts import (
     notify_deadline_missed,
 )
 from rebalance.approval import PlanApprovalOperator
-from rebalance.errors import ConfigError, InvalidPortfolioFiles
+from rebalance.errors import ConfigError
 from rebalance.policy import TradeFilter
-from rebalance.portfolio import ExecutionMode, Portfolio, load_portfolio, portfolio_files
-from rebalance.schedule import IST, MARKET_CLOSE, describe_schedule
-from rebalance.timetable import build_timetable
+from rebalance.portfolio import BrokerName, ExecutionMode, Portfolio, portfolio_from_data
+from rebalance.portfolio_check import check_named_files
+from rebalance.portfolio_file import (
+    fallback_portfolio_id,
+    portfolio_files,
+    portfolio_id_from_path,
+    read_portfolio_data,
+)
+from rebalance.schedule import IST, MARKET_CLOSE, Frequency, Schedule, describe_schedule
+from rebalance.timetable import TradingCalendarTimetable, build_timetable
 
 if TYPE_CHECKING:
     from rebalance.tasks import Lane
@@ -53,55 +63,63 @@ TASK_ORDER = (
 START_DATE = pendulum.datetime(2026, 1, 1, tz="Asia/Kolkata")
 READ_RETRIES = 2
 APPROVAL_RETRIES = 2
+# Placement is idempotent (legs written ahead, the broker's book reconciled by tag before anything
+# is sent again), so a retry after a crash finishes the approved plan instead of abandoning it.
+PLACE_RETRIES = 3
+PLACE_RETRY_DELAY = timedelta(seconds=30)
+RECORD_RETRIES = 2
+RECORD_RETRY_DELAY = timedelta(seconds=30)
+INVALID_TASK_ID = "portfolio_file_invalid"
+# The portfolio folder is split over this many DAG files, dags/rebalance_portfolios_<k>.py.
+SHARDS = 4
+# A broken file whose schedule section does not validate either still runs (and fails loudly) on
+# every trading day at the default rebalance time, so a typo never silently unschedules it.
+BROKEN_FILE_SCHEDULE = Schedule(frequency=Frequency.CUSTOM_DAYS, every_n_trading_days=1)
 MIN_DEADLINE_MINUTES = 5
 
 
-class InvalidPortfolios(DAG):
-    """Stands for the portfolio files that failed to load.
+# Airflow checks every Param's schema against its meta-schema whenever it validates a value (once
+# per DAG at each parse). Draft-07's meta-schema checks in a quarter of the time of the default
+# (2020-12), and it has every keyword these schemas use, with the same meaning.
+PARAM_SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
 
-    Airflow keeps the DAGs of a file only if the whole file imports, so the factory cannot raise
-    on one bad portfolio. Instead this DAG fails ``validate()``: the DagBag records that as an
-    import error of the DAG file (shown in the UI as a broken DAG, with every bad file, field and
-    problem) and still loads every other portfolio's DAG.
-    """
 
-    def __init__(self, errors: list[ConfigError], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.config_errors = errors
-
-    def validate(self) -> None:
-        raise InvalidPortfolioFiles(self.config_errors)
+def _param(default: Any, *, description: str | None = None, **schema: Any) -> Param:
+    """A Param of the manual-run form, its JSON Schema in draft-07 (see PARAM_SCHEMA_DIALECT)."""
+    return Param(
+        default, description=description, schema={"$schema": PARAM_SCHEMA_DIALECT, **schema}
+    )
 
 
 def _params(portfolio: Portfolio) -> dict[str, Param]:
     policy = portfolio.policy
     return {
-        "mode": Param(
+        "mode": _param(
             str(portfolio.execution.mode),
             enum=[str(mode) for mode in ExecutionMode],
             description="dry_run: plan and record, order nothing",
         ),
-        "accounts": Param(
+        "accounts": _param(
             [a.name for a in portfolio.accounts],
             type="array",
             items={"type": "string", "enum": [a.name for a in portfolio.accounts]},
             description="which account lanes run",
         ),
-        "rebalance_budget_pct": Param(
+        "rebalance_budget_pct": _param(
             policy.rebalance_budget_pct, type="number", minimum=0, maximum=100
         ),
-        "rebalance_budget_inr": Param(
+        "rebalance_budget_inr": _param(
             policy.rebalance_budget_inr, type=["null", "number"], exclusiveMinimum=0
         ),
-        "drift_band_abs_pct": Param(
+        "drift_band_abs_pct": _param(
             policy.drift_band_abs_pct, type="number", minimum=0, maximum=100
         ),
-        "drift_band_rel_pct": Param(
+        "drift_band_rel_pct": _param(
             policy.drift_band_rel_pct, type="number", minimum=0, maximum=1000
         ),
-        "max_trades": Param(policy.max_trades, type="integer", minimum=0),
-        "min_trade_value_inr": Param(policy.min_trade_value_inr, type="number", minimum=0),
-        "trade_filter": Param(str(policy.trade_filter), enum=[str(f) for f in TradeFilter]),
+        "max_trades": _param(policy.max_trades, type="integer", minimum=0),
+        "min_trade_value_inr": _param(policy.min_trade_value_inr, type="number", minimum=0),
+        "trade_filter": _param(str(policy.trade_filter), enum=[str(f) for f in TradeFilter]),
     }
 
 
@@ -150,38 +168,101 @@ def _refuse_unknown_trading_day(lane: Lane, portfolio_file: str) -> None:
         ) from exc
 
 
+def _fetch_holdings(step: LaneStepOperator, context: Any) -> dict[str, Any]:
+    from rebalance import tasks
+
+    with _stopping_fails_without_retry():
+        lane = _lane(step.portfolio_file, step.account)
+        _stop_lane_if_deselected(lane)
+        if lane.initiator == "scheduled":
+            _refuse_unknown_trading_day(lane, step.portfolio_file)
+        return tasks.fetch_holdings(lane, tasks.history_store())
+
+
+def _validate_snapshot(step: LaneStepOperator, context: Any) -> dict[str, Any]:
+    from rebalance import tasks
+
+    with _stopping_fails_without_retry():
+        lane = _lane(step.portfolio_file, step.account)
+        return tasks.validate_snapshot(lane, tasks.history_store())
+
+
+def _plan_trades(step: LaneStepOperator, context: Any) -> dict[str, Any]:
+    from rebalance import tasks
+
+    with _stopping_fails_without_retry():
+        return tasks.plan_trades(_lane(step.portfolio_file, step.account), tasks.history_store())
+
+
+def _place_orders(step: LaneStepOperator, context: Any) -> dict[str, Any]:
+    from rebalance import tasks
+
+    approved = context["ti"].xcom_pull(task_ids=step.approval_task_id)
+    with _stopping_fails_without_retry():
+        lane = _lane(step.portfolio_file, step.account)
+        store, broker = tasks.history_store(), tasks.make_broker(lane)
+        tasks.check_prices_unchanged(lane, store, broker)
+        return tasks.place_orders(lane, store, broker, approved["plan_hash"])
+
+
+def _record_run(step: LaneStepOperator, context: Any) -> dict[str, Any]:
+    from rebalance import tasks
+
+    with _stopping_fails_without_retry():
+        return tasks.record_run(_lane(step.portfolio_file, step.account), tasks.history_store())
+
+
+_STEPS = {
+    "fetch_holdings": _fetch_holdings,
+    "validate_snapshot": _validate_snapshot,
+    "plan_trades": _plan_trades,
+    "place_orders": _place_orders,
+    "record_run": _record_run,
+}
+
+
+class LaneStepOperator(BaseOperator):
+    """One step of an account lane (every task but the approval), run by ``_STEPS[step]``.
+
+    Plain operators rather than TaskFlow ``@task`` functions: a decorated task costs about twice
+    as much to build (signature inspection, argument wiring), and every portfolio builds five at
+    every parse. Steps pass nothing but small dicts through XCom; ``place_orders`` reads the
+    approval's (``approval_task_id``).
+    """
+
+    def __init__(
+        self,
+        *,
+        step: str,
+        portfolio_file: str,
+        account: str,
+        approval_task_id: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(task_id=step, **kwargs)
+        self.step = step
+        self.portfolio_file = portfolio_file
+        self.account = account
+        self.approval_task_id = approval_task_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        return _STEPS[self.step](self, context)
+
+
 def _build_lane(portfolio_file: str, account: str) -> None:
     """The six tasks of one account lane, inside the current TaskGroup."""
-
-    @task(
+    lane = {"portfolio_file": portfolio_file, "account": account}
+    fetch = LaneStepOperator(
+        step="fetch_holdings",
         retries=READ_RETRIES,
         retry_exponential_backoff=True,
         doc_md=task_docs.FETCH_HOLDINGS,
+        **lane,
     )
-    def fetch_holdings() -> dict[str, Any]:
-        from rebalance import tasks
-
-        lane = _lane(portfolio_file, account)
-        _stop_lane_if_deselected(lane)
-        if lane.initiator == "scheduled":
-            _refuse_unknown_trading_day(lane, portfolio_file)
-        with _stopping_fails_without_retry():
-            return tasks.fetch_holdings(lane, tasks.history_store(), tasks.make_broker(lane))
-
-    @task(doc_md=task_docs.VALIDATE_SNAPSHOT)
-    def validate_snapshot(_: Any) -> dict[str, Any]:
-        from rebalance import tasks
-
-        with _stopping_fails_without_retry():
-            return tasks.validate_snapshot(_lane(portfolio_file, account), tasks.history_store())
-
-    @task(doc_md=task_docs.PLAN_TRADES)
-    def plan_trades(_: Any) -> dict[str, Any]:
-        from rebalance import tasks
-
-        with _stopping_fails_without_retry():
-            return tasks.plan_trades(_lane(portfolio_file, account), tasks.history_store())
-
+    validate = LaneStepOperator(
+        step="validate_snapshot", doc_md=task_docs.VALIDATE_SNAPSHOT, **lane
+    )
+    plan = LaneStepOperator(step="plan_trades", doc_md=task_docs.PLAN_TRADES, **lane)
     approval = PlanApprovalOperator(
         task_id="approval",
         portfolio_file=portfolio_file,
@@ -192,28 +273,24 @@ def _build_lane(portfolio_file: str, account: str) -> None:
         retry_delay=timedelta(seconds=5),
         doc_md=task_docs.APPROVAL,
     )
-
-    @task(doc_md=task_docs.PLACE_ORDERS)
-    def place_orders(approved: Any) -> dict[str, Any]:
-        from rebalance import tasks
-
-        lane = _lane(portfolio_file, account)
-        store, broker = tasks.history_store(), tasks.make_broker(lane)
-        with _stopping_fails_without_retry():
-            tasks.check_prices_unchanged(lane, store, broker)
-            return tasks.place_orders(lane, store, broker, approved["plan_hash"])
-
-    @task(trigger_rule=TriggerRule.ALL_DONE, doc_md=task_docs.RECORD_RUN)
-    def record_run() -> dict[str, Any]:
-        from rebalance import tasks
-
-        with _stopping_fails_without_retry():
-            return tasks.record_run(_lane(portfolio_file, account), tasks.history_store())
-
-    planned = plan_trades(validate_snapshot(fetch_holdings()))
-    planned >> approval
-    placed = place_orders(approval.output)
-    placed >> record_run()
+    place = LaneStepOperator(
+        step="place_orders",
+        approval_task_id=approval.task_id,
+        retries=PLACE_RETRIES,
+        retry_delay=PLACE_RETRY_DELAY,
+        doc_md=task_docs.PLACE_ORDERS,
+        **lane,
+    )
+    record = LaneStepOperator(
+        step="record_run",
+        trigger_rule=TriggerRule.ALL_DONE,
+        # A brief outage of the history database heals on a retry; a LaneStopped does not retry.
+        retries=RECORD_RETRIES,
+        retry_delay=RECORD_RETRY_DELAY,
+        doc_md=task_docs.RECORD_RUN,
+        **lane,
+    )
+    fetch >> validate >> plan >> approval >> place >> record
 
 
 def _market_close_deadline(portfolio: Portfolio) -> DeadlineAlert:
@@ -235,18 +312,24 @@ def _market_close_deadline(portfolio: Portfolio) -> DeadlineAlert:
     )
 
 
-def build_dag(portfolio_file: Path, portfolio: Portfolio) -> DAG:
-    """The DAG of one portfolio: one TaskGroup (lane) per account, six tasks each."""
+def build_dag(
+    portfolio_file: Path,
+    portfolio: Portfolio,
+    timetable: TradingCalendarTimetable | None = None,
+) -> DAG:
+    """The DAG of one portfolio: one TaskGroup (lane) per account, six tasks each.
+
+    ``timetable``: the portfolio's, if already built (``build_timetable``).
+    """
     accounts = ", ".join(f"{a.name} ({a.broker})" for a in portfolio.accounts)
     with DAG(
         dag_id=portfolio.dag_id,
         description=portfolio.description or portfolio.name,
-        schedule=build_timetable(portfolio, portfolio_file),
+        schedule=timetable or build_timetable(portfolio, portfolio_file),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         tags=["rebalance", *portfolio.tags],
-        params=_params(portfolio),
         default_args={
             "owner": portfolio.owner,
             "retries": 0,
@@ -268,21 +351,267 @@ def build_dag(portfolio_file: Path, portfolio: Portfolio) -> DAG:
                 group_id=account.name, tooltip=f"{account.broker} account {account.name}"
             ):
                 _build_lane(str(portfolio_file), account.name)
+    # The form's Params are set on the DAG once its tasks exist: an operator created inside a DAG
+    # deep-copies the DAG's Params (about 40% of the parse time of a folder), yet a task gets them
+    # at run time anyway (Airflow merges the DAG's Params, the task's and the run's conf).
+    dag.params = _params(portfolio)  # type: ignore[assignment]  # attrs converts the dict
     return dag
 
 
-def build_dags(folder: Path) -> dict[str, DAG]:
-    """Every portfolio DAG of ``folder`` by dag_id, plus ``InvalidPortfolios`` if any fail."""
-    dags: dict[str, DAG] = {}
-    errors: list[ConfigError] = []
-    for path in portfolio_files(folder):
-        try:
-            portfolio = load_portfolio(path)
-            dags[portfolio.dag_id] = build_dag(path.resolve(), portfolio)
-        except ConfigError as exc:
-            errors.append(exc)
-    if errors:
-        dags["rebalance_invalid_portfolios"] = InvalidPortfolios(
-            errors, dag_id="rebalance_invalid_portfolios", schedule=None, start_date=START_DATE
+class PortfolioFileInvalidOperator(BaseOperator):
+    """The one task of a broken portfolio's DAG: fails at once, naming the file and its errors.
+
+    Fails without retry (the file will not fix itself) and so raises the DAG's failure alert.
+    """
+
+    ui_color = "#f4a6a6"
+
+    def __init__(self, *, portfolio_file: str, problems: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.portfolio_file = portfolio_file
+        self.problems = problems
+
+    def execute(self, context: Any) -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(invalid_file_message(self.portfolio_file, self.problems))
+
+
+def invalid_file_message(portfolio_file: str, problems: list[str]) -> str:
+    """What the failed task and the alert say about a broken portfolio file."""
+    lines = "\n".join(f"  - {p}" for p in problems)
+    return (
+        f"{portfolio_file}: invalid portfolio file, so nothing was read, planned or ordered:\n"
+        f"{lines}\nFix the file (README, 'Add a portfolio'); the DAG is rebuilt at the next parse."
+    )
+
+
+def _broken_file_schedule(data: Any) -> tuple[Schedule, str]:
+    """The file's own schedule if that section alone validates, else every trading day."""
+    if isinstance(data, dict):
+        with suppress(Exception):  # any failure: the fallback below
+            return Schedule.model_validate(data.get("schedule") or {}), "the file's own schedule"
+    return BROKEN_FILE_SCHEDULE, "the file's schedule is unreadable, so every trading day"
+
+
+def build_broken_dag(path: Path, dag_id: str, problems: list[str], data: Any = None) -> DAG:
+    """The DAG of a portfolio file that failed to load: same dag_id, one task that fails loudly.
+
+    It keeps the portfolio's schedule where the file's ``schedule`` section still validates, so a
+    typo never quietly unschedules a portfolio: its next run fails at once and alerts.
+    """
+    schedule, which = _broken_file_schedule(data)
+    portfolio_id = dag_id.removeprefix("rebalance_")
+    owner = data.get("owner") if isinstance(data, dict) else None
+    listed = "\n".join(f"* {problem}" for problem in problems)
+    with DAG(
+        dag_id=dag_id,
+        description=f"INVALID portfolio file {path.name}: fix it, nothing runs until then",
+        schedule=TradingCalendarTimetable(schedule, portfolio=portfolio_id),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["rebalance", "invalid"],
+        default_args={
+            "owner": owner if isinstance(owner, str) and owner else "rebalance",
+            "retries": 0,
+            "on_failure_callback": failure_notifiers(),
+        },
+        doc_md=(
+            f"### Invalid portfolio file `{path.name}`\n\n"
+            f"The file `{path}` failed to load:\n\n{listed}\n\n"
+            "Nothing is read, planned or ordered for it. Each run (schedule: "
+            f"{describe_schedule(schedule)}, {which}) fails at once at `{INVALID_TASK_ID}` with "
+            "these errors and sends the failure alert. Fix the file: the DAG becomes the "
+            "portfolio's normal DAG again at the next parse.\n"
+        ),
+    ) as dag:
+        PortfolioFileInvalidOperator(
+            task_id=INVALID_TASK_ID, portfolio_file=str(path), problems=problems
         )
+    return dag
+
+
+def _account_keys(portfolio: Portfolio) -> list[tuple[tuple[str, str], str]]:
+    """What identifies each broker account, with the account's name in the portfolio.
+
+    Zerodha / AngelOne: the broker and the Airflow connection. A paper account is never shared:
+    its order book and fills live under the portfolio's own id (``state_dir/paper/<id>``), and its
+    ``holdings_file`` only seeds it, so two portfolios may start from one file.
+    """
+    return [
+        ((str(account.broker), str(account.connection_id)), account.name)
+        for account in portfolio.accounts
+        if account.broker is not BrokerName.PAPER
+    ]
+
+
+def _claim_order(files: list[Path]) -> list[tuple[Path, str, list[str]]]:
+    """(file, portfolio id, problems with its name), in the order the files claim their ids.
+
+    A file whose name is its id (``core.yaml`` for ``core``) comes first, so ``Core.yaml``
+    or ``core.yml`` added beside it cannot take ``rebalance_core`` from it; then by file name.
+    """
+    claims: list[tuple[Path, str, list[str]]] = []
+    for path in files:
+        try:
+            claims.append((path, portfolio_id_from_path(path), []))
+        except ConfigError as exc:
+            claims.append((path, fallback_portfolio_id(path), exc.problems))
+    return sorted(claims, key=lambda claim: (claim[0].stem != claim[1], claim[0].name))
+
+
+@dataclass(frozen=True)
+class PortfolioEntry:
+    """One portfolio file of the folder as the cross-file checks left it.
+
+    ``portfolio`` is set when the file validated and claimed its dag_id and accounts; otherwise
+    ``problems`` says why not (and ``data`` is what could be read, for the broken DAG's schedule).
+    """
+
+    path: Path
+    dag_id: str
+    problems: tuple[str, ...]
+    data: Any = None
+    portfolio: Portfolio | None = None
+    timetable: TradingCalendarTimetable | None = None
+
+
+def _stat_key(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    data: Any = None
+    portfolio: Portfolio | None = None
+    timetable: TradingCalendarTimetable | None = None
+    problems: tuple[str, ...] = ()
+
+
+# Per file, with its stat: the shard files of one DagBag (tests, benchmarks, ``dag.test``) read
+# and validate each portfolio file once, not once per shard.
+_LOADED: dict[Path, tuple[tuple[int, ...], _Loaded]] = {}
+
+
+def _load(path: Path) -> _Loaded:
+    """One file read, validated and its timetable built (with its holiday overrides); no raise."""
+    key = _stat_key(path)
+    cached = _LOADED.get(path)
+    if key is not None and cached is not None and cached[0] == key:
+        return cached[1]
+    data: Any = None
+    try:
+        data = read_portfolio_data(path)
+        portfolio = portfolio_from_data(data, path)
+        check_named_files(portfolio, path)
+        loaded = _Loaded(data, portfolio, build_timetable(portfolio, path))
+    except ConfigError as exc:
+        loaded = _Loaded(data, problems=tuple(exc.problems))
+    except Exception as exc:  # whatever it is, it stays with this file
+        loaded = _Loaded(data, problems=(f"cannot be loaded: {type(exc).__name__}: {exc}",))
+    if key is not None and key == _stat_key(path):
+        _LOADED[path] = (key, loaded)
+    return loaded
+
+
+def folder_entries(folder: Path) -> list[PortfolioEntry]:
+    """Every portfolio file of ``folder`` after the cross-file checks, in claim order.
+
+    Two files that would share a dag_id, or an account (which would each count the other's shares
+    as theirs), are first come first served in sorted file-name order (for a dag_id, a file named
+    exactly as its id first): the later one gets a problem naming both files. A file that does
+    not validate (with its holiday override file) claims nothing.
+    """
+    entries = []
+    dag_files: dict[str, Path] = {}
+    accounts: dict[tuple[str, str], tuple[Path, str]] = {}
+    claims = _claim_order(portfolio_files(folder))
+    for path, portfolio_id, id_problems in claims:
+        problems = list(id_problems)
+        dag_id = f"rebalance_{portfolio_id}"
+        if dag_id in dag_files:
+            problems.append(
+                f"gives the DAG id {dag_id}, which {dag_files[dag_id]} already has; rename one"
+            )
+            dag_id = f"rebalance_{fallback_portfolio_id(path)}"
+        dag_files[dag_id] = path
+        loaded = _load(path)
+        portfolio = loaded.portfolio
+        if not problems:
+            problems += loaded.problems
+        if portfolio is not None and not problems:
+            keys = _account_keys(portfolio)
+            for key, account in keys:
+                if key in accounts:
+                    other, other_account = accounts[key]
+                    problems.append(
+                        f"accounts.{account}: the {key[0]} account of connection {key[1]!r} is "
+                        f"already used by {other} (account {other_account}); two portfolios in "
+                        "one account "
+                        "would each count the other's shares as theirs (docs/dags.md)"
+                    )
+            if not problems:
+                accounts.update((key, (path, account)) for key, account in keys)
+        if problems:
+            entries.append(PortfolioEntry(path, dag_id, tuple(problems), loaded.data))
+        else:
+            entries.append(
+                PortfolioEntry(path, dag_id, (), loaded.data, portfolio, loaded.timetable)
+            )
+    live = {path for path, _, _ in claims}
+    for gone in set(_LOADED) - live:
+        del _LOADED[gone]
+    return entries
+
+
+def shard_of(path: Path, shards: int = SHARDS) -> int:
+    """Which DAG file builds a portfolio file's DAG: a stable hash of the file name."""
+    return zlib.crc32(path.name.encode("utf-8", "surrogateescape")) % shards
+
+
+def build_dags(folder: Path, shard: int | None = None, shards: int = SHARDS) -> dict[str, DAG]:
+    """One DAG per portfolio file of ``folder`` (of one shard, if given); never raises for a file.
+
+    A file that fails to load in any way, or loses a cross-file check (``folder_entries``), becomes
+    a broken-portfolio DAG (``build_broken_dag``) under the dag_id it has when valid, so a bad
+    file never hides another portfolio and never becomes an import error of the DAG file (which
+    would mark every DAG of that file stale).
+    """
+    dags: dict[str, DAG] = {}
+    for entry in folder_entries(folder):
+        if shard is not None and shard_of(entry.path, shards) != shard:
+            continue
+        problems = list(entry.problems)
+        if entry.portfolio is not None:
+            try:
+                dags[entry.dag_id] = build_dag(
+                    entry.path.resolve(), entry.portfolio, entry.timetable
+                )
+                continue
+            except ConfigError as exc:
+                problems += exc.problems
+            except Exception as exc:  # whatever it is, it stays with this file
+                problems.append(f"cannot build its DAG: {type(exc).__name__}: {exc}")
+        dags[entry.dag_id] = build_broken_dag(entry.path, entry.dag_id, problems, entry.data)
     return dags
+
+
+def build_shard(dag_file: str) -> dict[str, DAG]:
+    """The DAGs of the DAG file ``dags/rebalance_portfolios_<k>.py``: shard k of ``SHARDS``.
+
+    The folder is split over several DAG files so that no single parse (and its
+    ``dagbag_import_timeout``) carries every portfolio, and the dag-processor can parse the shards
+    in parallel. Each shard still reads the whole folder for the cross-file checks (cheap: about
+    0.3 ms a file), and builds only its own DAGs (the expensive part).
+    """
+    from rebalance.settings import portfolios_dir
+
+    shard = int(Path(dag_file).stem.rpartition("_")[2])
+    if not 0 <= shard < SHARDS:
+        raise ValueError(f"{dag_file}: shard {shard} outside 0..{SHARDS - 1}")
+    return build_dags(portfolios_dir(), shard, SHARDS)

@@ -63,14 +63,3 @@ class CalendarError(RebalanceError):
     holiday override file), or when a rule cannot be met in a period (e.g. the 19th trading day of
     a month with 18). Never answered by guessing that an unknown day is a trading day.
     """
-
-
-class InvalidPortfolioFiles(RebalanceError):  # noqa: N818 - reads as what happened
-    """Some portfolio files of the folder failed to load (shown as a DAG import error)."""
-
-    def __init__(self, errors: list[ConfigError]) -> None:
-        self.errors = errors
-        details = "\n\n".join(str(error) for error in errors)
-        super().__init__(
-            f"{len(errors)} portfolio file(s) failed to load; their DAGs are missing:\n\n{details}"
-        )

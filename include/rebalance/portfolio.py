@@ -15,16 +15,19 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Self
 
-import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rebalance.errors import ConfigError, validation_problems
 from rebalance.policy import NumbersAreNumbers, Policy, UnlistedHoldings, symbol_problem
+from rebalance.portfolio_file import (  # noqa: F401 - re-exported
+    portfolio_files,
+    portfolio_id_from_path,
+    read_portfolio_data,
+)
 from rebalance.schedule import Schedule
 
 WEIGHT_SUM_TOLERANCE_PCT = 0.01
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9&_.\-]{0,29}$")
-_PORTFOLIO_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 
 
 class BrokerName(StrEnum):
@@ -263,14 +266,6 @@ class Portfolio(NumbersAreNumbers):
         return None if self.cash_target_pct is None else self.cash_target_pct / 100.0
 
 
-def portfolio_id_from_path(path: Path) -> str:
-    """``portfolios/Nifty Core.yaml`` -> ``nifty_core``; the DAG id is ``rebalance_<id>``."""
-    stem = re.sub(r"[^a-z0-9]+", "_", path.stem.lower()).strip("_")
-    if not _PORTFOLIO_ID.match(stem):
-        raise ConfigError(str(path), [f"file name {path.name!r} does not give a usable id"])
-    return stem
-
-
 def parse_portfolio(data: Any, source: str, portfolio_id: str) -> Portfolio:
     """Validate already-parsed YAML. ``source`` names the file in error messages."""
     if not isinstance(data, dict):
@@ -283,43 +278,28 @@ def parse_portfolio(data: Any, source: str, portfolio_id: str) -> Portfolio:
         raise ConfigError(source, validation_problems(exc)) from None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys (plain YAML keeps the last one silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_portfolio(path: Path | str) -> Portfolio:
-    """Read and validate one portfolio file."""
+    """Read and validate one portfolio file; any failure is a ConfigError naming the file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(str(path), [f"{where}malformed YAML: {problem}"]) from None
-    return parse_portfolio(data, str(path), portfolio_id_from_path(path))
+    return portfolio_from_data(read_portfolio_data(path), path)
 
 
-def portfolio_files(folder: Path | str) -> list[Path]:
-    """The portfolio files of a folder, sorted; ``_``-prefixed files are ignored (drafts)."""
-    folder = Path(folder)
-    files = [*folder.glob("*.yaml"), *folder.glob("*.yml")]
-    return sorted(p for p in files if not p.name.startswith("_"))
+def portfolio_from_data(data: Any, path: Path) -> Portfolio:
+    """Validate what ``read_portfolio_data`` read from ``path``.
+
+    Whatever a validator raises (not only a ValidationError) becomes a ConfigError naming the
+    file, so a caller that loads a folder can keep every other file.
+    """
+    try:
+        return parse_portfolio(data, str(path), portfolio_id_from_path(path))
+    except ConfigError:
+        raise
+    except RecursionError:
+        raise ConfigError(str(path), ["the file is nested too deeply to validate"]) from None
+    except Exception as exc:
+        raise ConfigError(
+            str(path), [f"cannot be validated: {type(exc).__name__}: {exc}"]
+        ) from None
 
 
 def resolve_relative(portfolio_file: Path | str, relative: str) -> Path:

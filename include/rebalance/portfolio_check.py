@@ -29,7 +29,13 @@ def check_portfolio_file(path: Path | str) -> CheckedPortfolio:
     """Load and check one portfolio file; ConfigError naming the file and the field."""
     path = Path(path)
     portfolio = load_portfolio(path)
+    check_named_files(portfolio, path)
+    return CheckedPortfolio(path, portfolio, overrides_for_portfolio(portfolio, path))
+
+
+def check_named_files(portfolio: Portfolio, path: Path) -> None:
+    """Every holdings file a portfolio names stays inside its folder once symlinks are followed
+    (the holiday override file is checked where it is loaded); ConfigError naming the field."""
     for index, account in enumerate(portfolio.accounts):
         if account.holdings_file is not None:
             resolve_inside(path, account.holdings_file, f"accounts.{index}.holdings_file")
-    return CheckedPortfolio(path, portfolio, overrides_for_portfolio(portfolio, path))

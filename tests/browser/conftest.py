@@ -229,7 +229,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
     raise AssertionError(f"Airflow not ready after {START_TIMEOUT}s; see {log}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one started Airflow for every live test of the session
 def live_airflow(
     chromium: str, pg_server_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveAirflow]:

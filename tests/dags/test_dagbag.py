@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from rebalance.dag_factory import TASK_ORDER
+from rebalance.dag_factory import INVALID_TASK_ID, PLACE_RETRIES, SHARDS, TASK_ORDER, shard_of
 from rebalance.portfolio import load_portfolio, portfolio_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +29,14 @@ def test_one_dag_per_portfolio_file(dagbag: DagBag) -> None:
     expected = {f"rebalance_{p.stem}" for p in portfolio_files(PORTFOLIOS)}
     assert expected <= set(dagbag.dag_ids)
     assert "rebalance_demo" in dagbag.dag_ids
+
+
+def test_each_portfolio_is_built_by_one_shard_file(dagbag: DagBag) -> None:
+    shard_files = sorted(p.name for p in (ROOT / "dags").glob("*.py"))
+    assert shard_files == [f"rebalance_portfolios_{k}.py" for k in range(SHARDS)]
+    for path in portfolio_files(PORTFOLIOS):
+        dag = dagbag.dags[load_portfolio(path).dag_id]
+        assert Path(dag.fileloc).name == f"rebalance_portfolios_{shard_of(path)}.py"
 
 
 @pytest.mark.parametrize("path", portfolio_files(PORTFOLIOS), ids=lambda p: p.stem)
@@ -53,12 +61,14 @@ def test_owner_tags_retries_and_catchup(dagbag: DagBag, path: Path) -> None:
         assert task.owner == portfolio.owner
         if task.task_id.endswith((".fetch_holdings", ".approval")):
             assert task.retries > 0  # a read, or a decision re-read: safe to retry
+        elif task.task_id.endswith(".place_orders"):
+            assert task.retries == PLACE_RETRIES  # idempotent: reconciled by tag first
         else:
             assert task.retries == 0  # placement and state changes settle by reconciliation
     assert dag.get_task(f"{portfolio.accounts[0].name}.record_run").trigger_rule == "all_done"
 
 
-def test_a_bad_portfolio_is_an_import_error_and_the_others_still_load(
+def test_a_bad_portfolio_is_its_own_dag_and_the_others_still_load(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "portfolios"
@@ -72,13 +82,14 @@ def test_a_bad_portfolio_is_an_import_error_and_the_others_still_load(
 
     bag = DagBag(str(ROOT / "dags"))
 
+    assert bag.import_errors == {}
     assert "rebalance_demo" in bag.dag_ids
-    assert "rebalance_broken" not in bag.dag_ids
-    (message,) = bag.import_errors.values()
-    assert str(folder / "broken.yaml") in message
-    assert "weights sum to 50%" in message
-    assert str(folder / "typo.yaml") in message
-    assert "target: unknown key" in message
+    for name, problem in (("broken", "weights sum to 50%"), ("typo", "target: unknown key")):
+        dag = bag.dags[f"rebalance_{name}"]
+        assert "invalid" in dag.tags
+        assert [t.task_id for t in dag.tasks] == [INVALID_TASK_ID]
+        assert str(folder / f"{name}.yaml") in (dag.doc_md or "")
+        assert problem in (dag.doc_md or "")
 
 
 HEAVY = (
@@ -122,5 +133,5 @@ def _heavy_modules_after(script: str) -> set[str]:
 
 def test_dag_file_imports_nothing_heavy_beyond_airflow_itself() -> None:
     baseline = _heavy_modules_after(TRIVIAL_DAG)
-    ours = _heavy_modules_after("import runpy; runpy.run_path('dags/rebalance_portfolios.py')")
+    ours = _heavy_modules_after("import runpy; runpy.run_path('dags/rebalance_portfolios_0.py')")
     assert ours - baseline == set()
