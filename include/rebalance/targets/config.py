@@ -100,32 +100,32 @@ class _PriceModel(_Bounded):
 class FixedModel(_Strict):
     """The weights written under ``targets.weights`` (default)."""
 
-    name: Literal[ModelName.FIXED] = ModelName.FIXED
+    name: Literal["fixed"] = "fixed"
 
 
 class EqualModel(_Strict):
     """1/N for each of ``targets.symbols``."""
 
-    name: Literal[ModelName.EQUAL]
+    name: Literal["equal"]
 
 
 class InverseVolatilityModel(_PriceModel):
     """Weight proportional to 1/sigma of daily returns over ``lookback_days``, within the caps."""
 
-    name: Literal[ModelName.INVERSE_VOLATILITY]
+    name: Literal["inverse_volatility"]
 
 
 class RiskParityModel(_PriceModel):
     """Equal risk contribution under ``covariance``, within the caps (skfolio RiskBudgeting)."""
 
-    name: Literal[ModelName.RISK_PARITY]
+    name: Literal["risk_parity"]
     covariance: CovarianceEstimator = CovarianceEstimator.LEDOIT_WOLF
 
 
 class ScoresModel(_Bounded):
     """Top ``top_n`` symbols by score from a scores file or an installed scoring function."""
 
-    name: Literal[ModelName.SCORES]
+    name: Literal["scores"]
     file: str | None = Field(
         None, description="CSV symbol,score[,as_of], relative to the portfolio file"
     )
@@ -211,7 +211,7 @@ class TargetsSection(_Strict):
     @model_validator(mode="after")
     def _members(self) -> Self:
         name = self.model.name
-        if name is ModelName.FIXED:
+        if name == ModelName.FIXED:
             if self.weights is None:
                 raise ValueError("model fixed needs weights (symbol -> %)")
             if self.symbols is not None:
@@ -219,7 +219,7 @@ class TargetsSection(_Strict):
             return self
         if self.weights is not None:
             raise ValueError(f"model {name} computes the weights: give symbols, not weights")
-        if name is ModelName.SCORES:
+        if name == ModelName.SCORES:
             return self
         if self.symbols is None:
             raise ValueError(f"model {name} needs symbols (the members it weights)")

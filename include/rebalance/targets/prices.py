@@ -99,7 +99,6 @@ def check_price_history(
         problems.extend(
             _check_symbol(
                 str(column),
-                frame[column],
                 window[column],
                 needed=needed,
                 lookback_days=lookback_days,
@@ -113,7 +112,6 @@ def check_price_history(
 
 def _check_symbol(
     symbol: str,
-    history: pd.Series,
     window: pd.Series,
     *,
     needed: int,
@@ -123,8 +121,10 @@ def _check_symbol(
     split_jump_pct: float,
 ) -> list[PriceProblem]:
     problems: list[PriceProblem] = []
-    present = history.dropna()
-    if len(present) < needed:
+    present = window.dropna()
+    if len(window) < needed or not len(present) or present.index[0] != window.index[0]:
+        # The history does not reach back to the window's first day (newly listed, or fetched
+        # too short); a hole inside the window is a gap instead, below.
         first = f" from {present.index[0]}" if len(present) else ""
         problems.append(
             PriceProblem(
