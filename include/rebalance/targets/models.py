@@ -265,6 +265,20 @@ def risk_parity_weights(
         weights_array = np.asarray(optimiser.weights_, dtype=float)
         cov = np.asarray(optimiser.prior_estimator_.return_distribution_.covariance, dtype=float)
     contributions = risk_contributions(weights_array, cov)
+    at_bound = [
+        s
+        for s, w in zip(symbols, weights_array, strict=True)
+        if (max_weight < 1.0 and w >= max_weight - 1e-6)
+        or (min_weight > 0 and w <= min_weight + 1e-6)
+    ]
+    notes = (
+        (
+            f"min/max weight binds for {', '.join(at_bound)}: the risk contributions are no longer "
+            "equal (see inputs); skfolio solves risk budgeting with the bounds as constraints",
+        )
+        if at_bound and len(symbols) > 1
+        else ()
+    )
     volatility = np.sqrt(np.diag(cov) * TRADING_DAYS_PER_YEAR)
     weights = dict(zip(symbols, (float(w) for w in weights_array), strict=True))
     return TargetResult(
@@ -283,6 +297,7 @@ def risk_parity_weights(
         },
         library="skfolio",
         library_version=version("skfolio"),
+        notes=notes,
     )
 
 

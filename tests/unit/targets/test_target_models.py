@@ -87,6 +87,7 @@ def test_risk_parity_with_a_diagonal_covariance_is_inverse_volatility() -> None:
         assert result.inputs[symbol]["risk_contribution"] == pytest.approx(1 / 3, abs=SOLVER)
     assert result.library == "skfolio"
     assert result.library_version
+    assert result.notes == ()
 
 
 def test_risk_parity_with_correlation_equalises_risk_contributions() -> None:
@@ -120,6 +121,7 @@ def test_risk_parity_respects_the_caps() -> None:
     assert all(0.2 - SOLVER <= w <= 0.5 + SOLVER for w in result.weights.values())
     assert result.weights["A"] == pytest.approx(0.5, abs=SOLVER)
     assert result.parameters["covariance"] == "ledoit_wolf"
+    assert result.notes[0].startswith("min/max weight binds for A, C: the risk contributions")
 
 
 def test_risk_parity_refuses_impossible_caps_before_solving() -> None:
