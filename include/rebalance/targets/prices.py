@@ -61,7 +61,8 @@ def check_price_history(
 ) -> list[PriceProblem]:
     """Every problem of the last ``lookback_days + 1`` closes of each symbol; empty = usable.
 
-    ``trading_days``: the exchange's trading days of the window (from ``rebalance.calendar``);
+    ``trading_days``: the exchange's trading days up to the last session whose close should be
+    there (from ``rebalance.calendar``); only these days are judged, and
     a day in it without a row, or a row with an empty close, is missing. Without it only empty
     cells count. ``max_stale_days``: a close repeated on more consecutive trading days than this
     is stale. ``split_jump_pct``: a close-to-close move of at least this % (up or down) looks like
@@ -91,9 +92,8 @@ def check_price_history(
     frame = frame.sort_index()
     needed = lookback_days + 1
     if trading_days is not None:
-        expected = sorted(set(trading_days))[-needed:]
-        frame = frame.reindex(sorted(set(expected) | set(frame.index)))
-        frame = frame.loc[frame.index >= expected[0]] if expected else frame
+        # Judge exactly the exchange's last trading days: a missing one becomes an empty row.
+        frame = frame.reindex(sorted(set(trading_days))[-needed:])
     window = frame.iloc[-needed:]
     for column in window.columns:
         problems.extend(
