@@ -223,14 +223,24 @@ class TargetsSection(_Strict):
             return self
         if self.symbols is None:
             raise ValueError(f"model {name} needs symbols (the members it weights)")
-        if isinstance(self.model, _Bounded):
+        model = self.model
+        if (
+            isinstance(model, RiskParityModel)
+            and model.covariance == CovarianceEstimator.SAMPLE
+            and len(self.symbols) >= model.lookback_days
+        ):
+            raise ValueError(
+                f"model.covariance sample: {len(self.symbols)} symbols need more than "
+                f"{len(self.symbols)} days of returns (lookback_days {model.lookback_days}), else "
+                "the covariance is singular; use ledoit_wolf or oas, or a longer lookback"
+            )
+        if isinstance(model, _Bounded):
             low, high = self.bounds()
             n = len(self.symbols)
             if n * low > 1 + 1e-9 or n * high < 1 - 1e-9:
                 raise ValueError(
                     f"{n} symbols cannot sum to 100% with min_weight_pct "
-                    f"{self.model.min_weight_pct:g} and max_weight_pct "
-                    f"{self.model.max_weight_pct:g}"
+                    f"{model.min_weight_pct:g} and max_weight_pct {model.max_weight_pct:g}"
                 )
         return self
 

@@ -84,7 +84,8 @@ def bounded_weights(
 
     The answer is ``w_i = clip(lam * base_i, min_weight, max_weight)`` with the one ``lam`` that
     makes the sum 1 (water-filling): a capped symbol's excess goes to the others in proportion to
-    their base, and a symbol with base 0 gets ``min_weight``.
+    their base, and a symbol with base 0 gets ``min_weight`` (or, when every other symbol is at
+    ``max_weight``, an equal share of what is left).
     """
     symbols = list(base)
     values = np.array([base[s] for s in symbols], dtype=float)
@@ -94,20 +95,25 @@ def bounded_weights(
     if bad:
         raise TargetModelError(f"weights need a base >= 0; got {base[bad[0]]!r} for {bad[0]}")
     _check_feasible(len(symbols), min_weight, max_weight)
-    if values.sum() == 0:
-        values = np.ones_like(values)
+    # Scaled to a largest base of 1, and a base under 1e-12 of the largest counts as 0: lam then
+    # stays within 1e12 (a finite bisection, no overflow).
+    values = values / values.max() if values.max() > 0 else np.ones_like(values)
+    values[values < 1e-12] = 0.0
 
     def total(lam: float) -> float:
         return float(np.clip(lam * values, min_weight, max_weight).sum())
 
-    low, high = 0.0, 1.0 / float(values[values > 0].max())
+    positive = values > 0
+    n_positive, n_zero = int(positive.sum()), int((~positive).sum())
+    if n_positive * max_weight + n_zero * min_weight < 1.0 - _TOLERANCE:
+        # Every symbol with a base is at the cap and the zero-base ones at the floor still leave
+        # some weight: the zero-base symbols share it equally (within bounds, as N x max >= 1).
+        rest = (1.0 - n_positive * max_weight) / n_zero
+        weights = np.where(positive, max_weight, rest)
+        return dict(zip(symbols, (float(w) for w in weights), strict=True))
+    low, high = 0.0, 1.0
     while total(high) < 1.0 - _TOLERANCE:
         high *= 2.0
-        if high > 1e300:  # only when base-0 symbols at min_weight cannot fill the gap
-            raise TargetModelError(
-                f"{int((values == 0).sum())} symbol(s) with zero base at min_weight "
-                f"{min_weight:.2%} and the rest at max_weight {max_weight:.2%} sum below 100%"
-            )
     for _ in range(200):
         middle = (low + high) / 2.0
         if total(middle) < 1.0:

@@ -197,7 +197,10 @@ def scores_from_entry_point(
     function = load_scoring_function(name)
     source = f"entry point {ENTRY_POINT_GROUP}:{name}"
     wanted = tuple(candidates) if candidates is not None else None
-    result = function(as_of, wanted)
+    try:
+        result = function(as_of, wanted)
+    except Exception as exc:  # the user's code failed: stop the lane naming it, not a bare trace
+        raise InputDataError(source, [f"failed while scoring: {exc!r}"]) from exc
     if not isinstance(result, Mapping):
         raise InputDataError(
             source, [f"returned {type(result).__name__}; expected a mapping symbol -> score"]

@@ -105,6 +105,7 @@ def install_scoring_package(root: Path, body: str) -> None:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-signals\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
         f"[{ENTRY_POINT_GROUP}]\nmomentum = my_signals:score\nbroken = my_signals:bad\n"
+        "crash = my_signals:crash\n"
     )
 
 
@@ -121,6 +122,9 @@ def test_an_installed_scoring_function_is_called_with_the_date_and_candidates(
 
         def bad(as_of, candidates):
             return {"INFY": float("nan"), "tcs": 1.0}
+
+        def crash(as_of, candidates):
+            raise RuntimeError("no data for " + as_of.isoformat())
         """,
     )
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -135,5 +139,12 @@ def test_an_installed_scoring_function_is_called_with_the_date_and_candidates(
         "INFY: score must be a finite number, got nan",
         "'tcs': not a symbol (upper case, e.g. INFY)",
     ]
-    with pytest.raises(InputDataError, match=r"not installed \(installed: broken, momentum\)"):
+    with pytest.raises(InputDataError) as crashed:
+        scores_from_entry_point("crash", as_of=date(2026, 12, 1))
+    assert crashed.value.problems == [
+        "failed while scoring: RuntimeError('no data for 2026-12-01')"
+    ]
+    with pytest.raises(
+        InputDataError, match=r"not installed \(installed: broken, crash, momentum\)"
+    ):
         scores_from_entry_point("value", as_of=date(2026, 12, 1))

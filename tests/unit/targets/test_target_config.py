@@ -115,3 +115,18 @@ def test_the_universe_block() -> None:
     assert problems(UniverseConfig, {"scores": "s.csv", "replace_when": {}}) == [
         "replace_when: give leaves_top (M) and/or score_below"
     ]
+
+
+def test_sample_covariance_needs_more_days_than_symbols() -> None:
+    symbols = [f"S{i:02d}" for i in range(30)]
+    data = {
+        "symbols": symbols,
+        "model": {"name": "risk_parity", "lookback_days": 30, "covariance": "sample"},
+    }
+    assert problems(TargetsSection, data) == [
+        "(top level): model.covariance sample: 30 symbols need more than 30 days of returns "
+        "(lookback_days 30), else the covariance is singular; use ledoit_wolf or oas, or a longer "
+        "lookback"
+    ]
+    shrunk = {"symbols": symbols, "model": {"name": "risk_parity", "lookback_days": 30}}
+    assert TargetsSection.model_validate(shrunk).model.name == "risk_parity"

@@ -175,6 +175,8 @@ def test_bounded_weights_feasibility_and_exactness() -> None:
         bounded_weights({"A": 1, "B": 1, "C": 1}, min_weight=0.4)
     weights = bounded_weights({"A": 0, "B": 1, "C": 3}, min_weight=0.1, max_weight=0.6)
     assert weights == approx({"A": 0.1, "B": 0.3, "C": 0.6})
+    # Only a zero base is left to take what the cap leaves over.
+    assert bounded_weights({"A": 0, "B": 1}, max_weight=0.5) == approx({"A": 0.5, "B": 0.5})
 
 
 def test_run_model_dispatches_and_records_the_model_block() -> None:
