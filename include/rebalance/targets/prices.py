@@ -15,10 +15,11 @@ the same rules so the Data Docs and this message agree.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -48,6 +49,33 @@ def _day(value: object) -> date:
     if isinstance(value, date):
         return value
     raise TypeError(value)
+
+
+IST = ZoneInfo("Asia/Kolkata")
+
+
+def closes_frame(
+    closes: Mapping[str, Iterable[tuple[date | datetime | str, float]]],
+) -> pd.DataFrame:
+    """The models' frame from (timestamp, close) pairs per symbol, e.g. broker daily candles.
+
+    Timestamps may be dates, timezone-aware datetimes (Kite's candles) or ISO strings with an
+    offset (SmartAPI's ``2026-11-20T00:00:00+05:30``); each becomes its trading date in IST. A
+    day a symbol lacks stays empty, for ``check_price_history`` to report.
+    """
+    columns: dict[str, dict[date, float]] = {}
+    for symbol, pairs in closes.items():
+        series: dict[date, float] = {}
+        for stamp, close in pairs:
+            when = datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
+            if isinstance(when, datetime):
+                if when.tzinfo is None:
+                    raise ValueError(f"{symbol}: timestamp {stamp!r} has no timezone")
+                when = when.astimezone(IST).date()
+            series[when] = float(close)
+        columns[symbol] = series
+    frame = pd.DataFrame(columns, dtype=float)
+    return frame.reindex(sorted(frame.index)) if len(frame) else frame
 
 
 def check_price_history(

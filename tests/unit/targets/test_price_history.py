@@ -3,12 +3,20 @@ symbol and date."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import numpy as np
 import pytest
 from target_support import day, flat_history
 
 from rebalance.errors import InputDataError
-from rebalance.targets.prices import ProblemKind, check_price_history, raise_for_problems
+from rebalance.targets.prices import (
+    ProblemKind,
+    check_price_history,
+    closes_frame,
+    raise_for_problems,
+)
 
 SYMBOLS = ["INFY", "TCS"]
 
@@ -106,3 +114,28 @@ def test_problems_stop_with_a_message_naming_symbol_and_date() -> None:
     assert f"INFY: close {stale:,.2f} unchanged on 6 trading days {prices.index[50]}.." in text
     assert prices.index[50] == day("2027-01-11")
     raise_for_problems([], "nothing")  # no problem, no error
+
+
+def test_candles_become_the_frame_with_ist_dates_and_gaps_left_empty() -> None:
+    ist = ZoneInfo("Asia/Kolkata")
+    frame = closes_frame(
+        {
+            # Kite: timezone-aware datetimes; SmartAPI: ISO strings with the offset.
+            "INFY": [
+                (datetime(2026, 11, 19, 0, 0, tzinfo=ist), 1500.0),
+                (datetime(2026, 11, 20, 0, 0, tzinfo=ist), 1510.5),
+            ],
+            "TCS": [("2026-11-18T18:45:00+00:00", 3390.0)],  # the 19th in IST; no 20th
+        }
+    )
+    assert list(frame.index) == [day("2026-11-19"), day("2026-11-20")]
+    assert frame.loc[day("2026-11-20"), "INFY"] == 1510.5
+    assert frame.loc[day("2026-11-19"), "TCS"] == 3390.0
+    [problem] = check_price_history(frame, lookback_days=1)
+    assert (problem.kind, problem.symbol, problem.day) == (
+        ProblemKind.MISSING,
+        "TCS",
+        day("2026-11-20"),
+    )
+    with pytest.raises(ValueError, match=r"INFY: timestamp .* has no timezone"):
+        closes_frame({"INFY": [(datetime(2026, 11, 20), 1.0)]})
