@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -189,6 +190,7 @@ def test_run_model_dispatches_and_records_the_model_block() -> None:
     result = run_model(section, prices=uncorrelated_prices(VOLS))
     assert result.weights == approx({"A": 0.5, "B": 1 / 3, "C": 1 / 6})
     record = result.to_record()
+    assert json.loads(json.dumps(record)) == record  # JSON-ready for history and XCom
     assert record["model"] == "inverse_volatility"
     assert record["parameters"]["max_weight_pct"] == 50
     assert record["as_of"] == str(uncorrelated_prices(VOLS).index[-1])
