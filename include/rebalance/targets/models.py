@@ -235,7 +235,8 @@ def risk_parity_weights(
 
     skfolio's ``RiskBudgeting`` with equal budgets and variance as the risk measure, the
     covariance from ``covariance`` (sample, Ledoit-Wolf or OAS shrinkage) and the weight bounds
-    inside the optimisation: with a cap binding, the uncapped symbols share the risk equally.
+    as constraints of the optimisation. Unbounded, every risk contribution is 1/N; when a bound
+    binds they are no longer equal, and a note in the result names the symbols at a bound.
     """
     returns = daily_returns(prices, lookback_days)
     symbols = [str(s) for s in returns.columns]
