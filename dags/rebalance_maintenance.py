@@ -17,12 +17,13 @@ import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
 from rebalance.alerts import failure_notifiers
+from rebalance.domain.market import IST_NAME
 
 with DAG(
     dag_id="rebalance_maintenance",
     description="Daily checks: the trading calendar reaches far enough ahead",
-    schedule=CronTriggerTimetable("0 8 * * *", timezone="Asia/Kolkata"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Kolkata"),
+    schedule=CronTriggerTimetable("0 8 * * *", timezone=IST_NAME),
+    start_date=pendulum.datetime(2026, 1, 1, tz=IST_NAME),
     catchup=False,
     max_active_runs=1,
     tags=["rebalance", "maintenance"],

@@ -27,7 +27,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
-from rebalance.schedule import IST
+from rebalance.domain.market import IST
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk.execution_time.hitl import HITLUser
 
 from rebalance.alerts import ApprovalWaiting, approval_notifiers, in_ist
+from rebalance.domain.market import IST
 from rebalance.portfolio import ApprovalMode, Execution, ExecutionMode, Portfolio
-from rebalance.schedule import IST
 
 
 class Decision(StrEnum):

@@ -36,12 +36,10 @@ from pydantic import (
     model_validator,
 )
 
+from rebalance.domain.market import IST, MARKET_CLOSE, MARKET_OPEN
 from rebalance.errors import CalendarError, ConfigError, validation_problems
 from rebalance.portfolio import Portfolio, resolve_inside, resolve_relative
 from rebalance.schedule import (
-    IST,
-    MARKET_CLOSE,
-    MARKET_OPEN,
     DayRule,
     Frequency,
     Roll,

@@ -24,10 +24,10 @@ from enum import StrEnum
 from pathlib import Path
 
 from rebalance.calendar import RebalanceSchedule, trading_calendar
+from rebalance.domain.market import IST
 from rebalance.errors import CalendarError, ConfigError
 from rebalance.portfolio import portfolio_files
 from rebalance.portfolio_check import check_portfolio_file
-from rebalance.schedule import IST
 
 WARN_ENV = "REBALANCE_CALENDAR_WARN_TRADING_DAYS"
 DEFAULT_WARN_TRADING_DAYS = 10

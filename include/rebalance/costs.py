@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache
 
-from rebalance.brokers.base import Side
+from rebalance.domain.market import Side
 
 _CHECKED = date(2026, 12, 2)
 log = logging.getLogger(__name__)

@@ -36,6 +36,7 @@ from rebalance.alerts import (
     notify_deadline_missed,
 )
 from rebalance.approval import PlanApprovalOperator
+from rebalance.domain.market import IST, IST_NAME, MARKET_CLOSE
 from rebalance.errors import ConfigError
 from rebalance.policy import TradeFilter
 from rebalance.portfolio import BrokerName, ExecutionMode, Portfolio, portfolio_from_data
@@ -46,7 +47,7 @@ from rebalance.portfolio_file import (
     portfolio_id_from_path,
     read_portfolio_data,
 )
-from rebalance.schedule import IST, MARKET_CLOSE, Frequency, Schedule, describe_schedule
+from rebalance.schedule import Frequency, Schedule, describe_schedule
 from rebalance.timetable import TradingCalendarTimetable, build_timetable
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ TASK_ORDER = (
     "place_orders",
     "record_run",
 )
-START_DATE = pendulum.datetime(2026, 1, 1, tz="Asia/Kolkata")
+START_DATE = pendulum.datetime(2026, 1, 1, tz=IST_NAME)
 READ_RETRIES = 2
 APPROVAL_RETRIES = 2
 # Placement is idempotent (legs written ahead, the broker's book reconciled by tag before anything

@@ -197,7 +197,7 @@ def _nothing(_: str, __: Mapping[str, Any]) -> None:
 
 
 def _ist(moment: datetime) -> str:
-    from rebalance.schedule import IST
+    from rebalance.domain.market import IST
 
     return moment.astimezone(IST).strftime("%Y-%m-%d %H:%M IST")
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rebalance.brokers.base import Side
+from rebalance.domain.market import Side
 
 
 @dataclass(frozen=True)

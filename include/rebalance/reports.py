@@ -9,7 +9,7 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
-from rebalance.schedule import IST as _IST
+from rebalance.domain.market import IST
 
 
 def _pct(value: float | None, digits: int = 2) -> str:
@@ -106,7 +106,7 @@ def print_run(
 
 
 def _when(value: Any) -> str:
-    return "-" if value is None else value.astimezone(_IST).strftime("%Y-%m-%d %H:%M")
+    return "-" if value is None else value.astimezone(IST).strftime("%Y-%m-%d %H:%M")
 
 
 def _frac(value: Any) -> str:
@@ -280,7 +280,7 @@ def events_table(events: Iterable[Mapping[str, Any]]) -> Table:
         table.add_column(column)
     for e in events:
         table.add_row(
-            e["at"].astimezone(_IST).strftime("%Y-%m-%d %H:%M:%S"),
+            e["at"].astimezone(IST).strftime("%Y-%m-%d %H:%M:%S"),
             e.get("from_status") or "-",
             e["to_status"],
             e.get("message") or "",

@@ -16,10 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-IST_NAME = "Asia/Kolkata"
-IST = ZoneInfo(IST_NAME)
-MARKET_OPEN = dt.time(9, 15)  # IST, regular session
-MARKET_CLOSE = dt.time(15, 30)  # IST, regular session
+from rebalance.domain.market import IST, IST_NAME, MARKET_CLOSE, MARKET_OPEN
 
 # The fewest trading days a month / quarter has had in the XBOM data since 2010 is 17 (October
 # 2014, April 2023) / 57; a larger N would fail in some periods, so it is refused when the file

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from rebalance.brokers.base import Holding, Quote
+from rebalance.domain.market import Holding, Quote
 from rebalance.errors import InputDataError
 from rebalance.holdings_file import COLUMNS, REQUIRED_CSV_COLUMNS, check_cash, read_holdings_rows
 from rebalance.schemas import HoldingsSnapshotSchema, validate_frame

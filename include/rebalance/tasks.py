@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rebalance.brokers.base import Broker, Instrument
+from rebalance.domain.market import IST
 from rebalance.history.status import RunStatus
 from rebalance.history.store import HistoryStore, RunKey
 from rebalance.policy import Policy
@@ -27,7 +28,6 @@ from rebalance.portfolio import (
     Portfolio,
     load_portfolio,
 )
-from rebalance.schedule import IST
 from rebalance.snapshot import HoldingsSnapshot
 
 log = logging.getLogger(__name__)

@@ -40,8 +40,9 @@ from rebalance.calendar import (
     overrides_for_portfolio,
     trading_calendar,
 )
+from rebalance.domain.market import IST, IST_NAME
 from rebalance.errors import CalendarError
-from rebalance.schedule import IST, IST_NAME, Schedule, describe_schedule
+from rebalance.schedule import Schedule, describe_schedule
 
 if TYPE_CHECKING:
     from airflow.utils.types import DagRunType

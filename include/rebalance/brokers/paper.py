@@ -44,7 +44,7 @@ from rebalance.brokers.base import (
     Side,
 )
 from rebalance.brokers.filestate import locked_json_state
-from rebalance.schedule import IST
+from rebalance.domain.market import IST
 
 _STATE_VERSION = 1
 _REQUIRED = ("symbol", "exchange", "quantity", "last_price")

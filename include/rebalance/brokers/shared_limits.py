@@ -34,8 +34,8 @@ from sqlalchemy import Engine, func, select, text
 
 from rebalance.brokers.base import OrderRejected
 from rebalance.brokers.ratelimit import RateLimits
+from rebalance.domain.market import IST
 from rebalance.history.tables import order_sends
-from rebalance.schedule import IST
 
 _KEEP = timedelta(days=2)  # rows older than this are deleted as new ones arrive
 

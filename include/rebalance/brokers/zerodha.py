@@ -67,7 +67,7 @@ from rebalance.brokers.validation import (
     sell_not_authorised_text,
     unregistered_ip_text,
 )
-from rebalance.schedule import IST
+from rebalance.domain.market import IST
 
 T = TypeVar("T")
 NAME = "zerodha"

@@ -131,9 +131,9 @@ def check(
     from rich.table import Table
 
     from rebalance.calendar_watch import HorizonStatus, check_calendars
+    from rebalance.domain.market import IST
     from rebalance.errors import ConfigError
     from rebalance.reports import wide_console
-    from rebalance.schedule import IST
     from rebalance.settings import portfolios_dir
 
     try:

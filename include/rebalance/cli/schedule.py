@@ -82,9 +82,10 @@ def schedule_command(
     from rich.table import Table
 
     from rebalance.calendar import schedule_for
+    from rebalance.domain.market import IST, IST_NAME
     from rebalance.errors import CalendarError, ConfigError, RebalanceError
     from rebalance.portfolio import load_portfolio
-    from rebalance.schedule import IST, describe_schedule
+    from rebalance.schedule import describe_schedule
     from rebalance.settings import portfolios_dir
 
     out = wide_console()
@@ -130,11 +131,11 @@ def schedule_command(
         table = Table()
         table.add_column("#", justify="right")
         table.add_column("next_rebalance_at (IST)")
-        if model.schedule.timezone != "Asia/Kolkata":
+        if model.schedule.timezone != IST_NAME:
             table.add_column(model.schedule.timezone)
         for number, run in enumerate(runs, start=1):
             cells = [str(number), f"{run.astimezone(IST):%a %d %b %Y %H:%M}"]
-            if model.schedule.timezone != "Asia/Kolkata":
+            if model.schedule.timezone != IST_NAME:
                 cells.append(f"{run:%a %d %b %Y %H:%M}")
             table.add_row(*cells)
         out.print(table)

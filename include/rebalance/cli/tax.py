@@ -11,7 +11,6 @@ import datetime as dt
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 
@@ -131,11 +130,12 @@ def _existing(path: Path | None) -> Path:
 
 
 def _financial_year(text: str | None) -> FinancialYear:
+    from rebalance.domain.market import IST
     from rebalance.errors import ConfigError
     from rebalance.tax.rules import FinancialYear
 
     if text is None:
-        return FinancialYear.of(dt.datetime.now(ZoneInfo("Asia/Kolkata")).date())
+        return FinancialYear.of(dt.datetime.now(IST).date())
     try:
         return FinancialYear.parse(text)
     except ValueError as exc:

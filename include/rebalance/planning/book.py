@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from rebalance.domain.market import IST
 from rebalance.errors import ConfigError, InputDataError
 from rebalance.policy import Policy, UnlistedHoldings
-from rebalance.schedule import IST as EXCHANGE_ZONE
 from rebalance.snapshot import HoldingsSnapshot
 
 WEIGHT_SUM_TOLERANCE = 1e-4  # targets + cash target must sum to 1 within this (fraction)
@@ -107,7 +107,7 @@ def build_book(
     value = sum(line.value for line in lines) + cash
     if value <= 0:
         raise InputDataError(SNAPSHOT_SOURCE, ["portfolio value is 0: nothing held and no cash"])
-    when = today or snapshot.taken_at.astimezone(EXCHANGE_ZONE).date()
+    when = today or snapshot.taken_at.astimezone(IST).date()
     return Book(
         lines=tuple(lines),
         cash=cash,

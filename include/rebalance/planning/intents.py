@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from rebalance.brokers.base import Side
+from rebalance.domain.market import Side
 from rebalance.planning.book import Book, Line
 from rebalance.policy import Policy, TiltMode, TradeFilter
 

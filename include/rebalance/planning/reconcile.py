@@ -20,8 +20,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rebalance.brokers.base import Side
 from rebalance.costs import BrokerRates, charge_total, proportional_rate
+from rebalance.domain.market import Side
 from rebalance.planning.book import Book
 from rebalance.planning.intents import Intent
 from rebalance.planning.sizing import Sizing, min_units, promote

@@ -7,8 +7,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from rebalance.brokers.base import Side
 from rebalance.costs import BrokerRates, Charges, order_charges
+from rebalance.domain.market import Side
 from rebalance.plan import PlannedOrder, PlanSummary, PositionLine, TradePlan
 from rebalance.planning.book import Book, Line
 from rebalance.planning.intents import Bias, Intent

@@ -12,8 +12,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from rebalance.brokers.base import Side
 from rebalance.costs import BrokerRates, proportional_rate
+from rebalance.domain.market import Side
 from rebalance.planning.book import Book
 from rebalance.planning.intents import Intent
 from rebalance.policy import BudgetMode, Policy

@@ -10,10 +10,9 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from rebalance.brokers.base import Side
 from rebalance.costs import broker_rates, charge_total
+from rebalance.domain.market import IST, Side
 from rebalance.plan import PlannedOrder, TradePlan
-from rebalance.planning.book import EXCHANGE_ZONE
 from rebalance.policy import BudgetMode, Policy, TradeFilter, UnlistedHoldings
 from rebalance.snapshot import HoldingsSnapshot
 
@@ -38,7 +37,7 @@ def verify_plan(
     cash = snapshot.cash or 0.0
     value = sum(rows[s]["quantity"] * rows[s]["last_price"] for s in members) + cash
     problems = [p for o in plan.orders for p in _order_problems(o, rows, targets, members, policy)]
-    when = today or snapshot.taken_at.astimezone(EXCHANGE_ZONE).date()
+    when = today or snapshot.taken_at.astimezone(IST).date()
     problems += _holding_period_problems(plan, rows, policy, when)
     symbols = [o.symbol for o in plan.orders]
     if len(symbols) != len(set(symbols)):

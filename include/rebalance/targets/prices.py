@@ -19,10 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from rebalance.domain.market import IST
 from rebalance.errors import InputDataError
 
 
@@ -49,9 +49,6 @@ def _day(value: object) -> date:
     if isinstance(value, date):
         return value
     raise TypeError(value)
-
-
-IST = ZoneInfo("Asia/Kolkata")
 
 
 def closes_frame(

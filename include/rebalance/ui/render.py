@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from rebalance.schedule import IST
+from rebalance.domain.market import IST
 
 STATUS_COLOURS = {
     "completed": "#1a7f37",

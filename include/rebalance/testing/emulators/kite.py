@@ -259,8 +259,8 @@ class KiteEmulator(EmulatorServer):
         return "\n".join(lines) + "\n"
 
     def _charges(self, orders: Any) -> Reply:
-        from rebalance.brokers.base import Side
         from rebalance.costs import broker_rates, order_charges
+        from rebalance.domain.market import Side
 
         if not isinstance(orders, list):
             return self.error(400, "InputException", "Expected a list of orders.")

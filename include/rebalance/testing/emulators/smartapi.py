@@ -419,8 +419,8 @@ class SmartApiEmulator(EmulatorServer):
             held.quantity -= filled
 
     def _estimate(self, payload: dict[str, Any]) -> Reply:
-        from rebalance.brokers.base import Side
         from rebalance.costs import broker_rates, order_charges
+        from rebalance.domain.market import Side
 
         orders = payload.get("orders")
         if not isinstance(orders, list) or not orders:

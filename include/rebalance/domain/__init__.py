@@ -1,0 +1,1 @@
+"""The domain layer: the words every other layer shares (see docs/architecture.md)."""
