@@ -13,8 +13,9 @@ ranges, unique symbols. This module checks whether the data is fit to trade on *
   (the quote's timestamp).
 
 ``check_snapshot`` never raises on bad data: it returns a QualityReport whose ``problems`` are lines
-a person can act on (``row 3 (TCS): last_price is missing``). The task decides what to do with it
-(``raise_for_report`` turns a failed report into an InputDataError that stops the lane).
+a person can act on (``row 3 (TCS): last_price is missing``). The caller decides what to do with
+it: ``tasks.validate_snapshot`` records the problems on the run, marks it invalid and stops the
+lane; ``raise_for_report`` turns a failed report into an InputDataError for callers that want one.
 
 Great Expectations is heavy to import (seconds): it is imported inside ``check_snapshot`` only, so
 importing this module stays cheap for DAG parsing.

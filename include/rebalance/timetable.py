@@ -18,9 +18,10 @@ Runs:
 - one run at a time per portfolio (``active_runs_limit = 1``);
 - a manual run's data interval ends when it is triggered and starts at the last scheduled
   rebalance before that;
-- when the next date lies beyond the known calendar, ``next_dagrun_info`` raises CalendarError:
-  Airflow logs it ("Failed to fetch run info") and schedules nothing; the DAG's doc and
-  ``rebalance schedule`` show the warning. A run's first task can call ``check_run_day``.
+- when the next date lies beyond the known calendar, a run is still scheduled, on the first day
+  the calendar does not know at the run time, and its first task fails loudly
+  (``check_run_day``: add the exchange's holiday list), once a day until the calendar covers it;
+  the DAG's doc and ``rebalance schedule`` show the warning before then.
 
 No database, Variable, network or file access here, at import or in the scheduler's calls.
 """

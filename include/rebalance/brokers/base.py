@@ -165,7 +165,7 @@ class UnregisteredIP(OrderRejected):
 class OrderOutcomeUnknown(BrokerError):
     """We sent an order and do not know whether it was placed (timeout, 5xx, unreadable reply).
 
-    Never resend: reconcile by reading the order book and matching the tag.
+    Never resend: settle by reading the order book and matching the tag.
     """
 
 
