@@ -8,9 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-
-def _pct(fraction: float) -> str:
-    return f"{100 * fraction:.2f}%"
+from rebalance.domain.formatting import frac
 
 
 def render_preview(
@@ -23,7 +21,7 @@ def render_preview(
         "",
         f"Portfolio value **₹{summary['portfolio_value']:,.2f}** · turnover "
         f"**{summary['turnover_pct']:.2f}%** · budget used {summary['budget_used_pct']:.1f}% · "
-        f"max drift {_pct(summary['max_drift_before'])} → {_pct(summary['max_drift_after'])} · "
+        f"max drift {frac(summary['max_drift_before'])} → {frac(summary['max_drift_after'])} · "
         f"est. charges ₹{summary['estimated_charges']:,.2f}",
         "",
         "### Orders",
@@ -47,8 +45,8 @@ def render_preview(
     ]
     for p in plan["positions"]:
         lines.append(
-            f"| {p['symbol']} | {_pct(p['weight_before'])} | {_pct(p['target_weight'])} | "
-            f"{_pct(p['weight_after'])} | {', '.join(p.get('skipped', [])) or ''} |"
+            f"| {p['symbol']} | {frac(p['weight_before'])} | {frac(p['target_weight'])} | "
+            f"{frac(p['weight_after'])} | {', '.join(p.get('skipped', [])) or ''} |"
         )
     for note in plan.get("notes", []):
         lines.append(f"\n> {note}")

@@ -9,15 +9,8 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
+from rebalance.domain.formatting import frac, inr, ist_minutes, outcome, pct, policy_summary
 from rebalance.domain.market import IST
-
-
-def _pct(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}%"
-
-
-def _inr(value: float | None) -> str:
-    return "-" if value is None else f"₹{value:,.2f}"
 
 
 def run_panel(run: Mapping[str, Any]) -> Panel:
@@ -30,11 +23,11 @@ def run_panel(run: Mapping[str, Any]) -> Panel:
         f"({run['broker']}) · mode {run['mode']} · {run['initiator']}",
         f"status [bold]{run['status']}[/]"
         + (f" — {run['status_reason']}" if run.get("status_reason") else ""),
-        f"portfolio value {_inr(run.get('portfolio_value'))} · cash {_inr(run.get('cash'))}",
-        f"turnover {_pct(run.get('turnover_pct'))} · "
-        f"budget used {_pct(run.get('budget_used_pct'))} · "
+        f"portfolio value {inr(run.get('portfolio_value'))} · cash {inr(run.get('cash'))}",
+        f"turnover {pct(run.get('turnover_pct'))} · "
+        f"budget used {pct(run.get('budget_used_pct'))} · "
         f"max drift {drift} · trades {run.get('trades', '-')} · "
-        f"est. charges {_inr(run.get('estimated_charges'))}",
+        f"est. charges {inr(run.get('estimated_charges'))}",
         f"approval {run.get('approval_decision') or '-'} by {run.get('approved_by') or '-'} · "
         f"airflow run {run['airflow_run_id']}",
     ]
@@ -105,42 +98,6 @@ def print_run(
 # --- history: the list of runs and one run's details ------------------------------------------
 
 
-def _when(value: Any) -> str:
-    return "-" if value is None else value.astimezone(IST).strftime("%Y-%m-%d %H:%M")
-
-
-def _frac(value: Any) -> str:
-    return "-" if value is None else f"{100 * float(value):.2f}%"
-
-
-def policy_summary(policy: Mapping[str, Any] | None) -> str:
-    """A short line of the policy's main knobs, e.g. ``budget 10% · band 2%/15% · max 10``."""
-    if not policy:
-        return "-"
-    parts = []
-    if policy.get("rebalance_budget_inr") is not None:
-        parts.append(f"budget ₹{policy['rebalance_budget_inr']:,.0f}")
-    elif policy.get("rebalance_budget_pct") is not None:
-        parts.append(f"budget {policy['rebalance_budget_pct']}%")
-    if any(policy.get(k) is not None for k in ("drift_band_abs_pct", "drift_band_rel_pct")):
-        band_abs, band_rel = policy.get("drift_band_abs_pct"), policy.get("drift_band_rel_pct")
-        parts.append(f"band {band_abs}%/{band_rel}%")
-    if policy.get("max_trades") is not None:
-        parts.append(f"max {policy['max_trades']}")
-    if policy.get("tilt_mode") not in (None, "neutral"):
-        parts.append(f"tilt {policy['tilt_mode']}")
-    return " · ".join(parts) or "-"
-
-
-def outcome(run: Mapping[str, Any]) -> str:
-    """The status, with the placement outcome when the run was closed after placing."""
-    placement = run.get("placement") or {}
-    placed_as = placement.get("status")
-    if placed_as and placed_as != run["status"]:
-        return f"{run['status']} ({placed_as})"
-    return str(run["status"])
-
-
 def runs_table(runs: Iterable[Mapping[str, Any]]) -> Table:
     """The history list: id, created, portfolio and policy, turnover, drift, status."""
     table = Table(title="Rebalance runs")
@@ -161,17 +118,17 @@ def runs_table(runs: Iterable[Mapping[str, Any]]) -> Table:
     for run in runs:
         drift = "-"
         if run.get("max_drift_before") is not None:
-            drift = f"{_frac(run['max_drift_before'])} -> {_frac(run.get('max_drift_after'))}"
+            drift = f"{frac(run['max_drift_before'])} -> {frac(run.get('max_drift_after'))}"
         table.add_row(
             str(run["id"]),
-            _when(run.get("created_at")),
+            ist_minutes(run.get("created_at")),
             f"{run['portfolio_name']} ({run['portfolio_id']})",
             f"{run['account']} ({run['broker']})",
             policy_summary(run.get("policy")),
-            _pct(run.get("turnover_pct")),
+            pct(run.get("turnover_pct")),
             drift,
             "-" if run.get("trades") is None else str(run["trades"]),
-            outcome(run),
+            outcome(run["status"], run.get("placement")),
         )
     return table
 
@@ -187,25 +144,26 @@ def metadata_table(run: Mapping[str, Any]) -> Table:
         ("initiator · mode", f"{run['initiator']} · {run['mode']}"),
         (
             "status",
-            outcome(run) + (f" — {run['status_reason']}" if run.get("status_reason") else ""),
+            outcome(run["status"], run.get("placement"))
+            + (f" — {run['status_reason']}" if run.get("status_reason") else ""),
         ),
-        ("created", _when(run.get("created_at"))),
-        ("planned", _when(run.get("planned_at"))),
-        ("approved", _when(run.get("approved_at"))),
-        ("executed", _when(run.get("executed_at"))),
-        ("finished", _when(run.get("finished_at"))),
-        ("portfolio value · cash", f"{_inr(run.get('portfolio_value'))} · {_inr(run.get('cash'))}"),
+        ("created", ist_minutes(run.get("created_at"))),
+        ("planned", ist_minutes(run.get("planned_at"))),
+        ("approved", ist_minutes(run.get("approved_at"))),
+        ("executed", ist_minutes(run.get("executed_at"))),
+        ("finished", ist_minutes(run.get("finished_at"))),
+        ("portfolio value · cash", f"{inr(run.get('portfolio_value'))} · {inr(run.get('cash'))}"),
         (
             "turnover · budget used",
-            f"{_pct(run.get('turnover_pct'))} · {_pct(run.get('budget_used_pct'))}",
+            f"{pct(run.get('turnover_pct'))} · {pct(run.get('budget_used_pct'))}",
         ),
         (
             "max drift",
-            f"{_frac(run.get('max_drift_before'))} -> {_frac(run.get('max_drift_after'))}",
+            f"{frac(run.get('max_drift_before'))} -> {frac(run.get('max_drift_after'))}",
         ),
         (
             "trades · est. charges",
-            f"{run.get('trades', '-')} · {_inr(run.get('estimated_charges'))}",
+            f"{run.get('trades', '-')} · {inr(run.get('estimated_charges'))}",
         ),
         (
             "approval",
@@ -233,7 +191,7 @@ def holdings_table(snapshot: Mapping[str, Any] | None) -> Table:
     snapshot = snapshot or {}
     title = "Holdings snapshot"
     if snapshot.get("taken_at"):
-        title += f" (taken {snapshot['taken_at']}, cash {_inr(snapshot.get('cash'))})"
+        title += f" (taken {snapshot['taken_at']}, cash {inr(snapshot.get('cash'))})"
     table = Table(title=title)
     columns = ("symbol", "qty", "price", "value", "weight", "P&L")
     for column in columns:
@@ -245,13 +203,13 @@ def holdings_table(snapshot: Mapping[str, Any] | None) -> Table:
         price = float(p.get("last_price") or 0)
         value = qty * price
         avg = p.get("average_price")
-        pnl = "-" if avg is None else _inr((price - float(avg)) * qty)
+        pnl = "-" if avg is None else inr((price - float(avg)) * qty)
         table.add_row(
             str(p.get("symbol")),
             str(qty),
             f"{price:,.2f}",
-            _inr(value),
-            _frac(value / total) if total else "-",
+            inr(value),
+            frac(value / total) if total else "-",
             pnl,
         )
     return table
@@ -265,9 +223,9 @@ def positions_table(plan: Mapping[str, Any] | None) -> Table:
     for p in (plan or {}).get("positions", []):
         table.add_row(
             str(p["symbol"]),
-            _frac(p.get("weight_before")),
-            _frac(p.get("target_weight")),
-            _frac(p.get("weight_after")),
+            frac(p.get("weight_before")),
+            frac(p.get("target_weight")),
+            frac(p.get("weight_after")),
             f"{p.get('quantity_before', 0)} -> {p.get('quantity_after', 0)}",
             ", ".join(p.get("skipped") or []),
         )

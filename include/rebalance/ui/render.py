@@ -13,7 +13,9 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from rebalance.domain.formatting import frac, inr, money, outcome, pct, policy_summary
 from rebalance.domain.market import IST
+from rebalance.task_ids import approval_task_id
 
 STATUS_COLOURS = {
     "completed": "#1a7f37",
@@ -97,20 +99,6 @@ def when(value: Any) -> str:
     return f"{value.astimezone(IST):%Y-%m-%d %H:%M} IST"
 
 
-def pct(value: float | None, digits: int = 2) -> str:
-    """A percent number (10 means 10%)."""
-    return "-" if value is None else f"{value:.{digits}f}%"
-
-
-def frac(value: float | None, digits: int = 2) -> str:
-    """A fraction as percent (0.1 means 10%)."""
-    return "-" if value is None else f"{100 * float(value):.{digits}f}%"
-
-
-def inr(value: float | None) -> str:
-    return "-" if value is None else f"₹{value:,.2f}"
-
-
 def badge(status: str) -> str:
     colour = STATUS_COLOURS.get(status.split(" ")[0], "#6e7781")
     return f'<span class="badge" style="background:{colour}">{escape(status)}</span>'
@@ -137,7 +125,7 @@ def airflow_run_href(dag_id: str, airflow_run_id: str) -> str:
 
 def approval_href(dag_id: str, airflow_run_id: str, account: str) -> str:
     """The lane's approval task in Airflow's Required Actions."""
-    task_id = quote(f"{account}.approval", safe="")
+    task_id = quote(approval_task_id(account), safe="")
     return f"{airflow_run_href(dag_id, airflow_run_id)}/tasks/{task_id}/required_actions"
 
 
@@ -171,8 +159,9 @@ def portfolio_cards(portfolios: Sequence[Mapping[str, Any]], base: str) -> str:
             continue
         last_run = p.get("last_run")
         if last_run:
+            status = badge(outcome(last_run["status"], last_run.get("placement")))
             last = (
-                f"{when(last_run['created_at'])} {badge(_outcome(last_run))} "
+                f"{when(last_run['created_at'])} {status} "
                 f"<a href='{base}/runs/{last_run['id']}'>run {last_run['id']}</a>"
             )
         else:
@@ -190,20 +179,6 @@ def portfolio_cards(portfolios: Sequence[Mapping[str, Any]], base: str) -> str:
     return f"<div class='cards'>{''.join(cards)}</div>"
 
 
-def _outcome(run: Mapping[str, Any]) -> str:
-    placement = run.get("placement") or {}
-    placed_as = placement.get("status") if isinstance(placement, Mapping) else None
-    if placed_as and placed_as != run["status"]:
-        return f"{run['status']} ({placed_as})"
-    return str(run["status"])
-
-
-def policy_summary(policy: Mapping[str, Any] | None) -> str:
-    from rebalance.reports import policy_summary as summary
-
-    return summary(policy)
-
-
 def runs_table(runs: Iterable[Mapping[str, Any]], base: str) -> str:
     """The history table of notes 11.3."""
     rows = []
@@ -217,7 +192,7 @@ def runs_table(runs: Iterable[Mapping[str, Any]], base: str) -> str:
             f"<td class='num'>{pct(r.get('turnover_pct'))}</td>"
             f"<td class='num'>{drift_reduced(r)}</td>"
             f"<td class='num'>{'-' if r.get('trades') is None else r['trades']}</td>"
-            f"<td>{badge(_outcome(r))}</td>"
+            f"<td>{badge(outcome(r['status'], r.get('placement')))}</td>"
             f"<td><a href='{base}/runs/{r['id']}'>View details</a> · "
             f"{airflow_link(airflow_run_href(r['dag_id'], r['airflow_run_id']), 'Airflow run')}"
             "</td></tr>"
@@ -246,7 +221,7 @@ def orders_table(orders: Sequence[Mapping[str, Any]]) -> str:
             f"<td class='num'>{o['price']:,.2f}</td><td class='num'>{o['notional']:,.2f}</td>"
             f"<td class='num'>{(o.get('charges') or 0):,.2f}</td><td>{escape(reasons)}</td>"
             f"<td>{badge(str(o['state']))}</td><td class='num'>{filled}</td>"
-            f"<td class='num'>{_money(o.get('average_price'))}</td>"
+            f"<td class='num'>{money(o.get('average_price'))}</td>"
             f"<td>{escape(str(o.get('broker_order_id') or '-'))}</td>"
             f"<td>{escape(str(o.get('error') or ''))}</td></tr>"
         )
@@ -257,10 +232,6 @@ def orders_table(orders: Sequence[Mapping[str, Any]]) -> str:
         "<th>broker order</th><th>error</th></tr>"
     )
     return f"<table id='orders'>{head}{''.join(rows)}</table>"
-
-
-def _money(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}"
 
 
 def events_table(events: Sequence[Mapping[str, Any]]) -> str:
@@ -333,7 +304,11 @@ def run_detail(
         ("Portfolio", f"{escape(run['portfolio_name'])} ({escape(run['portfolio_id'])})"),
         ("Account", f"{escape(run['account'])} ({escape(run['broker'])})"),
         ("Mode / initiator", f"{escape(run['mode'])} / {escape(run['initiator'])}"),
-        ("Status", badge(_outcome(run)) + f" {escape(str(run.get('status_reason') or ''))}"),
+        (
+            "Status",
+            badge(outcome(run["status"], run.get("placement")))
+            + f" {escape(str(run.get('status_reason') or ''))}",
+        ),
         ("Created", when(run["created_at"])),
         (
             "Approved",
