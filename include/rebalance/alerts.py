@@ -28,6 +28,7 @@ from typing import Any
 from airflow.sdk import BaseNotifier
 
 from rebalance.domain.market import IST
+from rebalance.task_ids import split_task_id
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,9 @@ def orders_summary(dag_id: str, airflow_run_id: str, account: str) -> str:
     """What the history store says was ordered in this lane (never raises)."""
     try:
         from rebalance.history.store import RunKey
-        from rebalance.tasks import history_store
+        from rebalance.wiring import open_store
 
-        store = history_store()
+        store = open_store()
         run_id = store.find_run(RunKey(dag_id, airflow_run_id, account))
         if run_id is None:
             return "no run record: nothing was ordered"
@@ -82,7 +83,7 @@ def failure_message(context: Mapping[str, Any]) -> str:
     """One readable message about a failed task."""
     ti = context["ti"]
     dag_run = context["dag_run"]
-    account, _, task = ti.task_id.rpartition(".")
+    account, task = split_task_id(ti.task_id)
     lines = [
         f"Rebalance task failed: {ti.dag_id} / account {account or '-'} / {task}",
         f"run: {dag_run.run_id}",

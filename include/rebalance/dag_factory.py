@@ -28,14 +28,14 @@ from airflow.sdk import (
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
-from rebalance import task_docs
+from rebalance import task_docs, task_ids
 from rebalance.alerts import (
     configured_channels,
     deadline_alerts_enabled,
     failure_notifiers,
     notify_deadline_missed,
 )
-from rebalance.approval import PlanApprovalOperator
+from rebalance.approval_operator import PlanApprovalOperator
 from rebalance.domain.market import IST, IST_NAME, MARKET_CLOSE
 from rebalance.errors import ConfigError
 from rebalance.policy import TradeFilter
@@ -51,7 +51,7 @@ from rebalance.schedule import Frequency, Schedule, describe_schedule
 from rebalance.timetable import TradingCalendarTimetable, build_timetable
 
 if TYPE_CHECKING:
-    from rebalance.tasks import Lane
+    from rebalance.lane import Lane
 
 TASK_ORDER = (
     "fetch_holdings",
@@ -126,7 +126,7 @@ def _params(portfolio: Portfolio) -> dict[str, Param]:
 
 def _lane(portfolio_file: str, account: str) -> Lane:
     """The Lane of the running task, from Airflow's context (imported lazily)."""
-    from rebalance.tasks import Lane
+    from rebalance.lane import Lane
 
     return Lane.from_context(get_current_context(), portfolio_file, account)
 
@@ -134,8 +134,7 @@ def _lane(portfolio_file: str, account: str) -> Lane:
 def _stop_lane_if_deselected(lane: Lane) -> None:
     from airflow.sdk.exceptions import AirflowSkipException
 
-    chosen = lane.params.get("accounts")
-    if chosen is not None and lane.account not in chosen:
+    if lane.deselected:
         raise AirflowSkipException(f"account {lane.account} not selected for this run")
 
 
@@ -144,7 +143,7 @@ def _stopping_fails_without_retry() -> Iterator[None]:
     """A deliberate stop of the lane (bad data, plan mismatch) fails the task with no retry."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from rebalance.tasks import LaneStopped
+    from rebalance.lane import LaneStopped
 
     try:
         yield
@@ -170,47 +169,47 @@ def _refuse_unknown_trading_day(lane: Lane, portfolio_file: str) -> None:
 
 
 def _fetch_holdings(step: LaneStepOperator, context: Any) -> dict[str, Any]:
-    from rebalance import tasks
+    from rebalance import tasks, wiring
 
     with _stopping_fails_without_retry():
         lane = _lane(step.portfolio_file, step.account)
         _stop_lane_if_deselected(lane)
         if lane.initiator == "scheduled":
             _refuse_unknown_trading_day(lane, step.portfolio_file)
-        return tasks.fetch_holdings(lane, tasks.history_store())
+        return tasks.fetch_holdings(lane, wiring.open_store())
 
 
 def _validate_snapshot(step: LaneStepOperator, context: Any) -> dict[str, Any]:
-    from rebalance import tasks
+    from rebalance import tasks, wiring
 
     with _stopping_fails_without_retry():
         lane = _lane(step.portfolio_file, step.account)
-        return tasks.validate_snapshot(lane, tasks.history_store())
+        return tasks.validate_snapshot(lane, wiring.open_store())
 
 
 def _plan_trades(step: LaneStepOperator, context: Any) -> dict[str, Any]:
-    from rebalance import tasks
+    from rebalance import tasks, wiring
 
     with _stopping_fails_without_retry():
-        return tasks.plan_trades(_lane(step.portfolio_file, step.account), tasks.history_store())
+        return tasks.plan_trades(_lane(step.portfolio_file, step.account), wiring.open_store())
 
 
 def _place_orders(step: LaneStepOperator, context: Any) -> dict[str, Any]:
-    from rebalance import tasks
+    from rebalance import tasks, wiring
 
     approved = context["ti"].xcom_pull(task_ids=step.approval_task_id)
     with _stopping_fails_without_retry():
         lane = _lane(step.portfolio_file, step.account)
-        store, broker = tasks.history_store(), tasks.make_broker(lane)
+        store, broker = wiring.open_store(), wiring.broker_for(lane)
         tasks.check_prices_unchanged(lane, store, broker)
         return tasks.place_orders(lane, store, broker, approved["plan_hash"])
 
 
 def _record_run(step: LaneStepOperator, context: Any) -> dict[str, Any]:
-    from rebalance import tasks
+    from rebalance import tasks, wiring
 
     with _stopping_fails_without_retry():
-        return tasks.record_run(_lane(step.portfolio_file, step.account), tasks.history_store())
+        return tasks.record_run(_lane(step.portfolio_file, step.account), wiring.open_store())
 
 
 _STEPS = {
@@ -265,7 +264,7 @@ def _build_lane(portfolio_file: str, account: str) -> None:
     )
     plan = LaneStepOperator(step="plan_trades", doc_md=task_docs.PLAN_TRADES, **lane)
     approval = PlanApprovalOperator(
-        task_id="approval",
+        task_id=task_ids.APPROVAL,
         portfolio_file=portfolio_file,
         account=account,
         # A decision once recorded is final, so a retry only re-reads it. Airflow 3.3 can fail a

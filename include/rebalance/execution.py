@@ -1,4 +1,4 @@
-"""Crash-safe order placement: lock, write ahead, reconcile by tag, send, poll, record.
+"""Crash-safe order placement: lock, write ahead, settle by tag, send, poll, record.
 
 Airflow runs a task at least once, and two copies of ``place_orders`` can run at the same time
 (a scheduler restart, a lost heartbeat). ``place_approved`` places each leg of the approved plan
@@ -13,7 +13,7 @@ exactly once anyway:
 3. **Write ahead.** Every leg is stored ``pending`` with its deterministic tag
    (``brokers.tags.order_tag``) and committed before anything is sent. Before a send the leg is
    committed as ``sent`` (with ``sent_at`` and the attempt number).
-4. **Reconcile first.** Every (re)start reads the broker's order book and settles each leg whose
+4. **Settle first.** Every (re)start reads the broker's order book and settles each leg whose
    tag is there from the book. Only ``pending`` legs are sent.
 5. **Unknown outcomes are settled by the book, never by resending at once.** A leg that is
    ``sent`` and absent from the book stays ``sent`` for ``resend_grace_seconds`` after its send
@@ -21,7 +21,7 @@ exactly once anyway:
    after that grace, still lacks the tag is the leg deemed never placed: it goes back to
    ``pending`` and is sent again with the *same* tag (up to ``max_send_attempts`` sends in all,
    then ``not_placed``). A leg the broker acknowledged with an order id is never sent again.
-   If a book lags beyond the grace, a resend could make a second order: reconciliation then
+   If a book lags beyond the grace, a resend could make a second order: settling then
    counts every order with the tag (``broker_orders``), records both and flags the leg.
 6. **Sells first.** When the buys need the sells' proceeds (the plan's cash does not cover
    them), sells are sent first and buys wait until every sell is settled or
@@ -34,12 +34,12 @@ exactly once anyway:
 
 8. **An interrupted placement finishes, within the approval's validity.** A crash anywhere above
    leaves the run ``placing``; the next attempt (Airflow's retry of place_orders, or
-   ``rebalance resume RUN``) reconciles and carries on with the same tags, but only before
+   ``rebalance resume RUN``) settles and carries on with the same tags, but only before
    ``valid_until`` (live: the approval cut-off of that day; paper: the approval timeout), which
    the first attempt stores in ``rebalance_runs.placement``. Past it, the legs never sent are
    recorded ``not_sent`` with the reason and nothing more is sent (``ApprovalLapsed``).
 9. **Settling a stopped placement.** ``settle_interrupted`` (record_run; the next lane touching
-   the account; ``rebalance settle``) reconciles from the book and sends nothing. Legs still
+   the account; ``rebalance settle``) settles from the book and sends nothing. Legs still
    ``pending`` become ``not_sent`` (known never sent), legs ``sent`` and absent stay ``sent``
    (outcome unknown). While the approval is valid and legs were never sent the run becomes
    ``interrupted`` (``rebalance resume`` may finish it, same run, same tags); otherwise it is
@@ -73,6 +73,7 @@ from rebalance.brokers.base import (
     Side,
 )
 from rebalance.brokers.tags import order_tag
+from rebalance.history.records import LegRecord, RunRecord
 from rebalance.history.status import IllegalTransition, OrderState, RunStatus
 from rebalance.history.store import HistoryStore, LegsMismatch, RunLocked
 from rebalance.plan import TradePlan
@@ -87,9 +88,10 @@ __all__ = [
     "RunLocked",
     "legs_of",
     "place_approved",
-    "reconcile",
     "settle_interrupted",
+    "settle_legs",
     "settle_stale_runs",
+    "unfinished_legs",
     "valid_until_of",
 ]
 
@@ -168,13 +170,13 @@ class PlacementResult:
         return asdict(self) | {"status": str(self.status)}
 
 
-def legs_of(plan: TradePlan, run_key: str, account: str) -> list[dict[str, Any]]:
+def legs_of(plan: TradePlan, tag_seed: str, account: str) -> list[dict[str, Any]]:
     """The plan's orders as write-ahead rows, sells first (their proceeds fund the buys)."""
     ordered = sorted(plan.orders, key=lambda o: (o.side != Side.SELL, o.symbol))
     return [
         {
             "leg": leg,
-            "tag": order_tag(run_key, account, leg),
+            "tag": order_tag(tag_seed, account, leg),
             "symbol": o.symbol,
             "exchange": o.exchange,
             "side": str(o.side),
@@ -202,9 +204,20 @@ def _ist(moment: datetime) -> str:
     return moment.astimezone(IST).strftime("%Y-%m-%d %H:%M IST")
 
 
-def valid_until_of(run: Mapping[str, Any]) -> datetime | None:
+def unfinished_legs(placement: Mapping[str, Any] | None) -> str | None:
+    """Legs a closed run left never sent or with an unknown outcome (its plan is not done)."""
+    placement = placement or {}
+    parts = []
+    if placement.get("not_sent"):
+        parts.append(f"{placement['not_sent']} legs never sent")
+    if placement.get("unknown"):
+        parts.append(f"{placement['unknown']} legs of unknown outcome")
+    return " and ".join(parts) or None
+
+
+def valid_until_of(run: RunRecord) -> datetime | None:
     """The end of the approval's validity stored by the first placement attempt, if any."""
-    value = (run.get("placement") or {}).get("valid_until")
+    value = (run.placement or {}).get("valid_until")
     return datetime.fromisoformat(value) if value else None
 
 
@@ -217,7 +230,7 @@ def place_approved(
     broker: Broker,
     *,
     approved_hash: str,
-    run_key: str,
+    tag_seed: str,
     account: str,
     settings: ExecutionSettings | None = None,
     dry_run: bool = False,
@@ -244,7 +257,7 @@ def place_approved(
         if waited >= 0.05:
             store.note(run_id, f"waited {waited:.1f}s for another copy of the placement")
         run = store.run(run_id)
-        status = RunStatus(run["status"])
+        status = run.run_status
         valid_until = valid_until or valid_until_of(run)
         if resume and status is RunStatus.INTERRUPTED:
             if valid_until is not None and now() >= valid_until:
@@ -254,17 +267,17 @@ def place_approved(
                 )
             _reopen(store, run_id)
             run = store.run(run_id)
-            status = RunStatus(run["status"])
+            status = run.run_status
         if status in _AFTER_PLACING or status.is_final:
             legs = store.orders(run_id)
             if status in _AFTER_PLACING and legs:
-                legs = reconcile(store, run_id, broker, settings=settings, now=now)
+                legs = settle_legs(store, run_id, broker, settings=settings, now=now)
             log.info("run %d is %s already: nothing is sent", run_id, status)
             return _summarise(legs, sent=0, status=status, finished_before=True)
-        plan = TradePlan.from_dict(run["plan"]) if run["plan"] else None
-        if plan is None or run["plan_hash"] != approved_hash or plan.plan_hash != approved_hash:
+        plan = TradePlan.from_dict(run.plan) if run.plan else None
+        if plan is None or run.plan_hash != approved_hash or plan.plan_hash != approved_hash:
             reason = (
-                f"the stored plan ({str(run['plan_hash'])[:12]}) is not the approved plan "
+                f"the stored plan ({str(run.plan_hash)[:12]}) is not the approved plan "
                 f"({approved_hash[:12]}): no order sent"
             )
             store.transition(run_id, RunStatus.FAILED, reason)
@@ -278,18 +291,18 @@ def place_approved(
             lapsed = f"the approval was valid until {_ist(valid_until)}"
             result = _settle(store, run_id, broker, settings, now, why=lapsed, resumable=False)
             raise ApprovalLapsed(result.reason)
-        placement = dict(run["placement"] or {})
+        placement = dict(run.placement or {})
         if valid_until is not None:
             placement["valid_until"] = valid_until.isoformat()
         store.transition(
             run_id,
             RunStatus.PLACING,
             None,
-            executed_at=run["executed_at"] or now(),
+            executed_at=run.executed_at or now(),
             placement=placement or None,
         )
         try:
-            store.write_orders_ahead(run_id, legs_of(plan, run_key, account), approved_hash)
+            store.write_orders_ahead(run_id, legs_of(plan, tag_seed, account), approved_hash)
         except LegsMismatch as exc:
             store.transition(run_id, RunStatus.FAILED, str(exc))
             raise PlanMismatch(str(exc)) from None
@@ -308,7 +321,7 @@ def place_approved(
 
 def _reopen(store: HistoryStore, run_id: int) -> None:
     """interrupted -> placing, its never-sent legs back to pending (same tags): a resume."""
-    unsent = [leg for leg in store.orders(run_id) if leg["state"] == OrderState.NOT_SENT]
+    unsent = [leg for leg in store.orders(run_id) if leg.order_state is OrderState.NOT_SENT]
     store.transition(
         run_id,
         RunStatus.PLACING,
@@ -316,7 +329,7 @@ def _reopen(store: HistoryStore, run_id: int) -> None:
         finished_at=None,
     )
     for leg in unsent:
-        store.update_order(run_id, int(leg["leg"]), state=OrderState.PENDING, error="resumed")
+        store.update_order(run_id, leg.leg, state=OrderState.PENDING, error="resumed")
 
 
 def settle_interrupted(
@@ -407,17 +420,17 @@ def _settle(
 ) -> PlacementResult:
     """Reconcile (final), mark pending legs not_sent, move the run to what the book says."""
     run = store.run(run_id)
-    status = RunStatus(run["status"])
-    legs = reconcile(store, run_id, broker, settings=settings, now=now, final=True)
+    status = run.run_status
+    legs = settle_legs(store, run_id, broker, settings=settings, now=now, final=True)
     valid_until = valid_until_of(run)
     still_valid = resumable and valid_until is not None and now() < valid_until
     for leg in legs:
-        if OrderState(leg["state"]) is OrderState.PENDING:
+        if leg.order_state is OrderState.PENDING:
             store.update_order(
-                run_id, int(leg["leg"]), state=OrderState.NOT_SENT, error=f"never sent: {why}"
+                run_id, leg.leg, state=OrderState.NOT_SENT, error=f"never sent: {why}"
             )
     legs = store.orders(run_id)
-    not_sent = sum(OrderState(leg["state"]) is OrderState.NOT_SENT for leg in legs)
+    not_sent = sum(leg.order_state is OrderState.NOT_SENT for leg in legs)
     prefix = f"{why}; from the broker's book: "
     if still_valid and not_sent:
         assert valid_until is not None
@@ -429,17 +442,17 @@ def _settle(
         result = replace(result, reason=reason)
     else:
         result = _summarise(legs, sent=0, prefix=prefix)
-    placement = dict(run["placement"] or {}) | result.to_record()
+    placement = dict(run.placement or {}) | result.to_record()
     if status is RunStatus.INTERRUPTED and result.status in _AFTER_PLACING:
         result = replace(result, status=RunStatus.COMPLETED)  # closed for good, as the book says
     store.transition(run_id, result.status, result.reason, placement=placement)
     return result
 
 
-# --- reconciliation -------------------------------------------------------------------------
+# --- settling legs from the book ------------------------------------------------------------------
 
 
-def reconcile(
+def settle_legs(
     store: HistoryStore,
     run_id: int,
     broker: Broker,
@@ -447,7 +460,7 @@ def reconcile(
     settings: ExecutionSettings | None = None,
     now: Callable[[], datetime] = _utcnow,
     final: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[LegRecord]:
     """Settle the run's legs from the broker's order book, matched by tag; return the legs.
 
     A ``sent`` leg missing from the book goes back to ``pending`` (to be sent again) only once
@@ -456,59 +469,59 @@ def reconcile(
     """
     settings = settings or ExecutionSettings()
     legs = store.orders(run_id)
-    tags = {leg["tag"] for leg in legs}
+    tags = {leg.tag for leg in legs}
     book: dict[str, list[OrderReport]] = defaultdict(list)
     for report in broker.orders():
         if report.tag is not None and report.tag in tags:
             book[report.tag].append(report)
     for leg in legs:
-        _reconcile_leg(store, run_id, broker, leg, book.get(leg["tag"], []), settings, now, final)
+        _settle_leg(store, run_id, broker, leg, book.get(leg.tag, []), settings, now, final)
     return store.orders(run_id)
 
 
-def _reconcile_leg(
+def _settle_leg(
     store: HistoryStore,
     run_id: int,
     broker: Broker,
-    leg: dict[str, Any],
+    leg: LegRecord,
     reports: list[OrderReport],
     settings: ExecutionSettings,
     now: Callable[[], datetime],
     final: bool,
 ) -> None:
-    number = int(leg["leg"])
-    state = OrderState(leg["state"])
+    number = leg.leg
+    state = leg.order_state
     if reports:
         _record_reports(store, run_id, leg, reports)
         return
     if state is OrderState.SENT and not final:
-        sent_at = leg["sent_at"] or leg["updated_at"]
+        sent_at = leg.sent_at or leg.updated_at
         age = (now() - sent_at).total_seconds()
         if age < settings.resend_grace_seconds:
             return  # the book may lag: wait for it
-        attempts = int(leg["attempts"])
+        attempts = leg.attempts
         if attempts >= settings.max_send_attempts:
             why = f"not in the broker's book {age:.1f}s after send {attempts}: never placed"
             store.update_order(run_id, number, state=OrderState.NOT_PLACED, error=why)
         else:
             why = f"send {attempts} not in the broker's book after {age:.1f}s: sending again"
             store.update_order(run_id, number, state=OrderState.PENDING, error=why)
-        store.note(run_id, f"leg {number} ({leg['tag']}): {why}")
-        log.warning("leg %d %s: %s", number, leg["tag"], why)
-    elif state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED) and leg["broker_order_id"]:
+        store.note(run_id, f"leg {number} ({leg.tag}): {why}")
+        log.warning("leg %d %s: %s", number, leg.tag, why)
+    elif state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED) and leg.broker_order_id:
         # Acknowledged with an id but not (yet) in the book: ask for the order itself.
         try:
-            report = broker.order(str(leg["broker_order_id"]))
+            report = broker.order(leg.broker_order_id)
         except OrderNotFound:
             return
         _record_reports(store, run_id, leg, [report])
 
 
 def _record_reports(
-    store: HistoryStore, run_id: int, leg: dict[str, Any], reports: list[OrderReport]
+    store: HistoryStore, run_id: int, leg: LegRecord, reports: list[OrderReport]
 ) -> None:
     """Record what the book says about one leg. Several orders with one tag are all kept."""
-    number = int(leg["leg"])
+    number = leg.leg
     primary = reports[0]
     new = _STATE_OF_STATUS[primary.status]
     filled = sum(r.filled_quantity for r in reports)
@@ -517,11 +530,11 @@ def _record_reports(
     error = primary.message if primary.status is OrderStatus.REJECTED else None
     if len(reports) > 1:
         ids = ", ".join(r.broker_order_id for r in reports)
-        error = f"DUPLICATE: {len(reports)} broker orders carry tag {leg['tag']} ({ids})"
-        if int(leg["broker_orders"]) != len(reports):
+        error = f"DUPLICATE: {len(reports)} broker orders carry tag {leg.tag} ({ids})"
+        if leg.broker_orders != len(reports):
             store.note(run_id, f"leg {number}: {error}")
             log.error("leg %d: %s", number, error)
-    current = OrderState(leg["state"])
+    current = leg.order_state
     changes: dict[str, Any] = {}
     if new is not current:
         changes["state"] = new
@@ -530,16 +543,16 @@ def _record_reports(
         "filled_quantity": filled,
         "average_price": average,
         "broker_orders": len(reports),
-        "error": error if error is not None or new is not current else leg["error"],
+        "error": error if error is not None or new is not current else leg.error,
     }
-    changes.update({k: v for k, v in values.items() if leg.get(k) != v})
+    changes.update({k: v for k, v in values.items() if getattr(leg, k) != v})
     if not changes:
         return
     try:
         store.update_order(run_id, number, **changes)
     except IllegalTransition as exc:
         # The book went backwards (a stale read): keep our later record, say so.
-        log.warning("leg %d %s: %s; keeping %s", number, leg["tag"], exc, current)
+        log.warning("leg %d %s: %s; keeping %s", number, leg.tag, exc, current)
 
 
 # --- one placement pass ---------------------------------------------------------------------
@@ -568,19 +581,21 @@ class _Placement:
         self.sent = 0
         self.sendable: set[int] = set()  # legs that may be sent (again) by the poll loop
 
-    def reconcile(self) -> list[dict[str, Any]]:
-        return reconcile(self.store, self.run_id, self.broker, settings=self.settings, now=self.now)
+    def settle_legs(self) -> list[LegRecord]:
+        return settle_legs(
+            self.store, self.run_id, self.broker, settings=self.settings, now=self.now
+        )
 
     def run(self) -> PlacementResult:
         started = time.monotonic()
         deadline = started + self.settings.deadline_seconds
-        legs = self.reconcile()
-        sells = [leg for leg in legs if leg["side"] == str(Side.SELL)]
-        buys = [leg for leg in legs if leg["side"] == str(Side.BUY)]
+        legs = self.settle_legs()
+        sells = [leg for leg in legs if leg.side == str(Side.SELL)]
+        buys = [leg for leg in legs if leg.side == str(Side.BUY)]
         if self._buys_need_sells(sells, buys):
             self._send_all(sells)
-            self.checkpoint("sells_sent", {"legs": [leg["leg"] for leg in sells]})
-            sell_numbers = {int(leg["leg"]) for leg in sells}
+            self.checkpoint("sells_sent", {"legs": [leg.leg for leg in sells]})
+            sell_numbers = {leg.leg for leg in sells}
             legs = self._poll(
                 lambda ls: _all_settled(ls, sell_numbers),
                 min(deadline, time.monotonic() + self.settings.sell_wait_seconds),
@@ -593,38 +608,36 @@ class _Placement:
             legs = self._cancel_open(legs)
         return _summarise(legs, sent=self.sent)
 
-    def _buys_need_sells(self, sells: list[dict[str, Any]], buys: list[dict[str, Any]]) -> bool:
+    def _buys_need_sells(self, sells: list[LegRecord], buys: list[LegRecord]) -> bool:
         if not sells or not buys:
             return False
         cash = self.plan.summary.cash_before
-        cost = sum(float(b["notional"]) + float(b["charges"]) for b in buys)
+        cost = sum(b.notional + b.charges for b in buys)
         return cash is None or cash < cost * (1 + self.settings.buy_cash_buffer)
 
-    def _send_all(self, legs: Iterable[dict[str, Any]]) -> None:
-        fresh = {int(leg["leg"]): leg for leg in self.store.orders(self.run_id)}
+    def _send_all(self, legs: Iterable[LegRecord]) -> None:
+        fresh = {leg.leg: leg for leg in self.store.orders(self.run_id)}
         for leg in legs:
-            number = int(leg["leg"])
+            number = leg.leg
             self.sendable.add(number)
-            if OrderState(fresh[number]["state"]) is OrderState.PENDING:
+            if fresh[number].order_state is OrderState.PENDING:
                 self._send(fresh[number])
 
-    def _release_buys(self, legs: list[dict[str, Any]], sell_numbers: set[int]) -> None:
+    def _release_buys(self, legs: list[LegRecord], sell_numbers: set[int]) -> None:
         """Send the buys: all if every sell filled, else those today's cash covers."""
-        sells = [leg for leg in legs if int(leg["leg"]) in sell_numbers]
-        buys = [leg for leg in legs if int(leg["leg"]) not in sell_numbers]
-        if all(OrderState(s["state"]) is OrderState.COMPLETE for s in sells):
+        sells = [leg for leg in legs if leg.leg in sell_numbers]
+        buys = [leg for leg in legs if leg.leg not in sell_numbers]
+        if all(s.order_state is OrderState.COMPLETE for s in sells):
             self._send_all(buys)
             return
-        filled = sum(int(s["filled_quantity"]) for s in sells)
-        wanted = sum(int(s["quantity"]) for s in sells)
+        filled = sum(s.filled_quantity for s in sells)
+        wanted = sum(s.quantity for s in sells)
         cash = self.broker.funds().available_cash
         for leg in buys:
-            if OrderState(leg["state"]) is not OrderState.PENDING:
-                self.sendable.add(int(leg["leg"]))
+            if leg.order_state is not OrderState.PENDING:
+                self.sendable.add(leg.leg)
                 continue
-            cost = (float(leg["notional"]) + float(leg["charges"])) * (
-                1 + self.settings.buy_cash_buffer
-            )
+            cost = (leg.notional + leg.charges) * (1 + self.settings.buy_cash_buffer)
             if cost <= cash:
                 cash -= cost
                 self._send_all([leg])
@@ -633,21 +646,19 @@ class _Placement:
                 f"not sent: the sells funding the buys filled {filled} of {wanted} shares by "
                 f"the sell deadline and available cash ₹{cash:,.2f} does not cover ₹{cost:,.2f}"
             )
-            self.store.update_order(
-                self.run_id, int(leg["leg"]), state=OrderState.DENIED, error=why
-            )
-            self.store.note(self.run_id, f"leg {leg['leg']} {leg['symbol']}: {why}")
-            log.warning("BUY %s %s: %s", leg["quantity"], leg["symbol"], why)
+            self.store.update_order(self.run_id, leg.leg, state=OrderState.DENIED, error=why)
+            self.store.note(self.run_id, f"leg {leg.leg} {leg.symbol}: {why}")
+            log.warning("BUY %s %s: %s", leg.quantity, leg.symbol, why)
 
-    def _send(self, leg: dict[str, Any]) -> None:
-        number = int(leg["leg"])
-        attempt = int(leg["attempts"]) + 1
+    def _send(self, leg: LegRecord) -> None:
+        number = leg.leg
+        attempt = leg.attempts + 1
         request = OrderRequest(
-            symbol=str(leg["symbol"]),
-            exchange=str(leg["exchange"]),
-            side=Side(str(leg["side"])),
-            quantity=int(leg["quantity"]),
-            tag=str(leg["tag"]),
+            symbol=leg.symbol,
+            exchange=leg.exchange,
+            side=Side(leg.side),
+            quantity=leg.quantity,
+            tag=leg.tag,
         )
         # Committed before sending: a crash from here on leaves "sent", which only the book
         # (or the grace rule) settles.
@@ -685,52 +696,46 @@ class _Placement:
             self.run_id, number, state=OrderState.OPEN, broker_order_id=broker_order_id, error=None
         )
 
-    def _poll(
-        self, done: Callable[[list[dict[str, Any]]], bool], until: float
-    ) -> list[dict[str, Any]]:
+    def _poll(self, done: Callable[[list[LegRecord]], bool], until: float) -> list[LegRecord]:
         while True:
-            legs = self.reconcile()
+            legs = self.settle_legs()
             for leg in legs:
-                number = int(leg["leg"])
-                if number in self.sendable and OrderState(leg["state"]) is OrderState.PENDING:
+                number = leg.leg
+                if number in self.sendable and leg.order_state is OrderState.PENDING:
                     self._send(leg)  # proved absent past the grace: the same tag again
             if done(legs) or time.monotonic() >= until:
                 return legs
             self.checkpoint("polled", {"legs": len(legs)})
             self.sleep(self.settings.poll_seconds)
 
-    def _cancel_open(self, legs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _cancel_open(self, legs: list[LegRecord]) -> list[LegRecord]:
         open_legs = [
             leg
             for leg in legs
-            if OrderState(leg["state"]) in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
-            and leg["broker_order_id"]
+            if leg.order_state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+            and leg.broker_order_id
         ]
         if not open_legs:
             return legs
         for leg in open_legs:
             try:
-                self.broker.cancel(str(leg["broker_order_id"]))
+                self.broker.cancel(str(leg.broker_order_id))
                 self.store.note(
                     self.run_id,
-                    f"leg {leg['leg']} {leg['symbol']}: open at the deadline, "
+                    f"leg {leg.leg} {leg.symbol}: open at the deadline, "
                     f"cancelled the unfilled remainder",
                 )
             except (CancelRejected, OrderNotFound) as exc:
-                log.info("cancel %s: %s", leg["broker_order_id"], exc)
-        return self.reconcile()
+                log.info("cancel %s: %s", leg.broker_order_id, exc)
+        return self.settle_legs()
 
 
-def _all_settled(legs: list[dict[str, Any]], among: set[int] | None) -> bool:
-    return all(
-        OrderState(leg["state"]).is_terminal
-        for leg in legs
-        if among is None or int(leg["leg"]) in among
-    )
+def _all_settled(legs: list[LegRecord], among: set[int] | None) -> bool:
+    return all(leg.order_state.is_terminal for leg in legs if among is None or leg.leg in among)
 
 
 def _summarise(
-    legs: list[dict[str, Any]],
+    legs: list[LegRecord],
     *,
     sent: int,
     status: RunStatus | None = None,
@@ -738,18 +743,18 @@ def _summarise(
     finished_before: bool = False,
     prefix: str = "",
 ) -> PlacementResult:
-    states = [OrderState(str(leg["state"])) for leg in legs]
+    states = [leg.order_state for leg in legs]
     counts = {str(s): states.count(s) for s in OrderState if s in states}
     partial = sum(
         1
         for leg, s in zip(legs, states, strict=True)
-        if s is not OrderState.COMPLETE and int(leg["filled_quantity"]) > 0
+        if s is not OrderState.COMPLETE and leg.filled_quantity > 0
     )
     complete = states.count(OrderState.COMPLETE)
-    any_fill = any(int(leg["filled_quantity"]) > 0 for leg in legs)
+    any_fill = any(leg.filled_quantity > 0 for leg in legs)
     unsettled = sum(not s.is_terminal for s in states)
     unknown = states.count(OrderState.SENT)
-    duplicates = sum(int(leg["broker_orders"]) > 1 for leg in legs)
+    duplicates = sum(leg.broker_orders > 1 for leg in legs)
     if status is None:
         if legs and complete == len(legs):
             status = RunStatus.PLACED
@@ -770,7 +775,7 @@ def _summarise(
                 sum(
                     1
                     for leg, s in zip(legs, states, strict=True)
-                    if s is OrderState.CANCELLED and int(leg["filled_quantity"]) == 0
+                    if s is OrderState.CANCELLED and leg.filled_quantity == 0
                 ),
             ),
             ("outcome unknown (sent, never seen in the book)", unknown),

@@ -10,6 +10,7 @@ import yaml
 from rebalance import tasks
 from rebalance.approval import Decision
 from rebalance.history.status import IllegalTransition, RunStatus
+from rebalance.wiring import broker_for
 
 
 def planned_lane(portfolio_file: Path, store, **execution: object) -> tasks.Lane:  # type: ignore[no-untyped-def]
@@ -17,7 +18,7 @@ def planned_lane(portfolio_file: Path, store, **execution: object) -> tasks.Lane
     data["execution"] = {"mode": "paper", **execution}
     portfolio_file.write_text(yaml.safe_dump(data))
     lane = tasks.Lane(str(portfolio_file), "paper", "rebalance_demo", "manual__test")
-    tasks.fetch_holdings(lane, store, tasks.make_broker(lane))
+    tasks.fetch_holdings(lane, store, broker_for(lane))
     tasks.validate_snapshot(lane, store)
     tasks.plan_trades(lane, store)
     return lane
@@ -31,7 +32,7 @@ def test_manual_approval_asks_once_and_a_retry_reads_the_decision(store, demo_co
     assert request.preview
     assert request.subject
     assert request.deadline
-    run_id = store.find_run(lane.key)
+    run_id = store.find_run(lane.run_key)
     assert store.status(run_id) == RunStatus.AWAITING_APPROVAL
 
     decided = tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
@@ -58,7 +59,7 @@ def test_auto_approval_above_the_turnover_limit_asks_a_person(store, demo_copy: 
 
     request = tasks.request_approval(lane, store)
     assert request.decided is None  # demo turnover is ~20%: above the 1% limit
-    assert store.status(store.find_run(lane.key)) == RunStatus.AWAITING_APPROVAL
+    assert store.status(store.find_run(lane.run_key)) == RunStatus.AWAITING_APPROVAL
 
 
 def test_auto_approval_within_the_limit(store, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
@@ -66,7 +67,7 @@ def test_auto_approval_within_the_limit(store, demo_copy: Path) -> None:  # type
 
     request = tasks.request_approval(lane, store)
     assert request.decided is not None
-    run = store.run(store.find_run(lane.key))
+    run = store.run(store.find_run(lane.run_key))
     assert run["status"] == RunStatus.APPROVED
     assert run["approval_decision"] == "auto"
 
@@ -83,12 +84,12 @@ def test_a_plan_the_planner_refuses_is_recorded_and_stops_the_lane(store, demo_c
     data["accounts"][0]["cash_inr"] = 0  # an account worth nothing: nothing to rebalance
     demo_copy.write_text(yaml.safe_dump(data))
     lane = tasks.Lane(str(demo_copy), "paper", "rebalance_demo", "manual__empty")
-    tasks.fetch_holdings(lane, store, tasks.make_broker(lane))
+    tasks.fetch_holdings(lane, store, broker_for(lane))
     tasks.validate_snapshot(lane, store)
 
     with pytest.raises(tasks.LaneStopped, match="portfolio value is 0"):
         tasks.plan_trades(lane, store)
-    run = store.run(store.find_run(lane.key))
+    run = store.run(store.find_run(lane.run_key))
     assert run["status"] == RunStatus.FAILED
     assert run["plan"] is None
     assert "the planner refused the inputs" in run["status_reason"]

@@ -124,10 +124,11 @@ def test_a_second_live_rebalance_the_same_day_is_refused(
     same day would buy them again, so it is refused before planning."""
     from rebalance import tasks
     from rebalance.approval import Decision
+    from rebalance.wiring import broker_for
 
     kite, _ = emulators
     first = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
-    broker = tasks.make_broker(first)
+    broker = broker_for(first)
     tasks.fetch_holdings(first, store, broker)
     tasks.validate_snapshot(first, store)
     planned = tasks.plan_trades(first, store)
@@ -136,11 +137,11 @@ def test_a_second_live_rebalance_the_same_day_is_refused(
     assert kite.orders_received == planned["trades"] > 0
 
     second = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__2")
-    tasks.fetch_holdings(second, store, tasks.make_broker(second))
+    tasks.fetch_holdings(second, store, broker_for(second))
     tasks.validate_snapshot(second, store)
     with pytest.raises(tasks.LaneStopped, match="already traded in rebalance run"):
         tasks.plan_trades(second, store)
-    run = store.run(store.find_run(second.key))
+    run = store.run(store.find_run(second.run_key))
     assert run["status"] == RunStatus.FAILED
     assert run["plan"] is None
     assert kite.orders_received == planned["trades"]  # nothing more reached the broker

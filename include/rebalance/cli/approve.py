@@ -26,6 +26,7 @@ import typer
 
 from rebalance.cli import EXIT_BAD_INPUT, EXIT_FAILURE, app
 from rebalance.cli.local_airflow import DEFAULT_PASSWORD, DEFAULT_USER
+from rebalance.task_ids import approval_task_id
 
 APPROVE = "Approve"
 REJECT = "Reject"
@@ -38,10 +39,6 @@ class ApproveError(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
-
-
-def approval_task_id(account: str) -> str:
-    return f"{account}.approval"
 
 
 def hitl_path(dag_id: str, dag_run_id: str, task_id: str, map_index: int = -1) -> str:
@@ -140,12 +137,12 @@ def approve_run(
     """Look the run up in history and answer its approval. Raises ApproveError."""
     import httpx
 
-    from rebalance.history.database import engine_for, history_url
     from rebalance.history.status import RunStatus
-    from rebalance.history.store import HistoryStore, RunNotFound
+    from rebalance.history.store import RunNotFound
+    from rebalance.wiring import open_store
 
     try:
-        run = HistoryStore(engine_for(history_url())).run(run_id)
+        run = open_store().run(run_id)
     except RunNotFound as exc:
         raise ApproveError(f"no rebalance run {run_id} in the history database", 2) from exc
     status = str(run["status"])

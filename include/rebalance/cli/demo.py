@@ -155,11 +155,11 @@ def run_demo(portfolio: str, *, fresh: bool, verbose: bool) -> None:
         # Airflow's dag.test imports FastAPI's test client, which warns about its own httpx use.
         warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     airflow_environment()
-    from rebalance.history.database import engine_for, history_url, redacted
+    from rebalance.history.database import history_url, redacted
     from rebalance.history.migrate import upgrade
-    from rebalance.history.store import HistoryStore
     from rebalance.reports import print_run
     from rebalance.settings import portfolios_dir, state_dir
+    from rebalance.wiring import open_store
 
     url = history_url()
     upgrade(url)
@@ -177,7 +177,7 @@ def run_demo(portfolio: str, *, fresh: bool, verbose: bool) -> None:
         typer.echo(f"no portfolio {portfolio!r} in {portfolios_dir()}", err=True)
         raise typer.Exit(EXIT_FAILURE)
     dag_run = dags[dag_id].test()
-    store = HistoryStore(engine_for(url))
+    store = open_store(url)
     runs = [r for r in store.runs(portfolio) if r["airflow_run_id"] == dag_run.run_id]
     if not runs:
         typer.echo(f"DAG run {dag_run.run_id} ended {dag_run.state} and recorded nothing", err=True)

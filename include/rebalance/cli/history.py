@@ -5,12 +5,15 @@ Reads the history database (``REBALANCE_DB_URL`` or the embedded PostgreSQL); pr
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rebalance.cli import EXIT_BAD_INPUT, EXIT_FAILURE, app
 from rebalance.reports import wide_console
+
+if TYPE_CHECKING:
+    from rebalance.history.store import HistoryStore
 
 history_app = typer.Typer(
     help="Past rebalance runs: the list, or one run's details.", invoke_without_command=True
@@ -18,11 +21,10 @@ history_app = typer.Typer(
 app.add_typer(history_app, name="history")
 
 
-def _store():  # type: ignore[no-untyped-def]
-    from rebalance.history.database import engine_for, history_url
-    from rebalance.history.store import HistoryStore
+def _store() -> HistoryStore:
+    from rebalance.wiring import open_store
 
-    return HistoryStore(engine_for(history_url()))
+    return open_store()
 
 
 @history_app.callback()

@@ -18,22 +18,25 @@ of unknown outcome).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from rebalance.cli import EXIT_BAD_INPUT, EXIT_FAILURE, app
 
-
-def _store() -> Any:
-    from rebalance.history.database import engine_for, history_url
+if TYPE_CHECKING:
     from rebalance.history.store import HistoryStore
 
-    return HistoryStore(engine_for(history_url()))
+
+def _store() -> HistoryStore:
+    from rebalance.wiring import open_store
+
+    return open_store()
 
 
-def _portfolio_file(record: dict[str, Any], given: Path | None) -> str:
+def _portfolio_file(record: Mapping[str, Any], given: Path | None) -> str:
     """The portfolio file of a run: ``--portfolio``, else the one in the portfolios folder
     whose id is the run's."""
     from rebalance.errors import ConfigError
@@ -62,6 +65,8 @@ def _fail(message: str, code: int) -> typer.Exit:
 def _run(run: int, portfolio: Path | None, settle_only: bool) -> None:
     from rebalance import tasks
     from rebalance.history.store import RunLocked, RunNotFound
+    from rebalance.lane import lane_of_run
+    from rebalance.wiring import broker_for
 
     command = "settle" if settle_only else "resume"
     try:
@@ -72,8 +77,8 @@ def _run(run: int, portfolio: Path | None, settle_only: bool) -> None:
     except Exception as exc:  # the database is unreachable or not migrated
         raise _fail(f"{command}: cannot read the history database: {exc}", EXIT_FAILURE) from None
     try:
-        lane = tasks.lane_of_run(store, run, _portfolio_file(record, portfolio))
-        broker = tasks.make_broker(lane)
+        lane = lane_of_run(record, _portfolio_file(record, portfolio))
+        broker = broker_for(lane)
         outcome = tasks.resume_run(lane, store, broker, settle_only=settle_only)
     except (LookupError, tasks.LaneStopped) as exc:
         # NotResumable, no portfolio file, a missing connection, approval lapsed, prices moved.

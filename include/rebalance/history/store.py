@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
 from rebalance.history import tables
+from rebalance.history.records import EventRecord, LegRecord, RunRecord
 from rebalance.history.status import (
     OrderState,
     RunStatus,
@@ -108,7 +109,7 @@ class HistoryStore:
             ).scalar_one_or_none()
         return None if found is None else int(found)
 
-    def run(self, run_id: int) -> dict[str, Any]:
+    def run(self, run_id: int) -> RunRecord:
         with self.engine.connect() as conn:
             row = (
                 conn.execute(select(tables.runs).where(tables.runs.c.id == run_id))
@@ -117,7 +118,7 @@ class HistoryStore:
             )
         if row is None:
             raise RunNotFound(f"no rebalance run {run_id}")
-        return dict(row)
+        return RunRecord.from_row(row)
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         """Set fields that are not the status (snapshot, plan, validation, metrics...)."""
@@ -160,14 +161,14 @@ class HistoryStore:
             raise RunNotFound(f"no rebalance run {run_id}")
         return RunStatus(value)
 
-    def runs(self, portfolio_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def runs(self, portfolio_id: str | None = None, limit: int = 50) -> list[RunRecord]:
         query = select(tables.runs).order_by(
             tables.runs.c.created_at.desc(), tables.runs.c.id.desc()
         )
         if portfolio_id:
             query = query.where(tables.runs.c.portfolio_id == portfolio_id)
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query.limit(limit)).mappings()]
+            return [RunRecord.from_row(r) for r in conn.execute(query.limit(limit)).mappings()]
 
     def stale_placing_runs(
         self,
@@ -197,14 +198,14 @@ class HistoryStore:
             ).scalars()
             return [int(r) for r in rows]
 
-    def events(self, run_id: int) -> list[dict[str, Any]]:
+    def events(self, run_id: int) -> list[EventRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(tables.events)
                 .where(tables.events.c.run_id == run_id)
                 .order_by(tables.events.c.id)
             ).mappings()
-            return [dict(r) for r in rows]
+            return [EventRecord.from_row(r) for r in rows]
 
     # --- orders ---------------------------------------------------------------------------
 
@@ -244,14 +245,14 @@ class HistoryStore:
                     f"{str(plan_hash)[:12]}"
                 )
 
-    def orders(self, run_id: int) -> list[dict[str, Any]]:
+    def orders(self, run_id: int) -> list[LegRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(tables.orders)
                 .where(tables.orders.c.run_id == run_id)
                 .order_by(tables.orders.c.leg)
             ).mappings()
-            return [dict(r) for r in rows]
+            return [LegRecord.from_row(r) for r in rows]
 
     def update_order(self, run_id: int, leg: int, **fields: Any) -> None:
         """Update one leg; a ``state`` change is checked by ``status.check_order_transition``."""

@@ -26,13 +26,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 
 from rebalance.ui import render
+
+if TYPE_CHECKING:
+    from rebalance.history.store import HistoryStore
 
 MAX_RUN_ID = 2**63 - 1  # the history's run ids are PostgreSQL bigints
 MAX_PORTFOLIO_FILE_BYTES = 1_000_000  # a portfolio file is a few kB; a bigger one is not read
@@ -87,11 +90,10 @@ def _base(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
-def _store() -> Any:
-    from rebalance.history.database import engine_for, history_url
-    from rebalance.history.store import HistoryStore
+def _store() -> HistoryStore:
+    from rebalance.wiring import open_store
 
-    return HistoryStore(engine_for(history_url()))
+    return open_store()
 
 
 def portfolio_rows(now: dt.datetime | None = None) -> list[dict[str, Any]]:

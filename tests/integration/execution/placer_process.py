@@ -47,7 +47,7 @@ def main(spec: dict[str, Any]) -> None:
         spec["run"],
         broker,
         approved_hash=spec["approved_hash"],
-        run_key=spec["run_key"],
+        tag_seed=spec["tag_seed"],
         account=spec["account"],
         settings=ExecutionSettings(**spec["settings"]),
         valid_until=datetime.fromisoformat(valid_until) if valid_until else None,

@@ -42,7 +42,7 @@ def place(store: HistoryStore, run: int, venue: Venue, plan: Any, **kw: Any) -> 
         run,
         venue.broker,
         approved_hash=plan.plan_hash,
-        run_key=run_key(),
+        tag_seed=run_key(),
         account="zerodha_main",
         **kw,
     )
@@ -208,7 +208,7 @@ def test_two_portfolios_at_once_do_not_mix(store: HistoryStore, kite: Venue) -> 
             run,
             kite.broker,
             approved_hash=plan.plan_hash,
-            run_key=run_key(dag, rid),
+            tag_seed=run_key(dag, rid),
             account="zerodha_main",
             settings=FAST,
         )

@@ -29,6 +29,7 @@ from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from rebalance import tasks
+from rebalance.approval import approval_valid_until
 from rebalance.history.status import OrderState, RunStatus
 from rebalance.history.store import HistoryStore
 from rebalance.plan import TradePlan
@@ -37,6 +38,13 @@ from .conftest import FAST, Venue, approved_run, make_plan, run_key, tags_of
 from .test_task_bodies import lane
 
 PLACER = Path(__file__).with_name("placer_process.py")
+
+
+def _valid_until(the_lane: tasks.Lane, record: dict[str, Any]) -> Any:
+    """The approval's validity of a stored run, as place_orders works it out."""
+    asked = record["planned_at"] or record["created_at"]
+    execution = the_lane.portfolio.execution
+    return approval_valid_until(the_lane.mode, execution, asked, record["approved_at"])
 
 
 def kill_placement(
@@ -59,10 +67,10 @@ def kill_placement(
         },
         "run": run,
         "approved_hash": plan.plan_hash,
-        "run_key": run_key(),
+        "tag_seed": run_key(),
         "account": "zerodha_main",
         "settings": FAST.__dict__,
-        "valid_until": tasks.approval_valid_until(the_lane, store.run(run)).isoformat(),  # type: ignore[union-attr]
+        "valid_until": _valid_until(the_lane, store.run(run)).isoformat(),
         "kill": {"point": point, "leg": leg},
     }
     done = subprocess.run(

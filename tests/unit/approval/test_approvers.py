@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rebalance.approval import (
+from rebalance.approval_operator import (
     PlanApprovalOperator,
     answer_note,
     assigned_users,

@@ -1,0 +1,140 @@
+"""Typed, frozen records of the history store: what ``HistoryStore`` hands back.
+
+``RunRecord`` is one row of ``rebalance_runs`` (one lane of one DAG run), ``LegRecord`` one row of
+``rebalance_orders`` (one leg of an approved plan), ``EventRecord`` one status change. Code that
+reads history uses their attributes; the JSON columns (snapshot, plan, policy, placement...) stay
+plain JSON, and the plan becomes a ``TradePlan`` where it is used (``TradePlan.from_dict``).
+
+While the CLI tables, the page and the tests move to attributes, a record also reads like a
+read-only mapping (``record["status"]``, ``record.get("plan")``, ``dict(record)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Self
+
+from sqlalchemy import RowMapping
+
+from rebalance.history.status import OrderState, RunStatus
+
+
+class _Record(Mapping[str, Any]):
+    """Read-only mapping access to a frozen dataclass's fields (the transition described above)."""
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._names():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    @classmethod
+    def _names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any] | RowMapping) -> Self:
+        """The record of a database row (its columns by name; unknown columns are an error)."""
+        return cls(**dict(row))
+
+
+@dataclass(frozen=True, eq=True)
+class RunRecord(_Record):
+    """One run: a lane of a DAG run, its status, what it planned and how placement went."""
+
+    id: int
+    portfolio_id: str
+    portfolio_name: str
+    account: str
+    broker: str
+    dag_id: str
+    airflow_run_id: str
+    initiator: str  # scheduled | manual
+    broker_scope: str  # the accounts this DAG run covers, comma-separated
+    mode: str  # dry_run | paper | live
+    status: str  # a RunStatus value (see ``run_status``)
+    status_reason: str | None
+    created_at: datetime
+    planned_at: datetime | None
+    approved_at: datetime | None
+    executed_at: datetime | None
+    finished_at: datetime | None
+    policy: dict[str, Any]
+    targets: dict[str, Any]
+    snapshot: dict[str, Any] | None  # HoldingsSnapshot.to_records()
+    validation: dict[str, Any] | None
+    portfolio_value: float | None  # rupees
+    cash: float | None  # rupees
+    plan: dict[str, Any] | None  # TradePlan.to_dict(); TradePlan.from_dict reads it
+    plan_hash: str | None
+    approval_decision: str | None  # auto | approved | rejected | expired | not_needed
+    approved_by: str | None
+    approval_note: str | None
+    turnover_pct: float | None  # %
+    budget_used_pct: float | None  # %
+    max_drift_before: float | None  # fraction
+    max_drift_after: float | None  # fraction
+    trades: int | None
+    estimated_charges: float | None  # rupees
+    placement: dict[str, Any] | None  # counts and deadlines of the placement pass
+
+    @property
+    def run_status(self) -> RunStatus:
+        return RunStatus(self.status)
+
+    @property
+    def planned_orders(self) -> list[dict[str, Any]]:
+        """The stored plan's orders (JSON), none when nothing was planned."""
+        return list(self.plan["orders"]) if self.plan else []
+
+
+@dataclass(frozen=True, eq=True)
+class LegRecord(_Record):
+    """One leg: a planned order of the approved plan, written ahead, sent and settled."""
+
+    id: int
+    run_id: int
+    leg: int  # 0.. in plan order
+    tag: str  # our idempotency tag at the broker (brokers/tags.py)
+    symbol: str
+    exchange: str
+    side: str  # BUY | SELL
+    quantity: int  # shares
+    price: float  # rupees, the planning price
+    notional: float  # rupees
+    reasons: list[str]
+    charges: float  # rupees, estimated
+    state: str  # an OrderState value (see ``order_state``)
+    broker_order_id: str | None
+    filled_quantity: int  # shares
+    average_price: float | None  # rupees
+    error: str | None
+    attempts: int
+    sent_at: datetime | None
+    plan_hash: str | None
+    broker_orders: int  # orders found with our tag (more than 1: a resend made a second order)
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def order_state(self) -> OrderState:
+        return OrderState(self.state)
+
+
+@dataclass(frozen=True, eq=True)
+class EventRecord(_Record):
+    """One status change of a run."""
+
+    id: int
+    run_id: int
+    at: datetime
+    from_status: str | None
+    to_status: str
+    message: str | None

@@ -1,0 +1,110 @@
+"""A lane: one account's tasks within one Airflow DAG run (docs/architecture.md, glossary).
+
+``Lane`` carries which portfolio, which account, which DAG run and which parameters; the task
+bodies (``tasks.py``) and the wiring (``wiring.py``) take it. ``LaneStopped`` is how a lane stops
+on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from rebalance.history.store import RunKey
+from rebalance.policy import Policy
+from rebalance.portfolio import Account, ExecutionMode, Portfolio, load_portfolio
+
+
+class LaneStopped(RuntimeError):  # noqa: N818 - a stop, not an error
+    """The lane stops here on purpose (bad data, plan mismatch, a missing connection, an expired
+    login): not retried, because retrying cannot heal it. The message says what to do."""
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One account lane of one Airflow DAG run."""
+
+    portfolio_file: str
+    account: str
+    dag_id: str
+    airflow_run_id: str
+    initiator: str = "manual"  # scheduled | manual
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any], portfolio_file: str, account: str) -> Lane:
+        """The lane of a running Airflow task, from its context."""
+        dag_run = context["dag_run"]
+        run_type = str(getattr(dag_run, "run_type", "manual"))
+        return cls(
+            portfolio_file=portfolio_file,
+            account=account,
+            dag_id=dag_run.dag_id,
+            airflow_run_id=dag_run.run_id,
+            initiator="scheduled" if "scheduled" in run_type else "manual",
+            params=dict(context.get("params") or {}),
+        )
+
+    @cached_property
+    def portfolio(self) -> Portfolio:
+        return load_portfolio(self.portfolio_file)
+
+    @cached_property
+    def account_config(self) -> Account:
+        for account in self.portfolio.accounts:
+            if account.name == self.account:
+                return account
+        raise LookupError(f"{self.portfolio_file}: no account named {self.account!r}")
+
+    @property
+    def run_key(self) -> RunKey:
+        """The key of this lane's run record (DAG id, Airflow run id, account)."""
+        return RunKey(self.dag_id, self.airflow_run_id, self.account)
+
+    @property
+    def tag_seed(self) -> str:
+        """The string order tags are derived from: stable across retries of this DAG run."""
+        return f"{self.dag_id}/{self.airflow_run_id}"
+
+    @cached_property
+    def policy(self) -> Policy:
+        """The portfolio's policy with the run's Params (a manual run's form) over it."""
+        overrides = {
+            k: v for k, v in self.params.items() if k in Policy.model_fields and v is not None
+        }
+        return self.portfolio.policy.with_overrides(overrides)
+
+    @property
+    def mode(self) -> ExecutionMode:
+        chosen = self.params.get("mode")
+        return ExecutionMode(chosen) if chosen else self.portfolio.execution.mode
+
+    @property
+    def deselected(self) -> bool:
+        """A manual run that chose other accounts (its ``accounts`` Param)."""
+        chosen = self.params.get("accounts")
+        return chosen is not None and self.account not in chosen
+
+
+class NotResumable(LookupError):  # noqa: N818
+    """``rebalance resume``: the run has nothing to resume (or is not this portfolio's)."""
+
+
+def lane_of_run(record: Mapping[str, Any], portfolio_file: str) -> Lane:
+    """The lane a stored run belongs to, with its mode and policy as they were."""
+    lane = Lane(
+        portfolio_file=portfolio_file,
+        account=record["account"],
+        dag_id=record["dag_id"],
+        airflow_run_id=record["airflow_run_id"],
+        initiator=record["initiator"],
+        params={**(record["policy"] or {}), "mode": record["mode"]},
+    )
+    if lane.portfolio.id != record["portfolio_id"]:
+        raise NotResumable(
+            f"run {record['id']} belongs to portfolio {record['portfolio_id']!r}, "
+            f"not to {portfolio_file} ({lane.portfolio.id!r})"
+        )
+    return lane

@@ -1,0 +1,112 @@
+"""Wiring: the one place that builds the history store and a lane's broker.
+
+Task bodies, the approval operator, alerts, the page and the CLI get their store from
+``open_store()`` and a lane's broker from ``broker_for(lane)``; nothing else constructs them.
+Airflow (connections, the secret masker) is imported lazily, inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from rebalance.brokers.base import AuthError, Broker
+from rebalance.history.store import HistoryStore
+from rebalance.lane import Lane, LaneStopped
+from rebalance.portfolio import BrokerName, ExecutionMode
+
+log = logging.getLogger(__name__)
+
+CONNECTIONS_DOC = "docs/brokers.md#connection-fields"
+ANGELONE_DOC = "docs/brokers.md#angelone-smartapi"
+ZERODHA_LOGIN = (
+    "rebalance broker login zerodha --api-key <key> --request-token <token> --conn-id {conn}"
+)
+
+
+def open_store(url: str | None = None) -> HistoryStore:
+    """The history store at ``url``, by default the configured history database."""
+    from rebalance.history.database import engine_for, history_url
+
+    return HistoryStore(engine_for(url or history_url()))
+
+
+def broker_for(lane: Lane) -> Broker:
+    """The broker of the lane's account, as the run's mode wants it.
+
+    live: the account's broker. paper: a paper account's file-backed broker, or for a real
+    account its true holdings with simulated fills. dry_run: the real reads; placing is refused
+    upstream (nothing reaches place_orders' sending code). A login or configuration that cannot
+    work stops the lane (``LaneStopped``) with what to do.
+    """
+    from rebalance.brokers.factory import make_broker
+    from rebalance.brokers.simulated import SimulatedExecution
+    from rebalance.errors import ConfigError
+    from rebalance.settings import state_dir
+
+    account = lane.account_config
+    lane_state = state_dir() / "paper" / lane.portfolio.id
+    credentials = (
+        None
+        if account.connection_id is None
+        else connection_credentials(account.connection_id, str(account.broker))
+    )
+    try:
+        broker = make_broker(
+            account, credentials, state_dir=lane_state, portfolio_file=Path(lane.portfolio_file)
+        )
+    except (AuthError, ConfigError) as exc:
+        raise LaneStopped(what_to_do(exc, lane)) from None
+    if lane.mode is ExecutionMode.PAPER and account.broker is not BrokerName.PAPER:
+        return SimulatedExecution(broker, account.name, lane_state)
+    if lane.mode is ExecutionMode.LIVE and account.broker is BrokerName.PAPER:
+        log.info("%s is a paper account: live mode still fills on paper", account.name)
+    return broker
+
+
+def connection_credentials(conn_id: str, broker: str) -> dict[str, Any]:
+    """An Airflow connection as the broker factory's plain dict, every secret masked in logs.
+
+    A connection that is not defined stops the lane (LaneStopped): no retry can create it.
+    Airflow 3.3's task SDK raises ``airflow.sdk.exceptions.AirflowNotFoundException`` for it
+    (``Connection.get`` -> ``_handle_connection_error``, also when no secrets backend has it).
+    """
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow.sdk.log import mask_secret
+
+    from rebalance.brokers.factory import SECRET_FIELDS, connection_fields
+
+    try:
+        conn = Connection.get(conn_id)
+    except AirflowNotFoundException:
+        raise LaneStopped(
+            f"connection {conn_id!r} is not defined: add it as {CONNECTIONS_DOC} says "
+            f"(a {broker} connection; or AIRFLOW_CONN_{conn_id.upper()} in .env)"
+        ) from None
+    credentials = {"login": conn.login, "password": conn.password, "extra": conn.extra_dejson}
+    for key, value in connection_fields(credentials, broker).items():
+        if key in SECRET_FIELDS and value:
+            mask_secret(str(value), name=key)
+    if conn.password:
+        mask_secret(conn.password)
+    return credentials
+
+
+def what_to_do(exc: Exception, lane: Lane) -> str:
+    """One line for a failure that cannot heal by retrying: what failed and what to do."""
+    account = lane.account_config
+    conn = account.connection_id or "?"
+    text = " ".join(str(exc).split())  # one line, whatever the broker said
+    if isinstance(exc, AuthError):
+        if account.broker is BrokerName.ZERODHA:
+            if "rebalance broker login" in text:
+                return f"{account.name}: {text}"
+            return f"{account.name}: {text}; log in again with `{ZERODHA_LOGIN.format(conn=conn)}`"
+        if account.broker is BrokerName.ANGELONE:
+            return (
+                f"{account.name}: {text}; fix the client code, PIN, api_key or TOTP secret of "
+                f"connection {conn!r} as {ANGELONE_DOC} says"
+            )
+    return f"{account.name}: {text}"
