@@ -62,7 +62,9 @@ class WeekdayCalendar:
     def trading_days_between(self, first: date, last: date) -> list[date]:
         self._check(first)
         self._check(last)
-        return self.days[bisect.bisect_left(self.days, first) : bisect.bisect_right(self.days, last)]
+        return self.days[
+            bisect.bisect_left(self.days, first) : bisect.bisect_right(self.days, last)
+        ]
 
     def next_trading_day(self, day: date) -> date:
         index = bisect.bisect_right(self.days, day)

@@ -61,7 +61,8 @@ trigger:
 """
     )
     assert trigger.min_trading_days_between == 10
-    assert trigger.alerts.recovery and not trigger.alerts.breach
+    assert trigger.alerts.recovery
+    assert not trigger.alerts.breach
 
 
 @pytest.mark.parametrize(
