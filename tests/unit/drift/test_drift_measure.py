@@ -203,3 +203,28 @@ def test_band_width_is_the_tighter_band() -> None:
     assert band_width(0.05, POLICY) == pytest.approx(0.0075)
     assert outside_band(0.0075, 0.05, POLICY)
     assert not outside_band(0.0074, 0.05, POLICY)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(), st.sampled_from(["abs", "rel"]), st.sampled_from([1 - 1e-6, 1.0, 1 + 1e-6]))
+def test_bands_agree_with_the_planner_at_a_symbols_own_edge(
+    case: dict[str, Any], which: str, factor: float
+) -> None:
+    """Set one band exactly at (or a hair either side of) a symbol's drift: the cases random
+    bands almost never hit, where ``>=`` against ``>`` or a tolerance would differ."""
+    snap = snapshot(case["rows"], cash=case["cash"])
+    targets, ct = case["targets"], case["ct"]
+    probe = measure_drift(snap, targets, case["policy"], cash_target=ct).symbols[0]
+    if which == "abs":
+        bands = {"drift_band_abs_pct": min(100.0, abs(probe.drift) * 100 * factor)}
+        bands["drift_band_rel_pct"] = 1000.0
+    else:
+        if probe.target <= 0 or abs(probe.drift) / probe.target * 100 * factor > 1000:
+            return
+        bands = {"drift_band_abs_pct": 100.0}
+        bands["drift_band_rel_pct"] = abs(probe.drift) / probe.target * 100 * factor
+    policy = case["policy"].with_overrides(bands)
+    m = measure_drift(snap, targets, policy, cash_target=ct)
+    assert {s.symbol: not s.outside_band for s in m.symbols} == _planner_inside(
+        snap, targets, policy, ct
+    )
