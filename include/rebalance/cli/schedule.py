@@ -19,10 +19,21 @@ if TYPE_CHECKING:
     from rebalance.calendar import RebalanceSchedule
 
 
+def _id_of(path: Path) -> str | None:
+    """A file's portfolio id, or None for a file name that gives none (e.g. ``!!!.yaml``)."""
+    from rebalance.errors import ConfigError
+    from rebalance.portfolio import portfolio_id_from_path
+
+    try:
+        return portfolio_id_from_path(path)
+    except ConfigError:
+        return None
+
+
 def _resolve(portfolio: str | None, folder: Path) -> list[Path]:
     """Portfolio files: all of ``folder``, or one given as a file path or a portfolio id."""
     from rebalance.errors import ConfigError
-    from rebalance.portfolio import portfolio_files, portfolio_id_from_path
+    from rebalance.portfolio import portfolio_files
 
     if portfolio is None:
         files = portfolio_files(folder)
@@ -34,7 +45,7 @@ def _resolve(portfolio: str | None, folder: Path) -> list[Path]:
         if not path.is_file():
             raise ConfigError(str(path), ["no such portfolio file"])
         return [path]
-    matches = [p for p in portfolio_files(folder) if portfolio_id_from_path(p) == portfolio]
+    matches = [p for p in portfolio_files(folder) if _id_of(p) == portfolio]
     if not matches:
         raise ConfigError(
             str(folder), [f"--portfolio: no portfolio with id {portfolio!r} (nor such a file)"]
