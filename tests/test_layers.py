@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "rebalance.planning": CORE,
     "rebalance.tax": CORE,
     "rebalance.targets": CORE,
+    "rebalance.drift": CORE,
     "rebalance.brokers": ADAPTERS,
     "rebalance.history": ADAPTERS,
     "rebalance.testing": ADAPTERS,

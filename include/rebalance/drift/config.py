@@ -22,8 +22,8 @@ from typing import Any, Self
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from rebalance.domain.market import MARKET_CLOSE, MARKET_OPEN
 from rebalance.policy import NumbersAreNumbers
-from rebalance.schedule import MARKET_CLOSE, MARKET_OPEN
 
 DEFAULT_WATCH_TIME = dt.time(10, 0)  # IST: after the open's first 45 minutes settle
 DEFAULT_MIN_TRADING_DAYS_BETWEEN = 5  # one trading week

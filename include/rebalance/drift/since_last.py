@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from rebalance.brokers.base import Side
+from rebalance.domain.market import Side
 from rebalance.snapshot import HoldingsSnapshot
 
 
