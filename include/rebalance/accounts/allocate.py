@@ -155,12 +155,14 @@ def allocate_orders(
     use_sell_proceeds: bool = True,
     scrip_groups: Mapping[str, str] | None = None,
     time_limit: float = 10.0,
+    use_solver: bool = True,
 ) -> Allocation:
     """Assign ``orders`` (the combined plan's, combined symbols) to ``accounts``.
 
     ``scrip_groups``: BSE scrip groups by symbol, for BSE orders' transaction charge. The result
     is never beyond an account's cash or sellable quantity; what does not fit is a shortfall
-    with its reason. Raises InputDataError for an order twice in the plan, or an unknown broker.
+    with its reason. ``use_solver`` False goes straight to the greedy fallback (benchmarks
+    compare the two). Raises InputDataError for an order twice in the plan, or an unknown broker.
     """
     _check_orders(orders)
     groups = dict(scrip_groups or {})
@@ -171,7 +173,12 @@ def allocate_orders(
     if not orders:
         return _result(orders, accounts, [], rates, groups, use_sell_proceeds, SOLVER_OPTIMAL, [])
     notes: list[str] = []
-    solved = _solve(orders, accounts, rates, groups, use_sell_proceeds, time_limit)
+    solved = None
+    if use_solver:
+        try:
+            solved = _solve(orders, accounts, rates, groups, use_sell_proceeds, time_limit)
+        except Exception as exc:  # any solver failure has the same remedy: the fallback
+            notes.append(f"the solver failed ({type(exc).__name__}: {exc})")
     if solved is not None:
         quantities, status = solved
         result = _result(orders, accounts, quantities, rates, groups, use_sell_proceeds, status, [])
@@ -179,7 +186,7 @@ def allocate_orders(
         if not problems:
             return result
         notes.append("the solver's allocation failed the check: " + "; ".join(problems))
-    else:
+    elif use_solver and not notes:
         notes.append("the solver found no allocation in its time cap")
     quantities = _greedy(orders, accounts, rates, groups, use_sell_proceeds)
     notes.append("allocated by the greedy fallback (cheapest account first)")
