@@ -10,6 +10,7 @@ from rebalance.accounts import allocate as allocate_module
 from rebalance.accounts.allocate import (
     SOLVER_HEURISTIC,
     SOLVER_OPTIMAL,
+    Allocation,
     allocate_orders,
     check_allocation,
 )
@@ -25,7 +26,7 @@ def limits(name: str, broker: str, cash: float, **sellable: int) -> AccountAvail
     return AccountAvailability(name, broker, cash, True, dict(sellable), dict(sellable))
 
 
-def parts(allocation, symbol: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def parts(allocation: Allocation, symbol: str) -> dict[str, int]:
     return {o.account: o.quantity for o in allocation.orders if o.combined_symbol == symbol}
 
 

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
-from rebalance.accounts.combine import combine_accounts
+from rebalance.accounts.combine import AccountHoldings, combine_accounts
 from rebalance.brokers.base import Quote
 from rebalance.errors import InputDataError
 from rebalance.planning import plan_rebalance
 from rebalance.policy import Policy
+from rebalance.snapshot import HoldingsSnapshot
 
 from .support import TAKEN_AT, TODAY, account, holding
 
 LTIM_ISIN = "INE214T01019"
 
 
-def rows(snapshot) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+def rows(snapshot: HoldingsSnapshot) -> dict[str, dict[str, Any]]:
     return {r["symbol"]: r for r in snapshot.positions.to_dict("records")}
 
 
@@ -121,7 +123,7 @@ def test_two_target_symbols_of_one_security_are_refused() -> None:
         ),
     ],
 )
-def test_bad_accounts_are_refused(accounts: list, problem: str) -> None:  # type: ignore[type-arg]
+def test_bad_accounts_are_refused(accounts: list[AccountHoldings], problem: str) -> None:
     with pytest.raises(InputDataError) as error:
         combine_accounts(accounts, taken_at=TAKEN_AT)
     assert error.value.problems == [problem]
