@@ -203,14 +203,16 @@ def check_allocation(
     use_sell_proceeds: bool,
 ) -> list[str]:
     """Every hard limit the allocation breaks, in words (empty when it is sound): shares beyond
-    the plan, a sell beyond an account's sellable quantity, an account spending beyond its cash
-    (plus its own sells' proceeds after charges when allowed), an account that does not exist."""
+    the plan, a sell beyond an account's sellable quantity, an account whose buys and charges
+    exceed its cash plus its own sells' proceeds (an account never ends below zero, even by a
+    sell whose charges exceed its proceeds), buys beyond the cash alone when sells may not fund
+    them, an account that does not exist."""
     problems: list[str] = []
     by_name = {a.account: a for a in accounts}
     planned = {(o.symbol, o.side): o.quantity for o in orders}
     given: dict[tuple[str, Side], int] = {}
-    spend: dict[str, float] = {}
-    funds: dict[str, float] = {a.account: a.cash for a in accounts}
+    spend: dict[str, float] = {}  # buys and their charges
+    proceeds: dict[str, float] = {}  # sells less their charges
     for part in allocation.orders:
         account = by_name.get(part.account)
         if account is None:
@@ -226,8 +228,7 @@ def check_allocation(
                 problems.append(
                     f"{part.account}: sells {part.quantity} {part.symbol}, {sellable} sellable"
                 )
-            if use_sell_proceeds:
-                funds[part.account] += part.notional - part.charges
+            proceeds[part.account] = proceeds.get(part.account, 0.0) + part.notional - part.charges
         else:
             spend[part.account] = spend.get(part.account, 0.0) + part.notional + part.charges
     for key, quantity in given.items():
@@ -235,9 +236,18 @@ def check_allocation(
             problems.append(
                 f"{key[1]} {key[0]}: {quantity} allocated, {planned.get(key, 0)} planned"
             )
-    for name, spent in spend.items():
-        if spent > funds.get(name, 0.0) + TOLERANCE_INR:
-            problems.append(f"{name}: buys need ₹{spent:,.2f}, the account has ₹{funds[name]:,.2f}")
+    for name, account in by_name.items():
+        spent, got = spend.get(name, 0.0), proceeds.get(name, 0.0)
+        if spent - got > account.cash + TOLERANCE_INR:
+            problems.append(
+                f"{name}: buys and charges ₹{spent:,.2f} less sells ₹{got:,.2f} exceed its cash "
+                f"₹{account.cash:,.2f}"
+            )
+        if not use_sell_proceeds and spent > account.cash + TOLERANCE_INR:
+            problems.append(
+                f"{name}: buys need ₹{spent:,.2f}, its cash is ₹{account.cash:,.2f} (sells may "
+                "not fund buys)"
+            )
     return problems
 
 
@@ -299,7 +309,10 @@ def _solve(
     for i, o in enumerate(orders):
         filled = {p.x: 1.0 for p in parts if p.order == i}
         rows.add({**filled, short[i]: 1.0}, o.quantity, o.quantity)
-    charge_terms: dict[int, list[tuple[int, float]]] = {a: [] for a in range(len(accounts))}
+    # per account: the whole day's net outflow (buys + every charge - sells) within its cash,
+    # and, when sells may not fund buys, the buys and their charges within its cash as well
+    net: dict[int, dict[int, float]] = {a: {} for a in range(len(accounts))}
+    buys: dict[int, dict[int, float]] = {a: {} for a in range(len(accounts))}
     cost = np.zeros(columns.count)
     for p in parts:
         o, r = orders[p.order], rates[p.account]
@@ -315,25 +328,20 @@ def _solve(
             rows.add({p.b: 1.0, p.x: -pct * o.price, p.z: pct * o.price * p.bound}, 0.0, math.inf)
             rows.add({p.z: 1.0, p.y: -1.0}, -math.inf, 0.0)
             terms.append((p.b, 1.0 + STATUTORY.gst.value))
-        charge_terms[p.account].extend(terms)
         for column, coefficient in terms:
             cost[column] += coefficient
         cost[p.y] += ORDER_WEIGHT
-        # cash: buys and all charges against cash (+ sells' notional when proceeds fund buys)
-        if o.side is Side.BUY:
-            charge_terms[p.account].append((p.x, o.price))
-        elif use_sell_proceeds:
-            charge_terms[p.account].append((p.x, -o.price))
+        sign = 1.0 if o.side is Side.BUY else -1.0
+        for column, coefficient in [*terms, (p.x, sign * o.price)]:
+            _add(net[p.account], column, coefficient)
+            if o.side is Side.BUY:
+                _add(buys[p.account], column, coefficient)
     for a, account in enumerate(accounts):
-        terms = charge_terms[a]
-        if not use_sell_proceeds:  # a sell's charges come out of its own proceeds
-            sell_columns = _sell_columns(parts, orders, a)
-            terms = [(c, v) for c, v in terms if c not in sell_columns]
-        row: dict[int, float] = {}
-        for column, coefficient in terms:
-            row[column] = row.get(column, 0.0) + coefficient
-        if row:
-            rows.add(row, -math.inf, max(0.0, account.cash - CASH_MARGIN_INR))
+        cap = max(0.0, account.cash - CASH_MARGIN_INR)
+        if net[a]:
+            rows.add(net[a], -math.inf, cap)
+        if buys[a] and not use_sell_proceeds:
+            rows.add(buys[a], -math.inf, cap)
     undone = np.zeros(columns.count)
     for i, o in enumerate(orders):
         undone[short[i]] = o.price
@@ -353,12 +361,8 @@ def _solve(
     return quantities, status
 
 
-def _sell_columns(parts: Sequence[_Part], orders: Sequence[PlannedOrder], account: int) -> set[int]:
-    columns: set[int] = set()
-    for p in parts:
-        if p.account == account and orders[p.order].side is Side.SELL:
-            columns.update(c for c in (p.x, p.y, p.b) if c is not None)
-    return columns
+def _add(row: dict[int, float], column: int, coefficient: float) -> None:
+    row[column] = row.get(column, 0.0) + coefficient
 
 
 class _Columns:
@@ -444,7 +448,8 @@ def _greedy(
     """The fallback: sells first to the accounts where they cost least, then each buy (largest
     first) whole in the cheapest account that can fund it, else split by what each can fund."""
     quantities = [[0] * len(accounts) for _ in orders]
-    funds = [a.cash for a in accounts]
+    net = [a.cash for a in accounts]  # cash after the parts so far: never below 0
+    cash = [a.cash for a in accounts]  # cash left for buys when sells may not fund them
     by_size = sorted(range(len(orders)), key=lambda i: -orders[i].quantity * orders[i].price)
     for i in (i for i in by_size if orders[i].side is Side.SELL):
         o, left = orders[i], orders[i].quantity
@@ -457,28 +462,36 @@ def _greedy(
             n = min(left, accounts[a].sellable.get(o.symbol, 0))
             if n <= 0:
                 continue
+            received = n * o.price - _charges(o, n, rates[a], groups)
+            if net[a] + received < 0:  # charges above proceeds, and no cash to pay them
+                continue
             quantities[i][a] = n
             left -= n
-            if use_sell_proceeds:
-                funds[a] += n * o.price - _charges(o, n, rates[a], groups)
+            net[a] += received
     for i in (i for i in by_size if orders[i].side is Side.BUY):
         o, left = orders[i], orders[i].quantity
+
+        def funds(a: int) -> float:
+            return net[a] if use_sell_proceeds else min(net[a], cash[a])
+
         whole = [
             a
             for a in range(len(accounts))
-            if o.quantity * o.price + _charges(o, o.quantity, rates[a], groups) <= funds[a]
+            if o.quantity * o.price + _charges(o, o.quantity, rates[a], groups) <= funds(a)
         ]
         if whole:
             chosen = min(whole, key=lambda a: _charges(o, o.quantity, rates[a], groups))
             order_of_accounts = [chosen]
         else:
-            order_of_accounts = sorted(range(len(accounts)), key=lambda a: -funds[a])
+            order_of_accounts = sorted(range(len(accounts)), key=lambda a: -funds(a))
         for a in order_of_accounts:
-            n = _affordable(o, left, funds[a], rates[a], groups)
+            n = _affordable(o, left, funds(a), rates[a], groups)
             if n <= 0:
                 continue
             quantities[i][a] = n
-            funds[a] -= n * o.price + _charges(o, n, rates[a], groups)
+            paid = n * o.price + _charges(o, n, rates[a], groups)
+            net[a] -= paid
+            cash[a] -= paid
             left -= n
     return quantities
 
@@ -537,7 +550,12 @@ def _why(order: PlannedOrder, accounts: Sequence[AccountAvailability], proceeds:
     if order.side is Side.SELL:
         each = ", ".join(f"{a.account} {a.sellable.get(order.symbol, 0)}" for a in accounts)
         total = sum(a.sellable.get(order.symbol, 0) for a in accounts)
-        return f"sellable today: {each} = {total} of {order.quantity} shares"
+        if total < order.quantity:
+            return f"sellable today: {each} = {total} of {order.quantity} shares"
+        return (
+            f"sellable today: {each}, but the charges of a sell there (DP charge, brokerage) "
+            "exceed its proceeds and the account's cash cannot pay the rest"
+        )
     each = ", ".join(
         f"{a.account} ₹{a.cash:,.2f}" + ("" if a.cash_known else " (unknown)") for a in accounts
     )

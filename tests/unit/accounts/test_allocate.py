@@ -199,3 +199,15 @@ def test_least_charges_against_every_split_of_a_small_plan(proceeds: bool) -> No
         if feasible:
             best = min(best, charges)
     assert result.charges == pytest.approx(best, abs=1e-6)
+
+
+def test_an_account_never_ends_below_zero_by_a_sell_that_costs_more_than_it_brings() -> None:
+    """Found by the property test: 1 share at ₹12.50 pays a ₹15.34 DP charge. With no cash the
+    sell would leave the account ₹2.85 in debit: it is a shortfall; with ₹100 it is placed."""
+    orders = [order("IDEA", Side.SELL, 1, 12.5)]
+    broke = allocate_orders(orders, [limits("kite", "zerodha", 0.0, IDEA=1)])
+    assert broke.orders == ()
+    assert "exceed its proceeds" in broke.shortfalls[0].reason
+    funded = allocate_orders(orders, [limits("kite", "zerodha", 100.0, IDEA=1)])
+    assert parts(funded, "IDEA") == {"kite": 1}
+    assert funded.splits[0].cash_after == pytest.approx(100.0 + 12.5 - funded.charges)

@@ -40,17 +40,19 @@ def assert_within_limits(
     for a in accounts:
         mine = allocation.for_account(a.account)
         rates = broker_rates(a.broker)
-        funds, spent = a.cash, 0.0
+        received, spent = 0.0, 0.0
         for part in mine:
             charges = order_charges(part.quantity * part.price, part.side, part.exchange, rates)
             assert part.charges == charges.total
             assert part.quantity > 0
             if part.side is Side.SELL:
                 assert part.quantity <= a.sellable.get(part.combined_symbol, 0)
-                funds += (part.notional - charges.total) if proceeds else 0.0
+                received += part.notional - charges.total
             else:
                 spent += part.notional + charges.total
-        assert spent <= funds + 1e-6, f"{a.account} spends {spent} of {funds}"
+        funds = a.cash + received if proceeds else a.cash
+        assert spent <= funds + 1e-6, f"{a.account} buys for {spent} with {funds}"
+        assert a.cash + received - spent >= -1e-6, f"{a.account} ends below zero"
     for key, o in planned.items():
         given_ = sum(p.quantity for p in allocation.orders if (p.combined_symbol, p.side) == key)
         short = [s for s in allocation.shortfalls if (s.symbol, s.side) == key]
