@@ -41,10 +41,9 @@ def demo(symbol: str, quantity: int) -> Holding:
 def brokers(tmp_path: Path) -> Iterator[tuple[Broker, Broker, SmartApiEmulator]]:
     kite_holdings = [demo("INFY", 95), demo("TCS", 20), demo("HDFCBANK", 10)]
     angel_holdings = [demo("RELIANCE", 100), demo("HDFCBANK", 50), demo("TCS", 5)]
-    with (
-        KiteEmulator(cash=10_000.0, holdings=kite_holdings) as kite,
-        SmartApiEmulator(cash=10_000.0, holdings=angel_holdings, ddpi=False) as angel,
-    ):
+    kite = KiteEmulator(cash=10_000.0, holdings=kite_holdings)
+    angel = SmartApiEmulator(cash=10_000.0, holdings=angel_holdings, ddpi=False)
+    with kite, angel:
         zerodha = ZerodhaBroker(
             kite.api_key, kite.access_token, root=kite.url, timeout=2.0, limits=UNLIMITED,
             retry=RETRY, sleep=lambda _s: None,
@@ -55,7 +54,7 @@ def brokers(tmp_path: Path) -> Iterator[tuple[Broker, Broker, SmartApiEmulator]]
             timeout=2.0, limits=UNLIMITED, retry=RETRY, sleep=lambda _s: None,
             demat_authorisation="tpin",
         )  # fmt: skip
-        yield zerodha, angelone, angel  # type: ignore[misc]
+        yield zerodha, angelone, angel
 
 
 def read(name: str, broker_name: str, broker: Broker) -> AccountHoldings:
