@@ -190,8 +190,17 @@ def allocate_orders(
         notes.append("the solver found no allocation in its time cap")
     quantities = _greedy(orders, accounts, rates, groups, use_sell_proceeds)
     notes.append("allocated by the greedy fallback (cheapest account first)")
-    return _result(
+    result = _result(
         orders, accounts, quantities, rates, groups, use_sell_proceeds, SOLVER_HEURISTIC, notes
+    )
+    problems = check_allocation(result, orders, accounts, use_sell_proceeds=use_sell_proceeds)
+    if not problems:
+        return result
+    # Never an order beyond a limit: nothing is allocated and every order says why.
+    notes.append("the fallback's allocation failed the check too: " + "; ".join(problems))
+    nothing = [[0] * len(accounts) for _ in orders]
+    return _result(
+        orders, accounts, nothing, rates, groups, use_sell_proceeds, SOLVER_HEURISTIC, notes
     )
 
 

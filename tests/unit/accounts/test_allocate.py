@@ -211,3 +211,23 @@ def test_an_account_never_ends_below_zero_by_a_sell_that_costs_more_than_it_brin
     funded = allocate_orders(orders, [limits("kite", "zerodha", 100.0, IDEA=1)])
     assert parts(funded, "IDEA") == {"kite": 1}
     assert funded.splits[0].cash_after == pytest.approx(100.0 + 12.5 - funded.charges)
+
+
+def test_a_fallback_beyond_a_limit_is_never_returned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last guard: if both the solver and the fallback gave an allocation beyond a limit,
+    nothing is allocated and every order is a shortfall with the check's words in the notes."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("HiGHS crashed")
+
+    def reckless(orders: list[object], accounts: list[object], *args: object) -> list[list[int]]:
+        return [[9] * len(accounts) for _ in orders]  # 9 shares from every account
+
+    monkeypatch.setattr(allocate_module, "milp", broken)
+    monkeypatch.setattr(allocate_module, "_greedy", reckless)
+    accounts = [limits("kite", "zerodha", 0, INFY=4), limits("angel", "angelone", 0, INFY=4)]
+    orders = [order("INFY", Side.SELL, 8, 1500.0)]
+    result = allocate_orders(orders, accounts)
+    assert result.orders == ()
+    assert [(s.symbol, s.planned, s.allocated) for s in result.shortfalls] == [("INFY", 8, 0)]
+    assert "kite: sells 9 INFY, 4 sellable" in result.notes[-1]
