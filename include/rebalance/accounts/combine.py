@@ -223,6 +223,13 @@ def _group(accounts: Sequence[AccountHoldings], targets: set[str]) -> dict[str, 
             group.parts.append((index, h))
     groups: dict[str, _Group] = {}
     for group in [*by_isin.values(), *by_symbol.values()]:
+        indices = [index for index, _ in group.parts]
+        for index in sorted({i for i in indices if indices.count(i) > 1}):
+            spellings = sorted(h.symbol for i, h in group.parts if i == index)
+            problems.append(
+                f"{accounts[index].account}: {', '.join(spellings)} are one security (ISIN "
+                f"{group.isin}) held twice in one account"
+            )
         named = sorted(group.symbols & targets)
         if len(named) > 1:
             problems.append(

@@ -144,7 +144,9 @@ class AccountLedger:
         if problems:
             raise InputDataError(f"ledger of {account}", problems)
         ledger = cls(account)
-        for portfolio, (shares, cash) in [*seeds.items(), (OUTSIDE, (outside, cash_rest))]:
+        # a rest below 0 within the tolerance is rounding: the outside ledger starts at 0
+        rest = (OUTSIDE, (outside, max(0.0, cash_rest)))
+        for portfolio, (shares, cash) in [*seeds.items(), rest]:
             ledger = ledger._seed(portfolio, shares, cash, at=at, by=by)
         return ledger
 

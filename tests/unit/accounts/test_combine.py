@@ -105,6 +105,19 @@ def test_two_target_symbols_of_one_security_are_refused() -> None:
 @pytest.mark.parametrize(
     ("accounts", "problem"),
     [
+        (
+            [
+                account(
+                    "kite",
+                    "zerodha",
+                    0.0,
+                    holding("LTIM", 1, 10.0, isin=LTIM_ISIN),
+                    holding("MINDTREE", 1, 10.0, isin=LTIM_ISIN),
+                ),
+                account("angel", "angelone", 0.0),
+            ],
+            "kite: LTIM, MINDTREE are one security (ISIN INE214T01019) held twice in one account",
+        ),
         ([account("kite", "zerodha", 0.0)], "accounts: the combined mode needs two or more, got 1"),
         (
             [account("kite", "zerodha", 0.0), account("kite", "angelone", 0.0)],
