@@ -145,8 +145,8 @@ class AccountLedger:
             raise InputDataError(f"ledger of {account}", problems)
         ledger = cls(account)
         # a rest below 0 within the tolerance is rounding: the outside ledger starts at 0
-        rest = (OUTSIDE, (outside, max(0.0, cash_rest)))
-        for portfolio, (shares, cash) in [*seeds.items(), rest]:
+        outside_seed = (OUTSIDE, (outside, max(0.0, cash_rest)))
+        for portfolio, (shares, cash) in [*seeds.items(), outside_seed]:
             ledger = ledger._seed(portfolio, shares, cash, at=at, by=by)
         return ledger
 
