@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rebalance.accounts.ledger import OUTSIDE, AccountLedger, EntryKind
 from rebalance.brokers.base import Side
@@ -165,3 +167,32 @@ def test_a_portfolio_may_sell_its_shares_less_every_unsellable_share_of_the_acco
     assert core["INFY"] + momentum["INFY"] <= sellable["INFY"]
     disputed = ledger.sellable("core", {**BROKER, "INFY": 90}, sellable)
     assert disputed["INFY"] == 0  # an open difference: nothing sold until a person resolves it
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 50), min_size=1, max_size=4),
+    st.integers(0, 30),
+    st.integers(0, 200),
+)
+def test_the_portfolios_together_never_sell_beyond_the_brokers_sellable(
+    seeds: list[int], outside: int, blocked: int
+) -> None:
+    """Whatever the split of an account's shares between portfolios and however many of them
+    cannot be sold today, the portfolios' sellable quantities add up to at most the broker's."""
+    held = sum(seeds) + outside
+    broker_sellable = max(0, held - blocked)
+    ledger = AccountLedger.open(
+        "kite",
+        {f"p{k}": ({"INFY": q}, 0.0) for k, q in enumerate(seeds)},
+        {"INFY": held},
+        0.0,
+        at=TAKEN_AT,
+        by="asha",
+    )
+    total = sum(
+        ledger.sellable(p, {"INFY": held}, {"INFY": broker_sellable}).get("INFY", 0)
+        for p in ledger.portfolios
+        if p != OUTSIDE
+    )
+    assert total <= broker_sellable
