@@ -22,6 +22,8 @@ before it is returned; a solver answer that fails the check (or no answer) gives
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -124,8 +126,19 @@ class Allocation:
         """The orders of one account's lane, sells first (their proceeds fund the buys)."""
         return tuple(o for o in self.orders if o.account == account)
 
+    @property
+    def allocation_hash(self) -> str:
+        """SHA-256 of every part (account, symbol, side, quantity, price): with the plan's hash,
+        what an approval of the combined plan approves, so a lane places only its approved part."""
+        payload = [
+            [o.account, o.symbol, o.exchange, str(o.side), o.quantity, round(o.price, 4)]
+            for o in self.orders
+        ]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "allocation_hash": self.allocation_hash,
             "orders": [o.to_dict() for o in self.orders],
             "shortfalls": [s.to_dict() for s in self.shortfalls],
             "splits": [s.to_dict() for s in self.splits],

@@ -118,7 +118,7 @@ def compare_modes(
             )
             for o in plan.orders
         )
-    broker = planning_broker or _dearest(combined)
+    broker = planning_broker or dearest_broker(combined)
     plan = plan_rebalance(
         combined.snapshot, targets, policy, cash_target=cash_target, broker=broker, today=today
     )
@@ -151,8 +151,10 @@ def _has_value(
     return bool(held > 0 or (cash or 0) > 0)
 
 
-def _dearest(combined: CombinedSnapshot) -> str:
-    """The accounts' broker whose charges on a ₹1 lakh buy and sell are highest."""
+def dearest_broker(combined: CombinedSnapshot) -> str:
+    """The accounts' broker whose charges on a ₹1 lakh buy and sell are highest: the charges
+    table to size the combined plan with, so it never counts on charges lower than some
+    account's (the allocation then charges each part at its own account's)."""
     return max(
         sorted({a.broker for a in combined.accounts}),
         key=lambda b: sum(

@@ -345,7 +345,25 @@ class AccountLedger:
         return result
 
     def to_records(self) -> dict[str, Any]:
+        """JSON-able form for the history store."""
         return {"account": self.account, "entries": [e.to_dict() for e in self.entries]}
+
+    @classmethod
+    def from_records(cls, data: Mapping[str, Any]) -> AccountLedger:
+        """The ledger ``to_records`` wrote."""
+        return cls(
+            str(data["account"]),
+            tuple(
+                Entry(
+                    **{
+                        **entry,
+                        "kind": EntryKind(entry["kind"]),
+                        "at": datetime.fromisoformat(entry["at"]),
+                    }
+                )
+                for entry in data["entries"]
+            ),
+        )
 
 
 def _each(values: Mapping[str, int]) -> str:

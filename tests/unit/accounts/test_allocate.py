@@ -231,3 +231,13 @@ def test_a_fallback_beyond_a_limit_is_never_returned(monkeypatch: pytest.MonkeyP
     assert result.orders == ()
     assert [(s.symbol, s.planned, s.allocated) for s in result.shortfalls] == [("INFY", 8, 0)]
     assert "kite: sells 9 INFY, 4 sellable" in result.notes[-1]
+
+
+def test_the_allocation_hash_changes_with_any_part() -> None:
+    accounts = [limits("kite", "zerodha", 5_000), limits("angel", "angelone", 100_000)]
+    one = allocate_orders([order("INFY", Side.BUY, 10, 1500.0)], accounts)
+    same = allocate_orders([order("INFY", Side.BUY, 10, 1500.0)], accounts)
+    other = allocate_orders([order("INFY", Side.BUY, 9, 1500.0)], accounts)
+    assert one.allocation_hash == same.allocation_hash
+    assert one.allocation_hash != other.allocation_hash
+    assert one.to_dict()["allocation_hash"] == one.allocation_hash

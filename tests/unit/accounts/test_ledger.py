@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -196,3 +197,19 @@ def test_the_portfolios_together_never_sell_beyond_the_brokers_sellable(
         if p != OUTSIDE
     )
     assert total <= broker_sellable
+
+
+def test_a_ledger_round_trips_through_json() -> None:
+    ledger = opened().record_fill(
+        "core",
+        tag="QNOA93EMN28C001",
+        symbol="TCS",
+        side=Side.SELL,
+        quantity=4,
+        price=3500.0,
+        charges=18.5,
+        at=LATER,
+    )
+    again = AccountLedger.from_records(json.loads(json.dumps(ledger.to_records())))
+    assert again == ledger
+    assert again.cash("core") == pytest.approx(50_000 + 14_000 - 18.5)
