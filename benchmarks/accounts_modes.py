@@ -16,6 +16,7 @@ import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from rebalance.brokers.base import Holding, Quote
 from rebalance.policy import Policy
 from rebalance.schedule import IST
 
-TAKEN_AT = __import__("datetime").datetime(2026, 11, 25, 15, 15, tzinfo=IST)
+TAKEN_AT = datetime(2026, 11, 25, 15, 15, tzinfo=IST)
 PRICES = {  # rupees, late-2026 orders of magnitude
     "HDFCBANK": 1720.0,
     "INFY": 1890.0,
