@@ -21,13 +21,13 @@ by a rule: ``resolve`` records the split a person chose, and must explain the wh
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from rebalance.brokers.base import Side
+from rebalance.brokers.base import Holding, Side
 from rebalance.errors import InputDataError
 
 OUTSIDE = "(outside)"  # shares and cash in the account that no portfolio owns
@@ -343,6 +343,27 @@ class AccountLedger:
             blocked = broker_quantity.get(symbol, 0) - broker_sellable.get(symbol, 0)
             result[symbol] = max(0, held - max(0, blocked))
         return result
+
+    def portfolio_holdings(self, portfolio: str, broker: Sequence[Holding]) -> list[Holding]:
+        """``portfolio``'s holdings as the planner's input: the broker's rows (prices, ISIN,
+        exchange) with the ledger's quantity and ``sellable``'s sellable quantity (the
+        depository authorisation already counted there). A symbol the ledger holds that the
+        broker does not is left out: it is an open difference, for ``reconcile`` to show."""
+        rows = {h.symbol: h for h in broker}
+        quantity = {s: h.quantity for s, h in rows.items()}
+        sellable_today = {s: h.sellable_today for s, h in rows.items()}
+        may_sell = self.sellable(portfolio, quantity, sellable_today)
+        return [
+            replace(
+                rows[symbol],
+                quantity=held,
+                sellable_quantity=may_sell.get(symbol, 0),
+                authorised_quantity=None,
+                bought_today=0,
+            )
+            for symbol, held in self.shares(portfolio).items()
+            if symbol in rows
+        ]
 
     def to_records(self) -> dict[str, Any]:
         """JSON-able form for the history store."""

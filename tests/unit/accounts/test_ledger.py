@@ -13,7 +13,7 @@ from rebalance.accounts.ledger import OUTSIDE, AccountLedger, EntryKind
 from rebalance.brokers.base import Side
 from rebalance.errors import InputDataError
 
-from .support import TAKEN_AT
+from .support import TAKEN_AT, holding
 
 LATER = TAKEN_AT + timedelta(days=1)
 BROKER = {"INFY": 100, "TCS": 20, "ITC": 50}
@@ -213,3 +213,16 @@ def test_a_ledger_round_trips_through_json() -> None:
     again = AccountLedger.from_records(json.loads(json.dumps(ledger.to_records())))
     assert again == ledger
     assert again.cash("core") == pytest.approx(50_000 + 14_000 - 18.5)
+
+
+def test_a_portfolios_holdings_for_the_planner_carry_its_own_shares_and_sellable() -> None:
+    broker = [
+        holding("INFY", 100, 1890.0, sellable=85, isin="INE009A01021"),
+        holding("TCS", 20, 3450.0, authorised=12),
+        holding("ITC", 50, 468.0),
+    ]
+    rows = {h.symbol: h for h in opened().portfolio_holdings("core", broker)}
+    assert set(rows) == {"INFY", "TCS"}
+    assert (rows["INFY"].quantity, rows["INFY"].sellable_today) == (60, 45)
+    assert (rows["TCS"].quantity, rows["TCS"].sellable_today) == (10, 2)  # 8 not authorised
+    assert (rows["INFY"].last_price, rows["INFY"].isin) == (1890.0, "INE009A01021")
