@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from rebalance.dag_factory import INVALID_TASK_ID, PLACE_RETRIES, SHARDS, TASK_ORDER, shard_of
+from rebalance.dag_factory import (
+    INVALID_TASK_ID,
+    PLACE_RETRIES,
+    RECORD_RETRIES,
+    SHARDS,
+    TASK_ORDER,
+    shard_of,
+)
 from rebalance.portfolio import load_portfolio, portfolio_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +70,8 @@ def test_owner_tags_retries_and_catchup(dagbag: DagBag, path: Path) -> None:
             assert task.retries > 0  # a read, or a decision re-read: safe to retry
         elif task.task_id.endswith(".place_orders"):
             assert task.retries == PLACE_RETRIES  # idempotent: reconciled by tag first
+        elif task.task_id.endswith(".record_run"):
+            assert task.retries == RECORD_RETRIES  # a brief history outage heals; stops do not
         else:
             assert task.retries == 0  # placement and state changes settle by reconciliation
     assert dag.get_task(f"{portfolio.accounts[0].name}.record_run").trigger_rule == "all_done"
