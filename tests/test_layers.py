@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "rebalance.tax": CORE,
     "rebalance.targets": CORE,
     "rebalance.drift": CORE,
+    "rebalance.accounts": CORE,
     "rebalance.brokers": ADAPTERS,
     "rebalance.history": ADAPTERS,
     "rebalance.testing": ADAPTERS,

@@ -35,8 +35,8 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
 from rebalance.accounts.combine import AccountAvailability
-from rebalance.brokers.base import Side
 from rebalance.costs import STATUTORY, BrokerRates, Rate, broker_rates, order_charges
+from rebalance.domain.market import Side
 from rebalance.errors import InputDataError
 from rebalance.plan import PlannedOrder
 

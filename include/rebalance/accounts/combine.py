@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from rebalance.brokers.base import Holding, Quote
+from rebalance.domain.market import Holding, Quote
 from rebalance.errors import InputDataError
 from rebalance.holdings_file import COLUMNS
 from rebalance.snapshot import HoldingsSnapshot

@@ -19,8 +19,8 @@ from typing import Any
 
 from rebalance.accounts.allocate import AccountOrder, Allocation, Shortfall, allocate_orders
 from rebalance.accounts.combine import CombinedSnapshot
-from rebalance.brokers.base import Side
 from rebalance.costs import broker_rates, charge_total, order_charges
+from rebalance.domain.market import Side
 from rebalance.plan import TradePlan
 from rebalance.planning import plan_rebalance
 from rebalance.policy import Policy, UnlistedHoldings

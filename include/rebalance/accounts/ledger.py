@@ -27,7 +27,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from rebalance.brokers.base import Holding, Side
+from rebalance.domain.market import Holding, Side
 from rebalance.errors import InputDataError
 
 OUTSIDE = "(outside)"  # shares and cash in the account that no portfolio owns
