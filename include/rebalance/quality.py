@@ -24,7 +24,7 @@ importing this module stays cheap for DAG parsing.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -186,7 +186,307 @@ def _check_frame(snapshot: HoldingsSnapshot, targets: list[str], now: datetime) 
     return frame
 
 
-# --- the suite -------------------------------------------------------------------------------
+# --- the checks: one record each ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Suite:
+    """What the checks' expectations are built from (GX's row condition included)."""
+
+    targets: list[str]
+    max_age: timedelta
+    price_max_age: timedelta | None
+    with_value: bool
+    needs_price: Any  # GX row condition: the row is held or a target
+
+
+@dataclass
+class _Failure:
+    """A failed check, as its ``explain`` reads it; ``summary`` may be amended."""
+
+    check: str
+    kwargs: dict[str, Any]
+    indexes: list[Any]
+    frame: pd.DataFrame
+    snapshot: HoldingsSnapshot
+    now: datetime
+    max_age: timedelta
+    price_max_age: timedelta | None
+    summary: dict[str, Any]
+
+    def row(self, i: Any) -> str:
+        return f"row {i} ({_symbol(self.frame, i)})"
+
+    def value(self, i: Any, column: str) -> Any:
+        return _jsonable(self.frame.at[i, column]) if i in self.frame.index else None
+
+    def each(self, line: Callable[[Any], str]) -> list[str]:
+        """One line per unexpected row, each ending with the check's name."""
+        return [f"{line(i)} ({self.check})" for i in self.indexes]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One data-quality check: its name, the Great Expectations expectation that runs it (class
+    and arguments, description included) and the lines a person reads when it fails."""
+
+    name: str
+    expectation: str  # a class of ``great_expectations.expectations``
+    arguments: Callable[[_Suite], dict[str, Any]]
+    explain: Callable[[_Failure], list[str]]
+    applies: Callable[[_Suite], bool] = lambda suite: True
+
+
+def _missing_targets(failure: _Failure) -> list[str]:
+    present = set(failure.frame["symbol"].dropna())
+    missing = sorted(set(failure.kwargs.get("value_set") or []) - present)
+    failure.summary["missing_targets"] = missing
+    failure.summary["unexpected_count"] = len(missing)
+    return [
+        f"target symbol {s}: no row with a price in the quotes ({failure.check})" for s in missing
+    ]
+
+
+def _stale_snapshot(failure: _Failure) -> list[str]:
+    taken_at, now = failure.snapshot.taken_at, failure.now
+    age = now - taken_at
+    if age < timedelta(0):
+        return [
+            f"snapshot taken_at {taken_at.isoformat()} is {_duration(-age)} in the future of "
+            f"{now.isoformat()} (clock or feed error) ({failure.check})"
+        ]
+    return [
+        f"snapshot taken_at {taken_at.isoformat()} is {_duration(age)} old at {now.isoformat()}; "
+        f"the limit is {_duration(failure.max_age)} ({failure.check})"
+    ]
+
+
+def _stale_quotes(failure: _Failure) -> list[str]:
+    limit = _duration(failure.price_max_age) if failure.price_max_age else "?"
+    lines = []
+    for i in failure.indexes:
+        age_s = failure.value(i, "quote_age_s")
+        positions = failure.snapshot.positions
+        stamp = positions.at[i, QUOTE_TIME_COLUMN] if i in failure.frame.index else None
+        when = "in the future" if age_s is not None and age_s < 0 else "old"
+        span = _duration(timedelta(seconds=abs(age_s))) if age_s is not None else "?"
+        lines.append(
+            f"{failure.row(i)}: quote as_of {stamp} is {span} {when}; the limit is {limit} "
+            f"(stale price, {failure.check})"
+        )
+    return lines
+
+
+def _present(column: str, description: str, **extra: Any) -> Callable[[_Suite], dict[str, Any]]:
+    return lambda suite: {"column": column, "description": description, **extra}
+
+
+def _missing(column: str) -> Callable[[_Failure], list[str]]:
+    return lambda f: f.each(lambda i: f"{f.row(i)}: {column} is missing")
+
+
+def _negative(column: str) -> Callable[[_Failure], list[str]]:
+    return lambda f: f.each(
+        lambda i: f"{f.row(i)}: {column} must be >= 0 (got {f.value(i, column)})"
+    )
+
+
+def _fractional(column: str) -> Callable[[_Failure], list[str]]:
+    return lambda f: f.each(
+        lambda i: (
+            f"{f.row(i)}: {column} must be a whole number of shares (got {f.value(i, column)})"
+        )
+    )
+
+
+#: The suite, in the order it runs (and the Data Docs list it).
+CHECKS: tuple[Check, ...] = (
+    Check(
+        "not_empty",
+        "ExpectTableRowCountToBeBetween",
+        lambda s: {"min_value": 1, "description": "The snapshot has at least one row."},
+        lambda f: ["the snapshot has no rows (no holdings and no quotes)"],
+    ),
+    Check(
+        "symbol_present",
+        "ExpectColumnValuesToNotBeNull",
+        _present("symbol", "Every row names a symbol."),
+        lambda f: f.each(lambda i: f"row {i}: symbol is missing"),
+    ),
+    Check(
+        "symbol_unique",
+        "ExpectColumnValuesToBeUnique",
+        _present("symbol", "One row per symbol."),
+        lambda f: f.each(lambda i: f"{f.row(i)}: symbol appears more than once"),
+    ),
+    Check(
+        "targets_quoted",
+        "ExpectColumnDistinctValuesToContainSet",
+        lambda s: {
+            "column": "symbol",
+            "value_set": s.targets,
+            "description": "Every target symbol of the portfolio has a row in the quotes.",
+        },
+        _missing_targets,
+        applies=lambda s: bool(s.targets),
+    ),
+    Check(
+        "price_present",
+        "ExpectColumnValuesToNotBeNull",
+        lambda s: {
+            "column": "last_price",
+            "row_condition": s.needs_price,
+            "description": "Every held or target symbol has a last price.",
+        },
+        _missing("last_price"),
+    ),
+    Check(
+        "price_positive",
+        "ExpectColumnValuesToBeBetween",
+        _present(
+            "last_price",
+            f"Prices are > 0 and finite (at most {MAX_PRICE_INR:,.0f} INR).",
+            min_value=0,
+            strict_min=True,
+            max_value=MAX_PRICE_INR,
+        ),
+        lambda f: f.each(
+            lambda i: (
+                f"{f.row(i)}: last_price must be > 0 and at most {MAX_PRICE_INR:,.0f} "
+                f"(got {f.value(i, 'last_price')})"
+            )
+        ),
+    ),
+    Check(
+        "quantity_present",
+        "ExpectColumnValuesToNotBeNull",
+        _present("quantity", "Every row has a quantity."),
+        _missing("quantity"),
+    ),
+    Check(
+        "quantity_non_negative",
+        "ExpectColumnValuesToBeBetween",
+        _present("quantity", "Never a negative holding.", min_value=0),
+        _negative("quantity"),
+    ),
+    Check(
+        "quantity_whole",
+        "ExpectColumnValuesToBeInSet",
+        _present("quantity_is_whole", "Quantities are whole shares.", value_set=[True]),
+        _fractional("quantity"),
+    ),
+    Check(
+        "sellable_present",
+        "ExpectColumnValuesToNotBeNull",
+        _present("sellable_quantity", "Every row has a sellable quantity."),
+        _missing("sellable_quantity"),
+    ),
+    Check(
+        "sellable_non_negative",
+        "ExpectColumnValuesToBeBetween",
+        _present("sellable_quantity", "The sellable quantity is >= 0.", min_value=0),
+        _negative("sellable_quantity"),
+    ),
+    Check(
+        "sellable_whole",
+        "ExpectColumnValuesToBeInSet",
+        _present(
+            "sellable_quantity_is_whole", "Sellable quantities are whole shares.", value_set=[True]
+        ),
+        _fractional("sellable_quantity"),
+    ),
+    Check(
+        "sellable_within_quantity",
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        lambda s: {
+            "column_A": "quantity",
+            "column_B": "sellable_quantity",
+            "or_equal": True,
+            "description": "Never sell more than is held: sellable_quantity <= quantity.",
+        },
+        lambda f: f.each(
+            lambda i: (
+                f"{f.row(i)}: sellable_quantity {f.value(i, 'sellable_quantity')} exceeds "
+                f"quantity {f.value(i, 'quantity')}"
+            )
+        ),
+    ),
+    Check(
+        "value_finite",
+        "ExpectColumnValuesToBeBetween",
+        _present(
+            "market_value",
+            "quantity x last_price is a finite, non-negative number.",
+            min_value=0,
+            max_value=MAX_PRICE_INR * 1e7,
+        ),
+        lambda f: f.each(
+            lambda i: (
+                f"{f.row(i)}: quantity x last_price is not a finite non-negative value "
+                f"(got {f.value(i, 'market_value')})"
+            )
+        ),
+    ),
+    Check(
+        "snapshot_fresh",
+        "ExpectColumnMaxToBeBetween",
+        lambda s: {
+            "column": "snapshot_age_s",
+            "min_value": -FUTURE_SKEW.total_seconds(),
+            "max_value": s.max_age.total_seconds(),
+            "description": (
+                f"The snapshot is at most {_duration(s.max_age)} old "
+                "(age in seconds at validation time)."
+            ),
+        },
+        _stale_snapshot,
+    ),
+    Check(
+        "value_consistent",
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        lambda s: {
+            "column_A": "value_tolerance_inr",
+            "column_B": "value_gap_inr",
+            "or_equal": True,
+            "description": (
+                "A supplied value agrees with quantity x last_price within "
+                f"{VALUE_TOLERANCE_PCT}% or {VALUE_TOLERANCE_INR:.0f} INR."
+            ),
+        },
+        lambda f: f.each(
+            lambda i: (
+                f"{f.row(i)}: value {f.value(i, VALUE_COLUMN)} differs from quantity x "
+                f"last_price {f.value(i, 'market_value')} by {f.value(i, 'value_gap_inr')} INR, more "
+                f"than the tolerance {f.value(i, 'value_tolerance_inr')}"
+            )
+        ),
+        applies=lambda s: s.with_value,
+    ),
+    Check(
+        "quote_time_present",
+        "ExpectColumnValuesToNotBeNull",
+        lambda s: {
+            "column": "quote_age_s",
+            "row_condition": s.needs_price,
+            "description": "Every held or target symbol's quote has a time (as_of).",
+        },
+        lambda f: f.each(lambda i: f"{f.row(i)}: the quote has no as_of time"),
+        applies=lambda s: s.price_max_age is not None,
+    ),
+    Check(
+        "quote_fresh",
+        "ExpectColumnValuesToBeBetween",
+        lambda s: {
+            "column": "quote_age_s",
+            "min_value": -FUTURE_SKEW.total_seconds(),
+            "max_value": s.price_max_age.total_seconds() if s.price_max_age else None,
+            "description": f"Quotes are at most {_duration(s.price_max_age or timedelta())} old.",
+        },
+        _stale_quotes,
+        applies=lambda s: s.price_max_age is not None,
+    ),
+)
+CHECK_NAMED = {check.name: check for check in CHECKS}
 
 
 def _expectations(
@@ -196,143 +496,19 @@ def _expectations(
     price_max_age: timedelta | None,
     with_value: bool,
 ) -> list[Any]:
+    """The GX expectations of the checks that apply, each tagged with its check's name."""
     import great_expectations as gx
     from great_expectations.expectations.row_conditions import Column
 
-    x = gx.expectations
-    skew = -FUTURE_SKEW.total_seconds()
     needs_price = Column("needs_price") == True  # noqa: E712 (a GX condition, not a comparison)
-
-    def meta(check: str) -> dict[str, str]:
-        return {"check": check}
-
-    suite: list[Any] = [
-        x.ExpectTableRowCountToBeBetween(
-            min_value=1,
-            meta=meta("not_empty"),
-            description="The snapshot has at least one row.",
-        ),
-        x.ExpectColumnValuesToNotBeNull(
-            column="symbol", meta=meta("symbol_present"), description="Every row names a symbol."
-        ),
-        x.ExpectColumnValuesToBeUnique(
-            column="symbol", meta=meta("symbol_unique"), description="One row per symbol."
-        ),
-        x.ExpectColumnValuesToNotBeNull(
-            column="last_price",
-            row_condition=needs_price,
-            meta=meta("price_present"),
-            description="Every held or target symbol has a last price.",
-        ),
-        x.ExpectColumnValuesToBeBetween(
-            column="last_price",
-            min_value=0,
-            strict_min=True,
-            max_value=MAX_PRICE_INR,
-            meta=meta("price_positive"),
-            description=f"Prices are > 0 and finite (at most {MAX_PRICE_INR:,.0f} INR).",
-        ),
-        x.ExpectColumnValuesToNotBeNull(
-            column="quantity",
-            meta=meta("quantity_present"),
-            description="Every row has a quantity.",
-        ),
-        x.ExpectColumnValuesToBeBetween(
-            column="quantity",
-            min_value=0,
-            meta=meta("quantity_non_negative"),
-            description="Never a negative holding.",
-        ),
-        x.ExpectColumnValuesToBeInSet(
-            column="quantity_is_whole",
-            value_set=[True],
-            meta=meta("quantity_whole"),
-            description="Quantities are whole shares.",
-        ),
-        x.ExpectColumnValuesToNotBeNull(
-            column="sellable_quantity",
-            meta=meta("sellable_present"),
-            description="Every row has a sellable quantity.",
-        ),
-        x.ExpectColumnValuesToBeBetween(
-            column="sellable_quantity",
-            min_value=0,
-            meta=meta("sellable_non_negative"),
-            description="The sellable quantity is >= 0.",
-        ),
-        x.ExpectColumnValuesToBeInSet(
-            column="sellable_quantity_is_whole",
-            value_set=[True],
-            meta=meta("sellable_whole"),
-            description="Sellable quantities are whole shares.",
-        ),
-        x.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A="quantity",
-            column_B="sellable_quantity",
-            or_equal=True,
-            meta=meta("sellable_within_quantity"),
-            description="Never sell more than is held: sellable_quantity <= quantity.",
-        ),
-        x.ExpectColumnValuesToBeBetween(
-            column="market_value",
-            min_value=0,
-            max_value=MAX_PRICE_INR * 1e7,
-            meta=meta("value_finite"),
-            description="quantity x last_price is a finite, non-negative number.",
-        ),
-        x.ExpectColumnMaxToBeBetween(
-            column="snapshot_age_s",
-            min_value=skew,
-            max_value=max_age.total_seconds(),
-            meta=meta("snapshot_fresh"),
-            description=(
-                f"The snapshot is at most {_duration(max_age)} old "
-                "(age in seconds at validation time)."
-            ),
-        ),
+    suite = _Suite(targets, max_age, price_max_age, with_value, needs_price)
+    return [
+        getattr(gx.expectations, check.expectation)(
+            **check.arguments(suite), meta={"check": check.name}
+        )
+        for check in CHECKS
+        if check.applies(suite)
     ]
-    if targets:
-        suite.insert(
-            3,
-            x.ExpectColumnDistinctValuesToContainSet(
-                column="symbol",
-                value_set=targets,
-                meta=meta("targets_quoted"),
-                description="Every target symbol of the portfolio has a row in the quotes.",
-            ),
-        )
-    if with_value:
-        suite.append(
-            x.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="value_tolerance_inr",
-                column_B="value_gap_inr",
-                or_equal=True,
-                meta=meta("value_consistent"),
-                description=(
-                    "A supplied value agrees with quantity x last_price within "
-                    f"{VALUE_TOLERANCE_PCT}% or {VALUE_TOLERANCE_INR:.0f} INR."
-                ),
-            )
-        )
-    if price_max_age is not None:
-        suite.extend(
-            [
-                x.ExpectColumnValuesToNotBeNull(
-                    column="quote_age_s",
-                    row_condition=needs_price,
-                    meta=meta("quote_time_present"),
-                    description="Every held or target symbol's quote has a time (as_of).",
-                ),
-                x.ExpectColumnValuesToBeBetween(
-                    column="quote_age_s",
-                    min_value=skew,
-                    max_value=price_max_age.total_seconds(),
-                    meta=meta("quote_fresh"),
-                    description=f"Quotes are at most {_duration(price_max_age)} old.",
-                ),
-            ]
-        )
-    return suite
 
 
 def _run_suite(
@@ -465,95 +641,13 @@ def _describe(
     if result.success:
         return summary, []
 
+    known = CHECK_NAMED.get(check)
     lines: list[str] = []
-
-    def row(i: Any) -> str:
-        return f"row {i} ({_symbol(frame, i)})"
-
-    def value(i: Any, column: str) -> Any:
-        return _jsonable(frame.at[i, column]) if i in frame.index else None
-
-    if check == "not_empty":
-        lines.append("the snapshot has no rows (no holdings and no quotes)")
-    elif check == "symbol_present":
-        lines += [f"row {i}: symbol is missing ({check})" for i in indexes]
-    elif check == "symbol_unique":
-        lines += [f"{row(i)}: symbol appears more than once ({check})" for i in indexes]
-    elif check == "targets_quoted":
-        present = set(frame["symbol"].dropna())
-        missing = sorted(set(kwargs.get("value_set") or []) - present)
-        lines += [
-            f"target symbol {s}: no row with a price in the quotes ({check})" for s in missing
-        ]
-        summary["missing_targets"] = missing
-        summary["unexpected_count"] = len(missing)
-    elif check == "price_present":
-        lines += [f"{row(i)}: last_price is missing ({check})" for i in indexes]
-    elif check == "price_positive":
-        lines += [
-            f"{row(i)}: last_price must be > 0 and at most {MAX_PRICE_INR:,.0f} "
-            f"(got {value(i, 'last_price')}) ({check})"
-            for i in indexes
-        ]
-    elif check in ("quantity_present", "sellable_present"):
-        column = "quantity" if check == "quantity_present" else "sellable_quantity"
-        lines += [f"{row(i)}: {column} is missing ({check})" for i in indexes]
-    elif check in ("quantity_non_negative", "sellable_non_negative"):
-        column = str(kwargs["column"])
-        lines += [
-            f"{row(i)}: {column} must be >= 0 (got {value(i, column)}) ({check})" for i in indexes
-        ]
-    elif check in ("quantity_whole", "sellable_whole"):
-        column = "quantity" if check == "quantity_whole" else "sellable_quantity"
-        lines += [
-            f"{row(i)}: {column} must be a whole number of shares "
-            f"(got {value(i, column)}) ({check})"
-            for i in indexes
-        ]
-    elif check == "sellable_within_quantity":
-        lines += [
-            f"{row(i)}: sellable_quantity {value(i, 'sellable_quantity')} exceeds quantity "
-            f"{value(i, 'quantity')} ({check})"
-            for i in indexes
-        ]
-    elif check == "value_finite":
-        lines += [
-            f"{row(i)}: quantity x last_price is not a finite non-negative value "
-            f"(got {value(i, 'market_value')}) ({check})"
-            for i in indexes
-        ]
-    elif check == "value_consistent":
-        lines += [
-            f"{row(i)}: value {value(i, VALUE_COLUMN)} differs from quantity x last_price "
-            f"{value(i, 'market_value')} by {value(i, 'value_gap_inr')} INR, more than the "
-            f"tolerance {value(i, 'value_tolerance_inr')} ({check})"
-            for i in indexes
-        ]
-    elif check == "snapshot_fresh":
-        age = now - snapshot.taken_at
-        if age < timedelta(0):
-            lines.append(
-                f"snapshot taken_at {snapshot.taken_at.isoformat()} is {_duration(-age)} in the "
-                f"future of {now.isoformat()} (clock or feed error) ({check})"
-            )
-        else:
-            lines.append(
-                f"snapshot taken_at {snapshot.taken_at.isoformat()} is {_duration(age)} old at "
-                f"{now.isoformat()}; the limit is {_duration(max_age)} ({check})"
-            )
-    elif check == "quote_time_present":
-        lines += [f"{row(i)}: the quote has no as_of time ({check})" for i in indexes]
-    elif check == "quote_fresh":
-        limit = _duration(price_max_age) if price_max_age else "?"
-        for i in indexes:
-            age_s = value(i, "quote_age_s")
-            stamp = snapshot.positions.at[i, QUOTE_TIME_COLUMN] if i in frame.index else None
-            when = "in the future" if age_s is not None and age_s < 0 else "old"
-            span = _duration(timedelta(seconds=abs(age_s))) if age_s is not None else "?"
-            lines.append(
-                f"{row(i)}: quote as_of {stamp} is {span} {when}; the limit is {limit} "
-                f"(stale price, {check})"
-            )
+    if known is not None:
+        failure = _Failure(
+            check, kwargs, indexes, frame, snapshot, now, max_age, price_max_age, summary
+        )
+        lines = known.explain(failure)
     if not lines:
         lines.append(
             f"check {check} failed on {summary['column'] or 'the table'}: "
