@@ -456,8 +456,8 @@ CHECKS: tuple[Check, ...] = (
         lambda f: f.each(
             lambda i: (
                 f"{f.row(i)}: value {f.value(i, VALUE_COLUMN)} differs from quantity x "
-                f"last_price {f.value(i, 'market_value')} by {f.value(i, 'value_gap_inr')} INR, more "
-                f"than the tolerance {f.value(i, 'value_tolerance_inr')}"
+                f"last_price {f.value(i, 'market_value')} by {f.value(i, 'value_gap_inr')} INR, "
+                f"more than the tolerance {f.value(i, 'value_tolerance_inr')}"
             )
         ),
         applies=lambda s: s.with_value,

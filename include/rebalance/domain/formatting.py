@@ -31,6 +31,14 @@ def money(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
+def drift_change(before: float | None, after: float | None) -> str:
+    """Max drift before -> after (fractions): ``5.15% → 1.83% (−3.32 pp)``, ``-`` without a plan."""
+    if before is None or after is None:
+        return "-"
+    change = 100 * (float(after) - float(before))
+    return f"{frac(before)} → {frac(after)} ({change:+.2f} pp)".replace("-", "−")
+
+
 def ist_minutes(value: datetime | None) -> str:
     """A moment in IST to the minute: ``2026-01-05 15:10``."""
     return "-" if value is None else value.astimezone(IST).strftime("%Y-%m-%d %H:%M")

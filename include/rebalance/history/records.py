@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Self
-
-from sqlalchemy import RowMapping
+from typing import TYPE_CHECKING, Any, Self
 
 from rebalance.history.status import OrderState, RunStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy import RowMapping
 
 
 class _Record(Mapping[str, Any]):

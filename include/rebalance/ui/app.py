@@ -35,6 +35,7 @@ from fastapi.responses import HTMLResponse, Response
 from rebalance.ui import render
 
 if TYPE_CHECKING:
+    from rebalance.history.records import RunRecord
     from rebalance.history.store import HistoryStore
 
 MAX_RUN_ID = 2**63 - 1  # the history's run ids are PostgreSQL bigints
@@ -197,7 +198,7 @@ def create_app() -> FastAPI:
             if not p.get("error"):
                 last = store.runs(p["id"], limit=1)
                 p["last_run"] = last[0] if last else None
-        runs = [r for r in store.runs(portfolio, limit=100) if r["dag_id"] in readable]
+        runs = [r for r in store.runs(portfolio, limit=100) if r.dag_id in readable]
         if portfolio is not None and not runs and all(p["id"] != portfolio for p in portfolios):
             raise HTTPException(404, f"no portfolio {portfolio!r}")
         return render.overview(portfolios, runs, _base(request), who.name, portfolio)
@@ -212,7 +213,7 @@ def create_app() -> FastAPI:
     @app.get("/runs/{run_id}/weights.svg")
     def weights_chart(run_id: str, who: ViewerDep) -> Response:
         run = _readable_run(_store(), run_number(run_id), who)
-        positions = (run.get("plan") or {}).get("positions") or []
+        positions = (run.plan or {}).get("positions") or []
         return Response(render.weights_svg(positions), media_type="image/svg+xml")
 
     return app
@@ -236,14 +237,14 @@ def _run_dag_ids() -> set[str]:
         return {str(d) for d in conn.execute(select(tables.runs.c.dag_id).distinct()).scalars()}
 
 
-def _readable_run(store: Any, run_id: int, who: Viewer) -> dict[str, Any]:
+def _readable_run(store: HistoryStore, run_id: int, who: Viewer) -> RunRecord:
     from rebalance.history.store import RunNotFound
 
     try:
-        run: dict[str, Any] = store.run(run_id)
+        run = store.run(run_id)
     except RunNotFound as exc:
         raise HTTPException(404, f"no rebalance run {run_id}") from exc
-    if run["dag_id"] not in who.can_read({run["dag_id"]}):
+    if run.dag_id not in who.can_read({run.dag_id}):
         raise HTTPException(404, f"no rebalance run {run_id}")
     return run
 

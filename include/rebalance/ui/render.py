@@ -10,12 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from rebalance.domain.formatting import frac, inr, money, outcome, pct, policy_summary
+from rebalance.domain.formatting import drift_change, inr, money, outcome, pct, policy_summary
 from rebalance.domain.market import IST
 from rebalance.task_ids import approval_task_id
+
+if TYPE_CHECKING:
+    from rebalance.history.records import EventRecord, LegRecord, RunRecord
 
 STATUS_COLOURS = {
     "completed": "#1a7f37",
@@ -104,15 +107,6 @@ def badge(status: str) -> str:
     return f'<span class="badge" style="background:{colour}">{escape(status)}</span>'
 
 
-def drift_reduced(run: Mapping[str, Any]) -> str:
-    """``5.15% → 1.83% (−3.32 pp)``, or ``-`` when the run has no plan."""
-    before, after = run.get("max_drift_before"), run.get("max_drift_after")
-    if before is None or after is None:
-        return "-"
-    change = 100 * (float(after) - float(before))
-    return f"{frac(before)} → {frac(after)} ({change:+.2f} pp)".replace("-", "−")
-
-
 def dag_href(dag_id: str) -> str:
     """The DAG's page in the Airflow UI."""
     return f"/dags/{quote(dag_id, safe='')}"
@@ -159,10 +153,10 @@ def portfolio_cards(portfolios: Sequence[Mapping[str, Any]], base: str) -> str:
             continue
         last_run = p.get("last_run")
         if last_run:
-            status = badge(outcome(last_run["status"], last_run.get("placement")))
+            status = badge(outcome(last_run.status, last_run.placement))
             last = (
-                f"{when(last_run['created_at'])} {status} "
-                f"<a href='{base}/runs/{last_run['id']}'>run {last_run['id']}</a>"
+                f"{when(last_run.created_at)} {status} "
+                f"<a href='{base}/runs/{last_run.id}'>run {last_run.id}</a>"
             )
         else:
             last = "<span class='muted'>never</span>"
@@ -179,22 +173,22 @@ def portfolio_cards(portfolios: Sequence[Mapping[str, Any]], base: str) -> str:
     return f"<div class='cards'>{''.join(cards)}</div>"
 
 
-def runs_table(runs: Iterable[Mapping[str, Any]], base: str) -> str:
+def runs_table(runs: Iterable[RunRecord], base: str) -> str:
     """The history table of notes 11.3."""
     rows = []
     for r in runs:
         rows.append(
-            f"<tr data-run='{r['id']}'><td><a href='{base}/runs/{r['id']}'>{r['id']}</a></td>"
-            f"<td>{when(r['created_at'])}</td>"
-            f"<td>{escape(r['portfolio_name'])}<div class='muted'>{escape(r['account'])} "
-            f"({escape(r['broker'])}) · {escape(r['mode'])} · {escape(r['initiator'])}</div></td>"
-            f"<td>{escape(policy_summary(r.get('policy')))}</td>"
-            f"<td class='num'>{pct(r.get('turnover_pct'))}</td>"
-            f"<td class='num'>{drift_reduced(r)}</td>"
-            f"<td class='num'>{'-' if r.get('trades') is None else r['trades']}</td>"
-            f"<td>{badge(outcome(r['status'], r.get('placement')))}</td>"
-            f"<td><a href='{base}/runs/{r['id']}'>View details</a> · "
-            f"{airflow_link(airflow_run_href(r['dag_id'], r['airflow_run_id']), 'Airflow run')}"
+            f"<tr data-run='{r.id}'><td><a href='{base}/runs/{r.id}'>{r.id}</a></td>"
+            f"<td>{when(r.created_at)}</td>"
+            f"<td>{escape(r.portfolio_name)}<div class='muted'>{escape(r.account)} "
+            f"({escape(r.broker)}) · {escape(r.mode)} · {escape(r.initiator)}</div></td>"
+            f"<td>{escape(policy_summary(r.policy))}</td>"
+            f"<td class='num'>{pct(r.turnover_pct)}</td>"
+            f"<td class='num'>{drift_change(r.max_drift_before, r.max_drift_after)}</td>"
+            f"<td class='num'>{'-' if r.trades is None else r.trades}</td>"
+            f"<td>{badge(outcome(r.status, r.placement))}</td>"
+            f"<td><a href='{base}/runs/{r.id}'>View details</a> · "
+            f"{airflow_link(airflow_run_href(r.dag_id, r.airflow_run_id), 'Airflow run')}"
             "</td></tr>"
         )
     if not rows:
@@ -207,23 +201,23 @@ def runs_table(runs: Iterable[Mapping[str, Any]], base: str) -> str:
     return f"<table id='runs'>{head}{''.join(rows)}</table>"
 
 
-def orders_table(orders: Sequence[Mapping[str, Any]]) -> str:
+def orders_table(orders: Sequence[LegRecord]) -> str:
     """Every leg with what happened to it."""
     if not orders:
         return "<p class='muted'>No orders (nothing to trade, or the run stopped before).</p>"
     rows = []
     for o in orders:
-        reasons = ", ".join(str(x) for x in (o.get("reasons") or []))
-        filled = f"{o.get('filled_quantity') or 0}/{o['quantity']}"
+        reasons = ", ".join(str(x) for x in (o.reasons or []))
+        filled = f"{o.filled_quantity or 0}/{o.quantity}"
         rows.append(
-            f"<tr><td class='num'>{o['leg']}</td><td>{escape(o['side'])}</td>"
-            f"<td>{escape(o['symbol'])}</td><td class='num'>{o['quantity']}</td>"
-            f"<td class='num'>{o['price']:,.2f}</td><td class='num'>{o['notional']:,.2f}</td>"
-            f"<td class='num'>{(o.get('charges') or 0):,.2f}</td><td>{escape(reasons)}</td>"
-            f"<td>{badge(str(o['state']))}</td><td class='num'>{filled}</td>"
-            f"<td class='num'>{money(o.get('average_price'))}</td>"
-            f"<td>{escape(str(o.get('broker_order_id') or '-'))}</td>"
-            f"<td>{escape(str(o.get('error') or ''))}</td></tr>"
+            f"<tr><td class='num'>{o.leg}</td><td>{escape(o.side)}</td>"
+            f"<td>{escape(o.symbol)}</td><td class='num'>{o.quantity}</td>"
+            f"<td class='num'>{o.price:,.2f}</td><td class='num'>{o.notional:,.2f}</td>"
+            f"<td class='num'>{(o.charges or 0):,.2f}</td><td>{escape(reasons)}</td>"
+            f"<td>{badge(str(o.state))}</td><td class='num'>{filled}</td>"
+            f"<td class='num'>{money(o.average_price)}</td>"
+            f"<td>{escape(str(o.broker_order_id or '-'))}</td>"
+            f"<td>{escape(str(o.error or ''))}</td></tr>"
         )
     head = (
         "<tr><th class='num'>leg</th><th>side</th><th>symbol</th><th class='num'>qty</th>"
@@ -234,10 +228,10 @@ def orders_table(orders: Sequence[Mapping[str, Any]]) -> str:
     return f"<table id='orders'>{head}{''.join(rows)}</table>"
 
 
-def events_table(events: Sequence[Mapping[str, Any]]) -> str:
+def events_table(events: Sequence[EventRecord]) -> str:
     rows = "".join(
-        f"<tr><td>{when(e['at'])}</td><td>{escape(str(e.get('from_status') or ''))} → "
-        f"{escape(str(e['to_status']))}</td><td>{escape(str(e.get('message') or ''))}</td></tr>"
+        f"<tr><td>{when(e.at)}</td><td>{escape(str(e.from_status or ''))} → "
+        f"{escape(str(e.to_status))}</td><td>{escape(str(e.message or ''))}</td></tr>"
         for e in events
     )
     return f"<table><tr><th>at</th><th>status</th><th>message</th></tr>{rows}</table>"
@@ -291,39 +285,37 @@ def weights_svg(positions: Sequence[Mapping[str, Any]]) -> str:
 
 
 def run_detail(
-    run: Mapping[str, Any],
-    orders: Sequence[Mapping[str, Any]],
-    events: Sequence[Mapping[str, Any]],
+    run: RunRecord,
+    orders: Sequence[LegRecord],
+    events: Sequence[EventRecord],
     base: str,
 ) -> str:
     """One run: summary, links to Airflow, weights chart, orders with outcomes, events."""
-    dag_id, airflow_run_id = str(run["dag_id"]), str(run["airflow_run_id"])
-    plan = run.get("plan") or {}
-    summary = plan.get("summary") or {}
+    dag_id, airflow_run_id = str(run.dag_id), str(run.airflow_run_id)
+    plan = run.plan or {}
     kv = [
-        ("Portfolio", f"{escape(run['portfolio_name'])} ({escape(run['portfolio_id'])})"),
-        ("Account", f"{escape(run['account'])} ({escape(run['broker'])})"),
-        ("Mode / initiator", f"{escape(run['mode'])} / {escape(run['initiator'])}"),
+        ("Portfolio", f"{escape(run.portfolio_name)} ({escape(run.portfolio_id)})"),
+        ("Account", f"{escape(run.account)} ({escape(run.broker)})"),
+        ("Mode / initiator", f"{escape(run.mode)} / {escape(run.initiator)}"),
         (
             "Status",
-            badge(outcome(run["status"], run.get("placement")))
-            + f" {escape(str(run.get('status_reason') or ''))}",
+            badge(outcome(run.status, run.placement)) + f" {escape(str(run.status_reason or ''))}",
         ),
-        ("Created", when(run["created_at"])),
+        ("Created", when(run.created_at)),
         (
             "Approved",
-            f"{when(run.get('approved_at'))} "
-            f"{escape(str(run.get('approval_decision') or ''))} "
-            f"{escape(str(run.get('approved_by') or ''))}",
+            f"{when(run.approved_at)} "
+            f"{escape(str(run.approval_decision or ''))} "
+            f"{escape(str(run.approved_by or ''))}",
         ),
-        ("Finished", when(run.get("finished_at"))),
-        ("Policy", escape(policy_summary(run.get("policy")))),
-        ("Portfolio value", inr(run.get("portfolio_value"))),
-        ("Turnover", pct(run.get("turnover_pct"))),
-        ("Budget used", pct(run.get("budget_used_pct"))),
-        ("Max drift", drift_reduced(run)),
-        ("Trades", str(run.get("trades") if run.get("trades") is not None else "-")),
-        ("Estimated charges", inr(run.get("estimated_charges", summary.get("estimated_charges")))),
+        ("Finished", when(run.finished_at)),
+        ("Policy", escape(policy_summary(run.policy))),
+        ("Portfolio value", inr(run.portfolio_value)),
+        ("Turnover", pct(run.turnover_pct)),
+        ("Budget used", pct(run.budget_used_pct)),
+        ("Max drift", drift_change(run.max_drift_before, run.max_drift_after)),
+        ("Trades", str(run.trades if run.trades is not None else "-")),
+        ("Estimated charges", inr(run.estimated_charges)),
         ("Airflow run", f"{escape(dag_id)} / {escape(airflow_run_id)}"),
     ]
     rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in kv)
@@ -331,33 +323,33 @@ def run_detail(
         "<div class='links'>"
         + airflow_link(airflow_run_href(dag_id, airflow_run_id), "Airflow run ↗", "airflow-run")
         + airflow_link(
-            approval_href(dag_id, airflow_run_id, str(run["account"])),
+            approval_href(dag_id, airflow_run_id, str(run.account)),
             "Approval (Required Actions) ↗",
             "approval",
         )
-        + f"<a href='{base}/?portfolio={quote(str(run['portfolio_id']))}'>All runs of this "
+        + f"<a href='{base}/?portfolio={quote(str(run.portfolio_id))}'>All runs of this "
         "portfolio</a></div>"
     )
     chart = (
-        f"<img id='weights-chart' src='{base}/runs/{run['id']}/weights.svg' "
+        f"<img id='weights-chart' src='{base}/runs/{run.id}/weights.svg' "
         "alt='Weights before and after, per symbol'>"
         if plan.get("positions")
         else "<p class='muted'>No plan: no weights to show.</p>"
     )
     body = (
-        f"<nav class='crumbs'><a href='{base}/'>Rebalance</a> › run {run['id']}</nav>"
-        f"<h1>Run {run['id']}: {escape(run['portfolio_name'])} · {escape(run['account'])}</h1>"
+        f"<nav class='crumbs'><a href='{base}/'>Rebalance</a> › run {run.id}</nav>"
+        f"<h1>Run {run.id}: {escape(run.portfolio_name)} · {escape(run.account)}</h1>"
         f"{links}<table class='kv'>{rows}</table>"
         f"<h2>Weights before and after</h2>{chart}"
         f"<h2>Orders and outcomes</h2>{orders_table(orders)}"
         f"<h2>Events</h2>{events_table(events)}"
     )
-    return page(f"Rebalance run {run['id']}", body)
+    return page(f"Rebalance run {run.id}", body)
 
 
 def overview(
     portfolios: Sequence[Mapping[str, Any]],
-    runs: Sequence[Mapping[str, Any]],
+    runs: Sequence[RunRecord],
     base: str,
     user: str,
     portfolio_filter: str | None,

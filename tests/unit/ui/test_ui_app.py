@@ -7,11 +7,14 @@ that check a request without a token is refused. The browser test covers a real 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import fields
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from rebalance.domain.formatting import drift_change
+from rebalance.history.records import RunRecord
 from rebalance.history.status import OrderState, RunStatus
 from rebalance.history.store import HistoryStore, RunKey
 from rebalance.ui import render
@@ -197,29 +200,22 @@ def test_without_a_token_the_page_is_refused(history_db: str) -> None:
         assert "Sign in to Airflow" in html.text
 
 
-def test_drift_reduced_and_escaping() -> None:
-    assert render.drift_reduced({"max_drift_before": 0.05, "max_drift_after": 0.06}) == (
-        "5.00% → 6.00% (+1.00 pp)"
-    )
-    assert render.drift_reduced({"max_drift_before": None, "max_drift_after": None}) == "-"
-    assert "<script>" not in render.runs_table(
-        [
-            {
-                "id": 1,
-                "created_at": None,
-                "portfolio_name": "<script>",
-                "account": "a",
-                "broker": "paper",
-                "mode": "paper",
-                "initiator": "manual",
-                "policy": {},
-                "status": "planned",
-                "dag_id": "d",
-                "airflow_run_id": "r",
-            }
-        ],
-        "",
-    )
+def test_drift_change_and_escaping() -> None:
+    assert drift_change(0.05, 0.06) == "5.00% → 6.00% (+1.00 pp)"
+    assert drift_change(None, None) == "-"
+    row = dict.fromkeys(f.name for f in fields(RunRecord)) | {
+        "id": 1,
+        "portfolio_name": "<script>",
+        "account": "a",
+        "broker": "paper",
+        "mode": "paper",
+        "initiator": "manual",
+        "policy": {},
+        "status": "planned",
+        "dag_id": "d",
+        "airflow_run_id": "r",
+    }
+    assert "<script>" not in render.runs_table([RunRecord.from_row(row)], "")
 
 
 def test_plugin_registers_the_app_and_menu_entry_without_importing_fastapi_app() -> None:
