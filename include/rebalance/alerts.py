@@ -72,7 +72,7 @@ def orders_summary(dag_id: str, airflow_run_id: str, account: str) -> str:
             return f"run {run_id} ({store.status(run_id)}): nothing was ordered"
         states: dict[str, int] = {}
         for order in orders:
-            states[order["state"]] = states.get(order["state"], 0) + 1
+            states[order.state] = states.get(order.state, 0) + 1
         counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
         return f"run {run_id} ({store.status(run_id)}): {len(orders)} orders: {counts}"
     except Exception as exc:  # an alert must go out even when the history store is down

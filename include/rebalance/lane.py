@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from rebalance.history.records import RunRecord
 from rebalance.history.store import RunKey
 from rebalance.policy import Policy
 from rebalance.portfolio import Account, ExecutionMode, Portfolio, load_portfolio
@@ -92,19 +93,19 @@ class NotResumable(LookupError):  # noqa: N818
     """``rebalance resume``: the run has nothing to resume (or is not this portfolio's)."""
 
 
-def lane_of_run(record: Mapping[str, Any], portfolio_file: str) -> Lane:
+def lane_of_run(record: RunRecord, portfolio_file: str) -> Lane:
     """The lane a stored run belongs to, with its mode and policy as they were."""
     lane = Lane(
         portfolio_file=portfolio_file,
-        account=record["account"],
-        dag_id=record["dag_id"],
-        airflow_run_id=record["airflow_run_id"],
-        initiator=record["initiator"],
-        params={**(record["policy"] or {}), "mode": record["mode"]},
+        account=record.account,
+        dag_id=record.dag_id,
+        airflow_run_id=record.airflow_run_id,
+        initiator=record.initiator,
+        params={**(record.policy or {}), "mode": record.mode},
     )
-    if lane.portfolio.id != record["portfolio_id"]:
+    if lane.portfolio.id != record.portfolio_id:
         raise NotResumable(
-            f"run {record['id']} belongs to portfolio {record['portfolio_id']!r}, "
+            f"run {record.id} belongs to portfolio {record.portfolio_id!r}, "
             f"not to {portfolio_file} ({lane.portfolio.id!r})"
         )
     return lane

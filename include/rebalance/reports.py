@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -12,29 +12,31 @@ from rich.table import Table
 from rebalance.domain.formatting import frac, inr, ist_minutes, outcome, pct, policy_summary
 from rebalance.domain.market import IST
 
+if TYPE_CHECKING:
+    from rebalance.history.records import EventRecord, LegRecord, RunRecord
 
-def run_panel(run: Mapping[str, Any]) -> Panel:
+
+def run_panel(run: RunRecord) -> Panel:
     """A run's summary: status, value, turnover, drift before -> after, trades, approval."""
     drift = "-"
-    if run.get("max_drift_before") is not None and run.get("max_drift_after") is not None:
-        drift = f"{100 * run['max_drift_before']:.2f}% -> {100 * run['max_drift_after']:.2f}%"
+    if run.max_drift_before is not None and run.max_drift_after is not None:
+        drift = f"{100 * run.max_drift_before:.2f}% -> {100 * run.max_drift_after:.2f}%"
     lines = [
-        f"[bold]Run {run['id']}[/]  {run['portfolio_name']} · account {run['account']} "
-        f"({run['broker']}) · mode {run['mode']} · {run['initiator']}",
-        f"status [bold]{run['status']}[/]"
-        + (f" — {run['status_reason']}" if run.get("status_reason") else ""),
-        f"portfolio value {inr(run.get('portfolio_value'))} · cash {inr(run.get('cash'))}",
-        f"turnover {pct(run.get('turnover_pct'))} · "
-        f"budget used {pct(run.get('budget_used_pct'))} · "
-        f"max drift {drift} · trades {run.get('trades', '-')} · "
-        f"est. charges {inr(run.get('estimated_charges'))}",
-        f"approval {run.get('approval_decision') or '-'} by {run.get('approved_by') or '-'} · "
-        f"airflow run {run['airflow_run_id']}",
+        f"[bold]Run {run.id}[/]  {run.portfolio_name} · account {run.account} "
+        f"({run.broker}) · mode {run.mode} · {run.initiator}",
+        f"status [bold]{run.status}[/]" + (f" — {run.status_reason}" if run.status_reason else ""),
+        f"portfolio value {inr(run.portfolio_value)} · cash {inr(run.cash)}",
+        f"turnover {pct(run.turnover_pct)} · "
+        f"budget used {pct(run.budget_used_pct)} · "
+        f"max drift {drift} · trades {run.trades} · "
+        f"est. charges {inr(run.estimated_charges)}",
+        f"approval {run.approval_decision or '-'} by {run.approved_by or '-'} · "
+        f"airflow run {run.airflow_run_id}",
     ]
-    return Panel(Group(*lines), title=run["dag_id"], expand=False)
+    return Panel(Group(*lines), title=run.dag_id, expand=False)
 
 
-def orders_table(orders: Iterable[Mapping[str, Any]]) -> Table:
+def orders_table(orders: Iterable[LegRecord]) -> Table:
     """The orders of a run with their outcomes."""
     table = Table(title="Orders", show_lines=False)
     for column in (
@@ -61,21 +63,21 @@ def orders_table(orders: Iterable[Mapping[str, Any]]) -> Table:
         )
     for o in orders:
         table.add_row(
-            str(o["leg"]),
-            o["tag"],
-            o["side"],
-            o["symbol"],
-            str(o["quantity"]),
-            f"{o['price']:,.2f}",
-            f"{o['notional']:,.2f}",
-            f"{o['charges']:,.2f}",
-            o["state"] + (f" ({o['error']})" if o.get("error") else ""),
-            str(o["filled_quantity"]),
-            "-" if o.get("average_price") is None else f"{o['average_price']:,.2f}",
-            (o.get("broker_order_id") or "-")
-            + (f" (+{o['broker_orders'] - 1} DUPLICATE)" if o.get("broker_orders", 0) > 1 else ""),
-            str(o.get("attempts", 0)),
-            ", ".join(o["reasons"]),
+            str(o.leg),
+            o.tag,
+            o.side,
+            o.symbol,
+            str(o.quantity),
+            f"{o.price:,.2f}",
+            f"{o.notional:,.2f}",
+            f"{o.charges:,.2f}",
+            o.state + (f" ({o.error})" if o.error else ""),
+            str(o.filled_quantity),
+            "-" if o.average_price is None else f"{o.average_price:,.2f}",
+            (o.broker_order_id or "-")
+            + (f" (+{o.broker_orders - 1} DUPLICATE)" if o.broker_orders > 1 else ""),
+            str(o.attempts),
+            ", ".join(o.reasons),
         )
     return table
 
@@ -87,9 +89,7 @@ def wide_console() -> Console:
     return console if console.is_terminal else Console(width=200)
 
 
-def print_run(
-    run: Mapping[str, Any], orders: Iterable[Mapping[str, Any]], console: Console | None = None
-) -> None:
+def print_run(run: RunRecord, orders: Iterable[LegRecord], console: Console | None = None) -> None:
     console = console or wide_console()
     console.print(run_panel(run))
     console.print(orders_table(orders))
@@ -98,7 +98,7 @@ def print_run(
 # --- history: the list of runs and one run's details ------------------------------------------
 
 
-def runs_table(runs: Iterable[Mapping[str, Any]]) -> Table:
+def runs_table(runs: Iterable[RunRecord]) -> Table:
     """The history list: id, created, portfolio and policy, turnover, drift, status."""
     table = Table(title="Rebalance runs")
     for column in (
@@ -117,60 +117,60 @@ def runs_table(runs: Iterable[Mapping[str, Any]]) -> Table:
         )
     for run in runs:
         drift = "-"
-        if run.get("max_drift_before") is not None:
-            drift = f"{frac(run['max_drift_before'])} -> {frac(run.get('max_drift_after'))}"
+        if run.max_drift_before is not None:
+            drift = f"{frac(run.max_drift_before)} -> {frac(run.max_drift_after)}"
         table.add_row(
-            str(run["id"]),
-            ist_minutes(run.get("created_at")),
-            f"{run['portfolio_name']} ({run['portfolio_id']})",
-            f"{run['account']} ({run['broker']})",
-            policy_summary(run.get("policy")),
-            pct(run.get("turnover_pct")),
+            str(run.id),
+            ist_minutes(run.created_at),
+            f"{run.portfolio_name} ({run.portfolio_id})",
+            f"{run.account} ({run.broker})",
+            policy_summary(run.policy),
+            pct(run.turnover_pct),
             drift,
-            "-" if run.get("trades") is None else str(run["trades"]),
-            outcome(run["status"], run.get("placement")),
+            "-" if run.trades is None else str(run.trades),
+            outcome(run.status, run.placement),
         )
     return table
 
 
-def metadata_table(run: Mapping[str, Any]) -> Table:
-    table = Table(title=f"Run {run['id']}", show_header=False)
+def metadata_table(run: RunRecord) -> Table:
+    table = Table(title=f"Run {run.id}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     rows = [
-        ("portfolio", f"{run['portfolio_name']} ({run['portfolio_id']})"),
-        ("account", f"{run['account']} at {run['broker']} · scope {run['broker_scope']}"),
-        ("airflow", f"{run['dag_id']} / {run['airflow_run_id']}"),
-        ("initiator · mode", f"{run['initiator']} · {run['mode']}"),
+        ("portfolio", f"{run.portfolio_name} ({run.portfolio_id})"),
+        ("account", f"{run.account} at {run.broker} · scope {run.broker_scope}"),
+        ("airflow", f"{run.dag_id} / {run.airflow_run_id}"),
+        ("initiator · mode", f"{run.initiator} · {run.mode}"),
         (
             "status",
-            outcome(run["status"], run.get("placement"))
-            + (f" — {run['status_reason']}" if run.get("status_reason") else ""),
+            outcome(run.status, run.placement)
+            + (f" — {run.status_reason}" if run.status_reason else ""),
         ),
-        ("created", ist_minutes(run.get("created_at"))),
-        ("planned", ist_minutes(run.get("planned_at"))),
-        ("approved", ist_minutes(run.get("approved_at"))),
-        ("executed", ist_minutes(run.get("executed_at"))),
-        ("finished", ist_minutes(run.get("finished_at"))),
-        ("portfolio value · cash", f"{inr(run.get('portfolio_value'))} · {inr(run.get('cash'))}"),
+        ("created", ist_minutes(run.created_at)),
+        ("planned", ist_minutes(run.planned_at)),
+        ("approved", ist_minutes(run.approved_at)),
+        ("executed", ist_minutes(run.executed_at)),
+        ("finished", ist_minutes(run.finished_at)),
+        ("portfolio value · cash", f"{inr(run.portfolio_value)} · {inr(run.cash)}"),
         (
             "turnover · budget used",
-            f"{pct(run.get('turnover_pct'))} · {pct(run.get('budget_used_pct'))}",
+            f"{pct(run.turnover_pct)} · {pct(run.budget_used_pct)}",
         ),
         (
             "max drift",
-            f"{frac(run.get('max_drift_before'))} -> {frac(run.get('max_drift_after'))}",
+            f"{frac(run.max_drift_before)} -> {frac(run.max_drift_after)}",
         ),
         (
             "trades · est. charges",
-            f"{run.get('trades', '-')} · {inr(run.get('estimated_charges'))}",
+            f"{run.trades} · {inr(run.estimated_charges)}",
         ),
         (
             "approval",
-            f"{run.get('approval_decision') or '-'} by {run.get('approved_by') or '-'}"
-            + (f" ({run['approval_note']})" if run.get("approval_note") else ""),
+            f"{run.approval_decision or '-'} by {run.approved_by or '-'}"
+            + (f" ({run.approval_note})" if run.approval_note else ""),
         ),
-        ("plan hash", run.get("plan_hash") or "-"),
+        ("plan hash", run.plan_hash or "-"),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -232,31 +232,31 @@ def positions_table(plan: Mapping[str, Any] | None) -> Table:
     return table
 
 
-def events_table(events: Iterable[Mapping[str, Any]]) -> Table:
+def events_table(events: Iterable[EventRecord]) -> Table:
     table = Table(title="Events")
     for column in ("at (IST)", "from", "to", "message"):
         table.add_column(column)
     for e in events:
         table.add_row(
-            e["at"].astimezone(IST).strftime("%Y-%m-%d %H:%M:%S"),
-            e.get("from_status") or "-",
-            e["to_status"],
-            e.get("message") or "",
+            e.at.astimezone(IST).strftime("%Y-%m-%d %H:%M:%S"),
+            e.from_status or "-",
+            e.to_status,
+            e.message or "",
         )
     return table
 
 
 def print_run_details(
-    run: Mapping[str, Any],
-    orders: Iterable[Mapping[str, Any]],
-    events: Iterable[Mapping[str, Any]],
+    run: RunRecord,
+    orders: Iterable[LegRecord],
+    events: Iterable[EventRecord],
     console: Console | None = None,
 ) -> None:
     """Everything of one run: metadata, policy, holdings, plan positions, orders, events."""
     console = console or wide_console()
     console.print(metadata_table(run))
-    console.print(policy_table(run.get("policy")))
-    console.print(holdings_table(run.get("snapshot")))
-    console.print(positions_table(run.get("plan")))
+    console.print(policy_table(run.policy))
+    console.print(holdings_table(run.snapshot))
+    console.print(positions_table(run.plan))
     console.print(orders_table(orders))
     console.print(events_table(events))

@@ -145,12 +145,12 @@ def approve_run(
         run = open_store().run(run_id)
     except RunNotFound as exc:
         raise ApproveError(f"no rebalance run {run_id} in the history database", 2) from exc
-    status = str(run["status"])
+    status = str(run.status)
     if status != RunStatus.AWAITING_APPROVAL:
         raise ApproveError(
-            f"run {run_id} ({run['portfolio_id']}, account {run['account']}) is not awaiting "
+            f"run {run_id} ({run.portfolio_id}, account {run.account}) is not awaiting "
             f"approval: its status is {status}"
-            + (f" ({run['status_reason']})" if run.get("status_reason") else ""),
+            + (f" ({run.status_reason})" if run.status_reason else ""),
             EXIT_BAD_INPUT,
         )
     if not token and not (user and password):
@@ -169,9 +169,9 @@ def approve_run(
             client.headers["Authorization"] = f"Bearer {token}"
             return answer_approval(
                 client,
-                str(run["dag_id"]),
-                str(run["airflow_run_id"]),
-                approval_task_id(str(run["account"])),
+                str(run.dag_id),
+                str(run.airflow_run_id),
+                approval_task_id(str(run.account)),
                 approve,
             )
     except httpx.TransportError as exc:

@@ -178,12 +178,12 @@ def run_demo(portfolio: str, *, fresh: bool, verbose: bool) -> None:
         raise typer.Exit(EXIT_FAILURE)
     dag_run = dags[dag_id].test()
     store = open_store(url)
-    runs = [r for r in store.runs(portfolio) if r["airflow_run_id"] == dag_run.run_id]
+    runs = [r for r in store.runs(portfolio) if r.airflow_run_id == dag_run.run_id]
     if not runs:
         typer.echo(f"DAG run {dag_run.run_id} ended {dag_run.state} and recorded nothing", err=True)
         raise typer.Exit(EXIT_FAILURE)
     for run in runs:
-        print_run(run, store.orders(run["id"]))
+        print_run(run, store.orders(run.id))
     typer.echo(f"DAG run {dag_run.run_id}: {dag_run.state}")
     if str(dag_run.state) != "success":
         raise typer.Exit(EXIT_FAILURE)

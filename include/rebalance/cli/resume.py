@@ -18,15 +18,15 @@ of unknown outcome).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rebalance.cli import EXIT_BAD_INPUT, EXIT_FAILURE, app
 
 if TYPE_CHECKING:
+    from rebalance.history.records import RunRecord
     from rebalance.history.store import HistoryStore
 
 
@@ -36,7 +36,7 @@ def _store() -> HistoryStore:
     return open_store()
 
 
-def _portfolio_file(record: Mapping[str, Any], given: Path | None) -> str:
+def _portfolio_file(record: RunRecord, given: Path | None) -> str:
     """The portfolio file of a run: ``--portfolio``, else the one in the portfolios folder
     whose id is the run's."""
     from rebalance.errors import ConfigError
@@ -48,12 +48,12 @@ def _portfolio_file(record: Mapping[str, Any], given: Path | None) -> str:
     folder = portfolios_dir()
     for path in portfolio_files(folder):
         try:
-            if load_portfolio(path).id == record["portfolio_id"]:
+            if load_portfolio(path).id == record.portfolio_id:
                 return str(path)
         except ConfigError:
             continue
     raise LookupError(
-        f"no portfolio file with id {record['portfolio_id']!r} in {folder}: pass --portfolio FILE"
+        f"no portfolio file with id {record.portfolio_id!r} in {folder}: pass --portfolio FILE"
     )
 
 
