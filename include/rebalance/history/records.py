@@ -5,7 +5,7 @@
 reads history uses their attributes; the JSON columns (snapshot, plan, policy, placement...) stay
 plain JSON, and the plan becomes a ``TradePlan`` where it is used (``TradePlan.from_dict``).
 
-While the CLI tables, the page and the tests move to attributes, a record also reads like a
+The package reads attributes only; while the tests move to attributes, a record also reads like a
 read-only mapping (``record["status"]``, ``record.get("plan")``, ``dict(record)``).
 """
 
