@@ -38,6 +38,13 @@ class BudgetMode(StrEnum):
     TURNOVER = "turnover"  # scale = min(1, budget / (total_buy + total_sell))
 
 
+class RebalanceTo(StrEnum):
+    """How far a symbol outside its band trades."""
+
+    TARGET = "target"  # all the way to its target weight (the notes' 4.1)
+    BAND_EDGE = "band_edge"  # only to the nearest edge of its band ("minimum transaction")
+
+
 class Policy(BaseModel):
     """Parameters that decide a rebalance. Unknown keys are errors."""
 
@@ -97,3 +104,24 @@ class Policy(BaseModel):
         merged = self.model_dump()
         merged.update(overrides)
         return Policy.model_validate(merged)
+
+    # The optimiser (docs/planner.md, "The objective and the optimiser"); defaults keep the
+    # behaviour of a plain rebalance to target.
+    rebalance_to: RebalanceTo = Field(
+        RebalanceTo.TARGET,
+        description="trade a symbol outside its band to its target, or only to its band's edge",
+    )
+    max_order_charges_pct: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="drop orders whose estimated charges exceed this % of their notional "
+        "(off: null)",
+    )
+    optimiser_time_cap_s: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="seconds the exact optimiser may take before the fast plan is used "
+        "(0: the fast plan only)",
+    )

@@ -55,7 +55,7 @@ def plan_rebalance(
     except KeyError as exc:
         raise ConfigError("broker", [str(exc.args[0])]) from None
     book = build_book(snapshot, targets, policy, cash_target=cash_target, today=today)
-    intents, bias = decide_intents(book, policy)
+    intents, bias = decide_intents(book, policy, rates)
     sizing = size_plan(book, intents, policy, rates)
     units, sizing = reconcile(book, sizing, policy, rates)
     return build_plan(book, intents, bias, sizing, units, policy, rates)

@@ -116,7 +116,7 @@ def continuous_units(intent: Intent, sizing: Sizing) -> float:
 
 def _start_units(intent: Intent, sizing: Sizing, policy: Policy) -> int:
     units = min(intent.cap, math.floor(continuous_units(intent, sizing) + 1e-9))
-    return units if units >= min_units(intent, policy) else 0
+    return units if units >= min_units(intent) else 0
 
 
 def _cut_to_fit(ledger: _Ledger, selected: Sequence[Intent], policy: Policy) -> None:
@@ -131,7 +131,7 @@ def _cut_to_fit(ledger: _Ledger, selected: Sequence[Intent], policy: Policy) -> 
         units = ledger.units[intent.line.symbol]
         while units > 0 and not ledger.fits(intent, units):
             units -= 1
-        ledger.set(intent, units if units >= min_units(intent, policy) else 0)
+        ledger.set(intent, units if units >= min_units(intent) else 0)
 
 
 def _fill(ledger: _Ledger, sizing: Sizing, policy: Policy) -> None:
@@ -159,7 +159,7 @@ def _step(ledger: _Ledger, intent: Intent, sizing: Sizing, policy: Policy) -> tu
     units = ledger.units[intent.line.symbol]
     if units >= intent.cap:
         return 0, 0.0
-    add = min_units(intent, policy) if units == 0 else 1
+    add = min_units(intent) if units == 0 else 1
     if units == 0 and ledger.trades >= policy.max_trades:
         return 0, 0.0
     if units + add > intent.cap or (
@@ -296,7 +296,7 @@ def _swap_in(
         if donor is target or held == 0:
             continue
         cut = held if needs_slot else min(held, math.ceil(max(needed, 0.0) / donor.line.price))
-        if 0 < held - cut < min_units(donor, policy):
+        if 0 < held - cut < min_units(donor):
             cut = held
         if held - cut < donor.trim_units:
             continue  # a max-weight trim is not given back
@@ -320,7 +320,7 @@ def _bulk_target(intent: Intent, sizing: Sizing, policy: Policy) -> int:
     units = intent.cap
     if not policy.fill_to_target:
         units = min(units, math.floor(continuous_units(intent, sizing) + 0.5))
-    return max(units, min_units(intent, policy))
+    return max(units, min_units(intent))
 
 
 def _respect_max_weight(
@@ -338,7 +338,7 @@ def _respect_max_weight(
             )
             if units > room:
                 units = max(0, room)
-                ledger.set(intent, units if units >= min_units(intent, policy) else 0)
+                ledger.set(intent, units if units >= min_units(intent) else 0)
         elif intent.trim and units > 0:
             while (
                 units < intent.line.sellable

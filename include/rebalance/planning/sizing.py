@@ -62,9 +62,12 @@ def reach(intent: Intent) -> float:
     return min(intent.goal, intent.cap * intent.line.price)
 
 
-def min_units(intent: Intent, policy: Policy) -> int:
-    """Fewest shares of an order of this symbol that meet the minimum trade value."""
-    return max(1, math.ceil(policy.min_trade_value_inr / intent.line.price - 1e-9))
+def min_units(intent: Intent) -> int:
+    """Fewest shares of an order of this symbol that meet its smallest order (the minimum trade
+    value, or the charge-aware minimum)."""
+    if not math.isfinite(intent.min_value):
+        return intent.bound + 1
+    return max(1, math.ceil(intent.min_value / intent.line.price - 1e-9))
 
 
 def budget_inr(book: Book, policy: Policy) -> float:
