@@ -266,13 +266,14 @@ def _bound(
 ) -> int:
     """Most shares any plan may trade on ``side``: never further from the goal than the symbol
     started (at most twice the goal), only to the goal's nearest share when trading to the band
-    edge or trimming a symbol inside its band, and within the sellable shares or the max-weight
-    room."""
+    edge or trimming a symbol inside its band (a trim: one share more), and within the sellable
+    shares or the max-weight room."""
     if policy.rebalance_to is RebalanceTo.BAND_EDGE or reasons == ("max_weight_trim",):
         most = math.floor(goal / line.price + 0.5)
     else:
         most = math.floor(2 * goal / line.price + EPSILON)
-    most = max(most, trim_units)
+    # a trim may sell one share more, for when the charges tip the holding back over the max
+    most = max(most, trim_units + 1 if trim_units else 0)
     if side is Side.SELL:
         return max(0, min(most, line.sellable))
     return max(0, min(most, _max_weight_room(line, book, policy)))
