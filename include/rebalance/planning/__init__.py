@@ -24,7 +24,7 @@ from rebalance.errors import ConfigError
 from rebalance.plan import TradePlan
 from rebalance.planning.book import build_book
 from rebalance.planning.intents import decide_intents
-from rebalance.planning.optimise import optimise
+from rebalance.planning.optimise import optimise_plan
 from rebalance.planning.reconcile import reconcile
 from rebalance.planning.report import build_plan
 from rebalance.planning.sizing import size_plan
@@ -61,5 +61,5 @@ def plan_rebalance(
     intents, bias = decide_intents(book, policy, rates)
     sizing = size_plan(book, intents, policy, rates)
     units, sizing = reconcile(book, sizing, policy, rates)
-    outcome = optimise(book, intents, sizing, units, policy, rates)
+    outcome = optimise_plan(book, intents, sizing, units, policy, rates)
     return build_plan(book, bias, sizing, outcome, policy, rates)

@@ -19,8 +19,12 @@ no starting solution) and is the answer when the solver hits its time cap withou
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -39,10 +43,12 @@ SOLVER_TIME_CAP = "milp_time_cap"  # the best plan HiGHS found within the time c
 SOLVER_HEURISTIC = "heuristic"  # the fast plan: optimiser off, timed out or not better
 OVERLAYS = frozenset({"profit_take", "tilt", "today_bias"})  # the reasons an overlay adds
 TIE_SHARE = 1e-3  # plans within 0.1% of the best objective count as ties
-MIP_GAP = 1e-5  # relative optimality gap HiGHS must prove
+SCALE = 1e6  # the program counts money in millionths of the portfolio's value
+MIP_GAP = 1e-4  # relative optimality gap HiGHS must prove (1e-5 costs ~5x the time)
+TIE_GAP = 1e-3  # the tie-break needs no proof as tight
 SLACK_INR = 1e-4  # rupees of float noise tolerated when the plan is checked exactly
-ORDER_WEIGHT = 1e-9  # tie-break weights, far below the distance to the proportional plan
-TURNOVER_WEIGHT = 1e-12
+ORDER_WEIGHT = 1e-3  # tie-break weights (money units), far below the distance to the
+TURNOVER_WEIGHT = 1e-6  # proportional plan
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,26 @@ def charge_model(side: Side, exchange: str, rates: BrokerRates) -> _ChargeModel 
     return model
 
 
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what the solver prints to stdout to stderr: HiGHS prints a debug line
+    ("HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();") with printf
+    whatever its output flag (ERGO-Code/HiGHS issue 2783, 2026-01), and the stdout of
+    ``rebalance plan --format json`` is a contract."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no stdout to protect
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 class _Model:
     """A MILP under construction: columns with bounds, integrality and cost; sparse rows."""
 
@@ -144,21 +170,33 @@ class _Model:
         return index
 
     def solve(
-        self, cost: Sequence[float], time_limit: float
+        self,
+        cost: Sequence[float],
+        time_limit: float,
+        gap: float = MIP_GAP,
+        cutoff: float | None = None,
     ) -> tuple[int, np.ndarray | None, float]:
-        """(HiGHS status, solution, objective): status 0 optimal, 1 time limit."""
+        """(HiGHS status, solution, objective): status 0 optimal, 1 time limit, 2 infeasible
+        (also: nothing better than ``cutoff``). ``cutoff`` is HiGHS's ``objective_bound``, the
+        incumbent's objective: a cutoff, not a row (an objective row slowed the search down)."""
+        options: dict[str, float] = {"time_limit": max(0.01, time_limit), "mip_rel_gap": gap}
+        if cutoff is not None:
+            options["objective_bound"] = cutoff
         matrix = coo_matrix(
             (self.vals, (self.rows, self.cols)), shape=(len(self.row_lower), len(self.lower))
         ).tocsr()
-        result = milp(
-            np.asarray(cost),
-            integrality=np.asarray(self.integer),
-            bounds=Bounds(np.asarray(self.lower), np.asarray(self.upper)),
-            constraints=LinearConstraint(
-                matrix, np.asarray(self.row_lower), np.asarray(self.row_upper)
-            ),
-            options={"time_limit": max(0.01, time_limit), "mip_rel_gap": MIP_GAP},
-        )
+        with _stdout_to_stderr(), warnings.catch_warnings():
+            # scipy warns that it passes objective_bound to HiGHS verbatim: that is the intent
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = milp(
+                np.asarray(cost),
+                integrality=np.asarray(self.integer),
+                bounds=Bounds(np.asarray(self.lower), np.asarray(self.upper)),
+                constraints=LinearConstraint(
+                    matrix, np.asarray(self.row_lower), np.asarray(self.row_upper)
+                ),
+                options=options,
+            )
         objective = float(result.fun) if result.x is not None else math.inf
         return int(result.status), result.x, objective
 
@@ -229,7 +267,7 @@ def objective(
     return total + abs(cash_after / value - book.cash_target)
 
 
-def optimise(
+def optimise_plan(
     book: Book,
     intents: list[Intent],
     sizing: Sizing,
@@ -247,15 +285,15 @@ def optimise(
 
     if policy.optimiser_time_cap_s <= 0:
         return fallback("optimiser off (optimiser_time_cap_s 0): the fast plan")
-    models = {
-        (side, ex): charge_model(side, ex, rates)
-        for side in Side
-        for ex in {i.line.exchange for i in intents}
-    }
-    if any(m is None for m in models.values()):
-        return fallback("the charges table has a shape the optimiser cannot model: the fast plan")
+    models: dict[tuple[Side, str], _ChargeModel] = {}
+    for side in Side:
+        for exchange in {i.line.exchange for i in intents}:
+            found = charge_model(side, exchange, rates)
+            if found is None:
+                return fallback("charges table of a shape the optimiser cannot model: fast plan")
+            models[(side, exchange)] = found
     proportional = {i.line.symbol: sizing.scaled_value(i) / i.line.price for i in sizing.selected}
-    candidates = _candidates(intents, proportional, policy)
+    candidates = _candidates(intents, sizing, proportional, policy)
     if not candidates:
         return Outcome(
             {}, intents, SOLVER_OPTIMAL, fast_objective, fast_objective, "no symbol may trade"
@@ -267,14 +305,12 @@ def optimise(
         tracked,
         sizing,
         policy,
-        models,  # type: ignore[arg-type]
+        models,
     )
     fast_fits = all(fast.get(c.intent.line.symbol, 0) <= c.bound for c in cands)
-    limit = fast_objective * (1 + 1e-9) + 1e-12
-    if fast_fits:
-        model.row_upper[objective_row] = limit
+    limit = fast_objective * SCALE * (1 + 1e-9) + 1e-6
     cap = policy.optimiser_time_cap_s
-    status, x, best = model.solve(model.cost, cap)
+    status, x, best = model.solve(model.cost, cap, cutoff=limit if fast_fits else None)
     if x is None or status not in (0, 1):
         if fast_fits and status == 2:  # nothing beats the fast plan
             return Outcome(
@@ -293,7 +329,8 @@ def optimise(
         model.row_upper[objective_row] = min(
             best * (1 + TIE_SHARE), limit if fast_fits else math.inf
         )
-        status_two, x_two, _ = model.solve(phase_two, left)
+        spent = time.perf_counter() - started
+        status_two, x_two, _ = model.solve(phase_two, min(left, max(0.05, spent)), TIE_GAP)
         if x_two is not None and status_two in (0, 1):
             chosen = _units(cands, x_two)
             if not _fits(book, cands, chosen, policy, rates):
@@ -333,13 +370,26 @@ def _activate(intent: Intent) -> Intent:
 
 
 def _candidates(
-    intents: Sequence[Intent], proportional: Mapping[str, float], policy: Policy
+    intents: Sequence[Intent],
+    sizing: Sizing,
+    proportional: Mapping[str, float],
+    policy: Policy,
 ) -> list[_Candidate]:
+    """The symbols that may trade, each with its tightest share bound: the intent's hard bound,
+    within what the budget and the money available could ever pay (a tight bound is what makes
+    the program fast)."""
+    sellable = sum(i.line.sellable * i.line.price for i in intents if i.direction is Side.SELL)
+    proceeds = min(sizing.budget, sellable) if policy.use_sell_proceeds else 0.0
+    most_spent = {
+        Side.BUY: min(sizing.budget, sizing.funding + proceeds),
+        Side.SELL: sizing.budget,
+    }
     out = []
     for intent in intents:
         if intent.direction is None or intent.bound < 1 or policy.max_trades < 1:
             continue
-        bound = intent.bound
+        money = most_spent[intent.direction] + SLACK_INR
+        bound = min(intent.bound, math.floor(money / intent.line.price))
         plan = proportional.get(intent.line.symbol, 0.0)
         if not policy.fill_to_target:
             bound = min(bound, max(intent.trim_units, math.floor(plan + 0.5)))
@@ -362,8 +412,11 @@ def _build(
     """The program; returns it, the candidates with their columns, the row of the objective
     (whose upper bound is set by the caller) and the tie-break cost vector."""
     m = _Model()
-    value = book.value
-    unit = 1.0 / value  # the objective in fractions of value
+    # Money in millionths of the portfolio's value: HiGHS wants numbers near 1 (in rupees its
+    # sub-MIP heuristics took seconds on 100 symbols); shares stay whole shares.
+    k = SCALE / book.value
+    value = SCALE
+    unit = 1.0
     max_weight = policy.max_position_weight_pct / 100.0
     charges = m.var(0.0, math.inf)
     deviations: list[int] = []
@@ -374,63 +427,67 @@ def _build(
     by_symbol: dict[str, _Candidate] = {}
     for c in candidates:
         line = c.intent.line
+        price, held = line.price * k, line.value * k
         c.units = m.var(0.0, float(c.bound), integer=True)
         c.trade = m.var(0.0, 1.0, integer=True)
         m.row([(c.units, 1.0), (c.trade, -float(c.bound))], -math.inf, 0.0)
         m.row([(c.units, 1.0), (c.trade, -float(c.smallest))], 0.0, math.inf)
         side = Side.BUY if c.sign > 0 else Side.SELL
-        c.charge_terms = _charge_terms(m, c, models[(side, line.exchange)])
+        c.charge_terms = _charge_terms(m, c, k, _scaled(models[(side, line.exchange)], k))
         charge_row += [(col, -val) for col, val in c.charge_terms]
-        (buy_terms if c.sign > 0 else sell_terms).append((c.units, line.price))
+        (buy_terms if c.sign > 0 else sell_terms).append((c.units, price))
         if c.sign > 0:
             buy_charge_terms += c.charge_terms
             if max_weight < 1:  # the buy ends at most at the max weight of the value after charges
                 m.row(
-                    [(c.units, line.price), (charges, max_weight)],
+                    [(c.units, price), (charges, max_weight)],
                     -math.inf,
-                    max_weight * value - line.value,
+                    max_weight * value - held,
                 )
-        elif line.value > max_weight * value - line.price:  # may end above the max weight
+        elif held > max_weight * value - price:  # may end above the max weight
             excess = m.var(0.0, math.inf, cost=unit)
             deviations.append(excess)
             m.row(
-                [(excess, 1.0), (c.units, line.price), (charges, -max_weight)],
-                line.value - max_weight * value,
+                [(excess, 1.0), (c.units, price), (charges, -max_weight)],
+                held - max_weight * value,
                 math.inf,
             )
         by_symbol[line.symbol] = c
     m.row(charge_row, 0.0, 0.0)
     for ln in book.lines:
         target = tracked[ln.symbol]
-        gap = ln.value - target * value
+        ln_price, ln_held = ln.price * k, ln.value * k
+        gap = ln_held - target * value
         dev = m.var(0.0, math.inf, cost=unit)
         deviations.append(dev)
         trader = by_symbol.get(ln.symbol)
-        move = [(trader.units, trader.sign * ln.price)] if trader else []
+        move = [(trader.units, trader.sign * ln_price)] if trader else []
         m.row([(dev, 1.0), *[(k, -v) for k, v in move], (charges, -target)], gap, math.inf)
         m.row([(dev, 1.0), *move, (charges, target)], -gap, math.inf)
+        if trader:  # without an order the deviation stays: e >= |gap| (1 - y) - target x C
+            m.row([(dev, 1.0), (trader.trade, abs(gap)), (charges, target)], abs(gap), math.inf)
     net = [*buy_terms, *[(k, -v) for k, v in sell_terms]]
-    cash_gap = book.cash - book.cash_target * value
+    cash_gap = book.cash * k - book.cash_target * value
     keep = 1.0 - book.cash_target
     dev = m.var(0.0, math.inf, cost=unit)
     deviations.append(dev)
     m.row([(dev, 1.0), *net, (charges, keep)], cash_gap, math.inf)
     m.row([(dev, 1.0), *[(k, -v) for k, v in net], (charges, -keep)], -cash_gap, math.inf)
     m.row([(c.trade, 1.0) for c in candidates], 0.0, float(policy.max_trades))
-    budget = sizing.budget
+    budget = sizing.budget * k
     if policy.budget_mode is BudgetMode.MAX_SIDE:
         m.row(buy_terms, 0.0, budget)
         m.row(sell_terms, 0.0, budget)
     else:
         m.row([*buy_terms, *sell_terms], 0.0, budget)
-    m.row([*net, (charges, 1.0)], -math.inf, sizing.funding)
+    m.row([*net, (charges, 1.0)], -math.inf, sizing.funding * k)
     if not policy.use_sell_proceeds:
-        m.row([*buy_terms, *buy_charge_terms], -math.inf, sizing.funding)
+        m.row([*buy_terms, *buy_charge_terms], -math.inf, sizing.funding * k)
     objective_row = m.row([(d, unit) for d in deviations], 0.0, math.inf)
     # the tie-break: rupees away from the proportional plan, then orders, then turnover
     phase_two = [0.0] * len(m.lower)
     for c in candidates:
-        price = c.intent.line.price
+        price = c.intent.line.price * k
         distance = m.var(0.0, math.inf)
         m.row([(distance, 1.0), (c.units, -price * unit)], -c.proportional * price * unit, math.inf)
         m.row([(distance, 1.0), (c.units, price * unit)], c.proportional * price * unit, math.inf)
@@ -441,9 +498,22 @@ def _build(
     return m, candidates, objective_row, phase_two
 
 
-def _charge_terms(m: _Model, c: _Candidate, model: _ChargeModel) -> list[tuple[int, float]]:
-    """Columns and coefficients whose sum is the order's exact charges, rupees."""
-    price = c.intent.line.price
+def _scaled(model: _ChargeModel, k: float) -> _ChargeModel:
+    """The charge model with its rupee amounts in units of ``1 / k`` rupees."""
+    return replace(
+        model,
+        fixed=model.fixed * k,
+        brokerage_min=model.brokerage_min * k,
+        brokerage_cap=model.brokerage_cap * k,
+    )
+
+
+def _charge_terms(
+    m: _Model, c: _Candidate, k: float, model: _ChargeModel
+) -> list[tuple[int, float]]:
+    """Columns and coefficients whose sum is the order's exact charges (money units of ``1 / k``
+    rupees; ``model`` already in them)."""
+    price = c.intent.line.price * k
     terms = [(c.units, model.linear * price), (c.trade, model.fixed)]
     if model.brokerage_cap <= 0:
         return terms
