@@ -212,13 +212,15 @@ def global_optimum(case: Case, time_limit: float) -> tuple[dict[str, int], bool]
     row_lo: list[float] = []
     row_hi: list[float] = []
 
-    def add(terms: dict[int, float], lo: float, hi: float) -> None:
+    def add(terms: dict[int, float], lo: float, hi: float, scale: float = 1e6) -> None:
+        """A row; money rows (the default) are multiplied by 1e6 so that HiGHS's absolute
+        feasibility tolerance is a millionth of a rupee-scale fraction, not ₹1 per crore."""
         for col, val in terms.items():
             rows.append(len(row_lo))
             cols.append(col)
-            vals.append(val)
-        row_lo.append(lo)
-        row_hi.append(hi)
+            vals.append(val * scale)
+        row_lo.append(lo * scale)
+        row_hi.append(hi * scale)
 
     charge_terms: dict[int, float] = {charges_col: 1.0}
     buy_terms: dict[int, float] = {}
@@ -255,12 +257,12 @@ def global_optimum(case: Case, time_limit: float) -> tuple[dict[str, int], bool]
         upper[v] = s.sellable if may_sell else 0
         if may_sell and not out_of_band:  # a trim only: down to the max weight, one share more
             upper[v] = min(s.sellable, math.ceil((held - max_weight) / step - 1e-9) + 1)
-        add({yb: 1, ys: 1}, 0, 1)  # one order per symbol
-        add({b: 1, yb: -max(upper[b], 0)}, -np.inf, 0)
-        add({v: 1, ys: -max(upper[v], 0)}, -np.inf, 0)
+        add({yb: 1, ys: 1}, 0, 1, 1)  # one order per symbol
+        add({b: 1, yb: -max(upper[b], 0)}, -np.inf, 0, 1)
+        add({v: 1, ys: -max(upper[v], 0)}, -np.inf, 0, 1)
         smallest = max(1, math.ceil(policy.min_trade_value_inr / s.price - 1e-9))
-        add({b: 1, yb: -smallest}, 0, np.inf)
-        add({v: 1, ys: -smallest}, 0, np.inf)
+        add({b: 1, yb: -smallest}, 0, np.inf, 1)
+        add({v: 1, ys: -smallest}, 0, np.inf, 1)
         if out_of_band:  # no symbol ends further from its (capped) target than it started
             gap = abs(goal - held)
             add({b: step, v: -step}, goal - held - gap, goal - held + gap)
@@ -285,7 +287,7 @@ def global_optimum(case: Case, time_limit: float) -> tuple[dict[str, int], bool]
     add({cash_dev_col: 1, **net, charges_col: keep}, cash_gap, np.inf)
     add({cash_dev_col: 1, **{k: -x for k, x in net.items()}, charges_col: -keep}, -cash_gap, np.inf)
     cost[cash_dev_col] = 1.0
-    add(flags, 0, policy.max_trades)
+    add(flags, 0, policy.max_trades, 1)
     if policy.budget_mode is BudgetMode.MAX_SIDE:
         add(buy_terms, 0, budget / value)
         add(sell_terms, 0, budget / value)
