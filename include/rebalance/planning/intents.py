@@ -8,7 +8,7 @@ period) are applied here as caps in whole shares, so nothing later can exceed th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from rebalance.brokers.base import Side
 from rebalance.costs import BrokerRates, charge_total
@@ -93,18 +93,17 @@ def _intent(line: Line, book: Book, policy: Policy, bias: Bias, floors: _ChargeF
     bound = _bound(line, side, goal, book, policy, trim_units, reasons)
     if min_value > bound * line.price:
         bound = 0  # no order this symbol may make is large enough
-    wish = Intent(line, None, goal, cap, (*reasons, *overlay), (), 0, side, bound, min_value)
+    tags = (*reasons, *overlay)
+    skipped: tuple[str, ...] = ()
     if cap == 0:
-        why = (
-            "max_weight" if side is Side.BUY and _max_weight_room(line, book, policy) < 1 else None
-        )
-        return replace(wish, skipped=(why or "less_than_one_share",))
-    if cap * line.price < min_value:
+        room = side is Side.BUY and _max_weight_room(line, book, policy) < 1
+        skipped = ("max_weight" if room else "less_than_one_share",)
+    elif cap * line.price < min_value:
         too_costly = cap * line.price >= policy.min_trade_value_inr
-        return replace(
-            wish, skipped=("charges_too_high" if too_costly else "below_min_trade_value",)
-        )
-    return replace(wish, side=side, trim_units=min(trim_units, cap))
+        skipped = ("charges_too_high" if too_costly else "below_min_trade_value",)
+    if skipped:  # the fast plan leaves it alone; the optimiser may still trade it
+        return Intent(line, None, goal, cap, tags, skipped, 0, side, bound, min_value)
+    return Intent(line, side, goal, cap, tags, (), min(trim_units, cap), side, bound, min_value)
 
 
 class _ChargeFloors:

@@ -128,10 +128,19 @@ def _cut_to_fit(ledger: _Ledger, selected: Sequence[Intent], policy: Policy) -> 
     for intent in by_size:
         if ledger.fits(intent, ledger.units[intent.line.symbol]):
             return
-        units = ledger.units[intent.line.symbol]
-        while units > 0 and not ledger.fits(intent, units):
-            units -= 1
+        units = _most_that_fits(ledger, intent, 0, ledger.units[intent.line.symbol])
         ledger.set(intent, units if units >= min_units(intent) else 0)
+
+
+def _most_that_fits(ledger: _Ledger, intent: Intent, low: int, high: int) -> int:
+    """The most shares in [low, high] that keep the budget and the cash (``low`` when none
+    above it does), by bisection: fitting only gets harder as an order grows."""
+    if ledger.fits(intent, high):
+        return high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if ledger.fits(intent, middle) else (low, middle)
+    return low
 
 
 def _fill(ledger: _Ledger, sizing: Sizing, policy: Policy) -> None:
@@ -140,18 +149,39 @@ def _fill(ledger: _Ledger, sizing: Sizing, policy: Policy) -> None:
     by_symbol = {i.line.symbol: i for i in sizing.selected}
     for intent in sizing.selected:
         _push(heap, ledger, intent, sizing, policy)
-    parked: list[Intent] = []
+    # buys that cash blocked, cheapest next step first; after a sell only those that now fit
+    # come back (re-queueing every parked buy after every sell was quadratic)
+    parked: list[tuple[float, str]] = []
     while heap:
         _, _, symbol = heapq.heappop(heap)
         intent = by_symbol[symbol]
         if _advance(ledger, intent, sizing, policy):
             _push(heap, ledger, intent, sizing, policy)
-            if intent.side is Side.SELL and parked:
-                for waiting in parked:
-                    _push(heap, ledger, waiting, sizing, policy)
-                parked.clear()
+            if intent.side is Side.SELL:
+                _unpark(parked, by_symbol, heap, ledger, sizing, policy)
         elif intent.side is Side.BUY:
-            parked.append(intent)
+            add, _ = _step(ledger, intent, sizing, policy)
+            if add:
+                heapq.heappush(parked, (add * intent.line.price, symbol))
+
+
+def _unpark(
+    parked: list[tuple[float, str]],
+    by_symbol: dict[str, Intent],
+    heap: list[tuple[int, float, str]],
+    ledger: _Ledger,
+    sizing: Sizing,
+    policy: Policy,
+) -> None:
+    """Queue again the parked buys whose next step the cash now pays, cheapest first."""
+    while parked:
+        intent = by_symbol[parked[0][1]]
+        add, _ = _step(ledger, intent, sizing, policy)
+        units = ledger.units[intent.line.symbol]
+        if add and not ledger.fits(intent, units + add):
+            return
+        heapq.heappop(parked)
+        _push(heap, ledger, intent, sizing, policy)
 
 
 def _step(ledger: _Ledger, intent: Intent, sizing: Sizing, policy: Policy) -> tuple[int, float]:
@@ -340,14 +370,23 @@ def _respect_max_weight(
                 units = max(0, room)
                 ledger.set(intent, units if units >= min_units(intent) else 0)
         elif intent.trim and units > 0:
-            while (
-                units < intent.line.sellable
-                and (intent.line.quantity - units) * intent.line.price
-                > max_weight * _value_after(ledger, book)
-                and ledger.fits(intent, units + 1)
-            ):
-                units += 1
-                ledger.set(intent, units)
+            _finish_trim(ledger, book, intent, units, max_weight)
+
+
+def _finish_trim(
+    ledger: _Ledger, book: Book, intent: Intent, units: int, max_weight: float
+) -> None:
+    """Sell what the charges tipped back over the max weight, computed directly (a share at a
+    time took minutes for a holding of 2^63 shares), within the sellable shares and the cash."""
+    line = intent.line
+    wanted = units
+    for _ in range(3):  # the charges move a little with the order: settle in a few rounds
+        over = (line.quantity - wanted) * line.price - max_weight * _value_after(ledger, book)
+        if over <= 0:
+            break
+        wanted = min(line.sellable, wanted + math.ceil(over / line.price - 1e-9))
+        wanted = _most_that_fits(ledger, intent, units, wanted)
+        ledger.set(intent, wanted)
 
 
 def _value_after(ledger: _Ledger, book: Book) -> float:
