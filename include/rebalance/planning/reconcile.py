@@ -56,12 +56,14 @@ class _Ledger:
         orders and all their charges are paid by spendable cash plus the sell proceeds, and buys
         by spendable cash alone when proceeds may not be used."""
         buys, sells, buy_ch, sell_ch = self._with(intent, units)
+        # float sums of huge holdings round: allow a relative hair on top of the rupee one
+        slack = TOLERANCE_INR - 1e-12 * max(self.budget, buys, sells, self.funding)
         if self.mode is BudgetMode.MAX_SIDE:
-            within = buys <= self.budget + TOLERANCE_INR and sells <= self.budget + TOLERANCE_INR
+            within = buys <= self.budget + slack and sells <= self.budget + slack
         else:
-            within = buys + sells <= self.budget + TOLERANCE_INR
-        net = buys + buy_ch + sell_ch - sells <= self.funding + TOLERANCE_INR
-        paid = self.use_proceeds or buys + buy_ch <= self.funding + TOLERANCE_INR
+            within = buys + sells <= self.budget + slack
+        net = buys + buy_ch + sell_ch - sells <= self.funding + slack
+        paid = self.use_proceeds or buys + buy_ch <= self.funding + slack
         return within and net and paid
 
     def set(self, intent: Intent, units: int) -> None:

@@ -18,6 +18,11 @@ from rebalance.policy import BudgetMode, Policy, TradeFilter, UnlistedHoldings
 from rebalance.snapshot import HoldingsSnapshot
 
 SLACK_INR = 1e-4  # rupees of float noise tolerated in sums
+RELATIVE_SLACK = 1e-12  # and this share of the amounts compared (sums of huge holdings round)
+
+
+def _slack(*amounts: float) -> float:
+    return SLACK_INR + RELATIVE_SLACK * max((abs(a) for a in amounts), default=0.0)
 
 
 def verify_plan(
@@ -115,18 +120,18 @@ def _money_problems(
     buy_ch = sum(charges[o.symbol] for o in plan.orders if o.side is Side.BUY)
     sell_ch = sum(charges[o.symbol] for o in plan.orders if o.side is Side.SELL)
     problems = []
-    if policy.budget_mode is BudgetMode.MAX_SIDE and max(buys, sells) > budget + SLACK_INR:
+    if policy.budget_mode is BudgetMode.MAX_SIDE and max(buys, sells) > budget + _slack(budget):
         problems.append(
             f"buys ₹{buys:,.2f} or sells ₹{sells:,.2f} exceed the budget ₹{budget:,.2f}"
         )
-    if policy.budget_mode is BudgetMode.TURNOVER and buys + sells > budget + SLACK_INR:
+    if policy.budget_mode is BudgetMode.TURNOVER and buys + sells > budget + _slack(budget):
         problems.append(f"turnover ₹{buys + sells:,.2f} exceeds the budget ₹{budget:,.2f}")
     spendable = max(0.0, cash - cash_target * value)
-    if buys + buy_ch + sell_ch - sells > spendable + SLACK_INR:
+    if buys + buy_ch + sell_ch - sells > spendable + _slack(buys, sells, spendable):
         problems.append(
             f"orders need ₹{buys + buy_ch + sell_ch - sells:,.2f}, cash is ₹{spendable:,.2f}"
         )
-    if not policy.use_sell_proceeds and buys + buy_ch > spendable + SLACK_INR:
+    if not policy.use_sell_proceeds and buys + buy_ch > spendable + _slack(buys, spendable):
         problems.append(f"buys ₹{buys + buy_ch:,.2f} need sell proceeds (use_sell_proceeds is off)")
     return problems
 
