@@ -51,6 +51,14 @@ def verify_plan(
     if len(plan.orders) > policy.max_trades:
         problems.append(f"{len(plan.orders)} orders exceed max_trades {policy.max_trades}")
     charges = {o.symbol: charge_total(o.notional, o.side, o.exchange, rates) for o in plan.orders}
+    if policy.max_order_charges_pct is not None:
+        share = policy.max_order_charges_pct / 100.0
+        problems += [
+            f"{o.side} {o.quantity} {o.symbol}: charges ₹{charges[o.symbol]:,.2f} exceed "
+            f"max_order_charges_pct {policy.max_order_charges_pct:g}% of ₹{o.notional:,.2f}"
+            for o in plan.orders
+            if charges[o.symbol] > share * o.notional + SLACK_INR
+        ]
     problems += _money_problems(plan, charges, value, cash, cash_target or 0.0, policy)
     problems += _max_weight_problems(plan, rows, value - sum(charges.values()), policy)
     return problems
