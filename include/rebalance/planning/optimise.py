@@ -300,9 +300,14 @@ def optimise_plan(
             models[(side, exchange)] = found
     proportional = {i.line.symbol: sizing.scaled_value(i) / i.line.price for i in sizing.selected}
     candidates = _candidates(intents, sizing, proportional, policy)
-    if not candidates:
+    if not candidates:  # nothing may trade: the fast plan (no orders either) is the optimum
         return Outcome(
-            {}, intents, SOLVER_OPTIMAL, fast_objective, fast_objective, "no symbol may trade"
+            fast,
+            intents,
+            SOLVER_OPTIMAL,
+            fast_objective,
+            fast_objective,
+            "optimiser: no symbol may trade",
         )
     started = time.perf_counter()
     model, cands, objective_row, phase_two = _build(
@@ -313,7 +318,9 @@ def optimise_plan(
         policy,
         models,
     )
-    fast_fits = all(fast.get(c.intent.line.symbol, 0) <= c.bound for c in cands)
+    # the fast plan within the program's bounds: its objective is then a valid cutoff
+    bounds = {c.intent.line.symbol: c.bound for c in cands}
+    fast_fits = all(units <= bounds.get(symbol, 0) for symbol, units in fast.items())
     limit = fast_objective * SCALE * (1 + 1e-9) + 1e-6
     cap = policy.optimiser_time_cap_s
     status, x, best = model.solve(model.cost, cap, cutoff=limit if fast_fits else None)
