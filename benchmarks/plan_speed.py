@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import time
 from collections import Counter
@@ -27,19 +28,21 @@ from rebalance.planning import plan_rebalance
 SIZES = (10, 50, 200, 500, 1000, 2000)
 
 
-def time_case(case: Case, repeat: int) -> tuple[list[float], str]:
-    """Milliseconds of ``repeat`` runs of the planner on ``case`` (after one warm-up run) and
-    the solver that produced the plan."""
+def time_case(case: Case, repeat: int) -> tuple[list[float], list[float], str]:
+    """Wall and CPU milliseconds of ``repeat`` runs of the planner on ``case`` (after one
+    warm-up run) and the solver that produced the plan. CPU time (all threads of the process)
+    says what a run costs when the machine is shared and wall time stretches."""
     run = lambda: plan_rebalance(  # noqa: E731 - a local thunk reads best here
         case.snapshot, case.targets, case.policy, cash_target=case.cash_target, broker=BROKER
     )
     solver = run().summary.solver
-    timings = []
+    timings, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         run()
         timings.append((time.perf_counter() - start) * 1000.0)
-    return timings, solver
+        cpu.append((time.process_time() - start_cpu) * 1000.0)
+    return timings, cpu, solver
 
 
 def _with(case: Case, overrides: dict[str, object]) -> Case:
@@ -59,6 +62,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
     args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.1f}")
     rng = np.random.default_rng(args.seed)
     medians: dict[tuple[str, str], dict[int, float]] = {}
     for size in args.sizes:
@@ -68,21 +72,26 @@ def main() -> None:
             chosen = [_with(c, everyone) if label == "all may trade" else c for c in cases]
             for mode in ("planner", "fast plan"):
                 timings: list[float] = []
+                cpu: list[float] = []
                 solvers = Counter[str]()
                 for case in chosen:
                     if mode == "fast plan":
                         case = _with(case, {"optimiser_time_cap_s": 0})
-                    found, solver = time_case(case, args.repeat)
+                    found, used, solver = time_case(case, args.repeat)
                     timings += found
+                    cpu += used
                     solvers[solver] += 1
                 timings.sort()
+                cpu.sort()
                 p95 = timings[math.ceil(0.95 * len(timings)) - 1]
+                cpu_p95 = cpu[math.ceil(0.95 * len(cpu)) - 1]
                 median = statistics.median(timings)
                 medians.setdefault((label, mode), {})[size] = median
                 print(
                     f"{size:>5} symbols, {label:<13}, {mode:<9}: median {median:8.1f} ms, "
-                    f"p95 {p95:8.1f} ms, max {timings[-1]:8.1f} ms ({len(timings)} runs; "
-                    f"{dict(solvers)})",
+                    f"p95 {p95:8.1f} ms, max {timings[-1]:8.1f} ms; cpu median "
+                    f"{statistics.median(cpu):7.1f} ms, p95 {cpu_p95:7.1f} ms "
+                    f"({len(timings)} runs; {dict(solvers)})",
                     flush=True,
                 )
     print("growth, time ~ n^k between consecutive sizes (medians):")

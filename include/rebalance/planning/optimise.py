@@ -337,8 +337,9 @@ def optimise_plan(
         return fallback(f"optimiser: no plan (HiGHS status {status}): the fast plan")
     first = _units(cands, x)
     chosen = first
-    if status == 0:
-        left = cap - (time.perf_counter() - started)
+    if status == 0 and first != fast:  # the fast plan is built on the proportional plan already
+        spent = time.perf_counter() - started
+        left = min(cap - spent, max(0.1, spent / 2))  # a tie-break is worth half the search
         model.row_upper[objective_row] = min(
             best * (1 + TIE_SHARE), limit if fast_fits else math.inf
         )
