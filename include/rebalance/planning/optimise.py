@@ -283,6 +283,7 @@ def optimise_plan(
     rates: BrokerRates,
 ) -> Outcome:
     """The best plan the rules allow (see the module docstring), or the fast plan."""
+    started = time.perf_counter()
     tracked = tracked_targets(book, intents, policy)
     fast = {s: u for s, u in fast_units.items() if u > 0}
     fast_objective = objective(book, intents, fast, tracked, policy, rates)
@@ -310,7 +311,6 @@ def optimise_plan(
             fast_objective,
             "optimiser: no symbol may trade",
         )
-    started = time.perf_counter()
     model, cands, objective_row, phase_two = _build(
         book,
         candidates,
@@ -324,7 +324,10 @@ def optimise_plan(
     fast_fits = all(units <= bounds.get(symbol, 0) for symbol, units in fast.items())
     limit = fast_objective * SCALE * (1 + 1e-9) + 1e-6
     cap = policy.optimiser_time_cap_s
-    status, x, best = model.solve(model.cost, cap, cutoff=limit if fast_fits else None)
+    # the cap covers building the program too, so that the whole optimiser stays within it
+    status, x, best = model.solve(
+        model.cost, cap - (time.perf_counter() - started), cutoff=limit if fast_fits else None
+    )
     if x is None or status not in (0, 1):
         if fast_fits and status == 2:  # nothing beats the fast plan
             return Outcome(
