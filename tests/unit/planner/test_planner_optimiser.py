@@ -105,7 +105,8 @@ def test_rebalance_to_band_edge_trades_only_to_the_edge() -> None:
 
 
 def test_orders_whose_charges_are_too_large_a_share_are_dropped() -> None:
-    # A small sell pays the ₹15.93 DP charge: on ₹2,000 that is about 0.9% with STT
+    # A small sell pays the ₹15.34 DP charge: on ₹2,000 that is about 0.9% with STT, and on the
+    # largest sell that ends no further from target (40 shares, ₹4,000) still about 0.49%
     rows = [
         {"symbol": "A", "quantity": 520, "last_price": 100.0},  # 2% over: sell ₹2,000
         {"symbol": "B", "quantity": 480, "last_price": 100.0},
@@ -119,7 +120,7 @@ def test_orders_whose_charges_are_too_large_a_share_are_dropped() -> None:
     targets = {"A": 0.5, "B": 0.5}
     plain = plan_rebalance(snapshot(rows, 0.0), targets, Policy(**base))
     assert signed_quantity(plain, "A") in (-20, -21)  # ₹2,000, a share more to fund B
-    rule = Policy(**base, max_order_charges_pct=0.5)
+    rule = Policy(**base, max_order_charges_pct=0.4)
     for plan in (
         plan_rebalance(snapshot(rows, 0.0), targets, rule),
         plan_rebalance(snapshot(rows, 0.0), targets, rule.with_overrides(FAST_ONLY)),
@@ -129,7 +130,7 @@ def test_orders_whose_charges_are_too_large_a_share_are_dropped() -> None:
     fast = plan_rebalance(snapshot(rows, 0.0), targets, rule.with_overrides(FAST_ONLY))
     assert position(fast, "A").skipped == ("charges_too_high",)
     rates = broker_rates("paper")
-    assert charge_total(2000, Side.SELL, "NSE", rates) > 0.005 * 2000
+    assert charge_total(4000, Side.SELL, "NSE", rates) > 0.004 * 4000
 
 
 def test_a_huge_holding_is_trimmed_without_counting_shares() -> None:
