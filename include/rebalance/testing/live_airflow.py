@@ -3,7 +3,9 @@
 ``AirflowCluster`` starts what a deployment runs, each as its own process (``airflow api-server``,
 ``scheduler``, ``dag-processor``, optionally ``triggerer`` and ``celery worker``s), in a temporary
 AIRFLOW_HOME with Airflow's metadata in PostgreSQL (the CeleryExecutor refuses SQLite, and a
-fleet's scheduler should not measure SQLite's locking either). Every port is a free one.
+fleet's scheduler should not measure SQLite's locking either). Every port is a free one: the
+API server's and each component's log servers (``[logging] worker_log_server_port``, 8793 by
+default, and the triggerer's).
 
 Celery workers on one machine share its host name, so each worker process gets its own name in
 ``REBALANCE_WORKER_NAME`` and Airflow's ``[core] hostname_callable`` reads it (``worker_hostname``):
@@ -136,11 +138,16 @@ class AirflowCluster:
         return [str(Path(sys.executable).with_name("airflow")), *args]
 
     def spawn(self, name: str, args: Iterable[str], **env: str) -> None:
+        """Start one component; its log servers (task and trigger logs) get free ports."""
         self.logs.mkdir(parents=True, exist_ok=True)
+        ports = {
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        }
         with (self.logs / f"{name}.log").open("wb") as out:
             self.processes[name] = subprocess.Popen(
                 self._airflow(*args),
-                env={**self.env(), **env},
+                env={**self.env(), **ports, **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
