@@ -217,7 +217,10 @@ def main() -> int:
             ),
         ),
     ]
-    results = [timed(name, call, log, args.repeat) for name, call in calls]
+    try:
+        results = [timed(name, call, log, args.repeat) for name, call in calls]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     print(f"{'call':36} {'median ms':>10} {'max ms':>8} {'SQL':>6} {'SQL ms':>8}  goal")
     for r in results:
         verdict = "ok" if r["median_ms"] < GOAL_MS else "OVER"
@@ -229,7 +232,6 @@ def main() -> int:
             statement, params, took = r["slowest"]
             print(f"    slowest statement ({took * 1000:.1f} ms): {' '.join(statement.split())}")
             print(explain(engine, statement, params))
-    shutil.rmtree(folder, ignore_errors=True)
     worst = max(results, key=lambda r: r["median_ms"])
     print(f"SLOWEST: {worst['name']} {worst['median_ms']:.0f} ms (goal < {GOAL_MS:.0f} ms)")
     return 0
