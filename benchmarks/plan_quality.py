@@ -1,21 +1,27 @@
-"""Plan quality: our whole-share plan against the exact integer optimum and the naive 4.4 rounding.
+"""Plan quality: the planner against the global optimum over every eligible symbol.
 
-Run by hand (not a test):  .venv/bin/python benchmarks/plan_quality.py [--cases 300] [--seed 7]
+Run by hand (not a test):
+    .venv/bin/python benchmarks/plan_quality.py [--cases 300] [--seed 7] [--large 20]
 
-For random neutral-policy portfolios (3 to 500 symbols, prices ₹20 to ₹30,000, tight and loose
-budgets, cash or fully invested, max trades, min trade value, max weight, partly unsellable
-holdings) it measures post-trade drift, the sum over the portfolio's symbols of
-|weight_after - target| with weights of the planning value, for
+For random portfolios over the whole policy space (bands, budget in % and in ₹, both budget modes,
+cash targets, no cash figure, max trades from 1 to every symbol, min trade value, max weight,
+no-buy / no-sell lists, buys-only / sells-only, sell proceeds off, partly unsellable holdings) it
+scores plans on the planner's stated objective (docs/planner.md): the sum over the symbols and the
+cash position of |weight after - target| plus what symbols end above the max weight, weights of
+the value after charges, charges paid from cash. It compares
 
-* ours: ``plan_rebalance``;
-* optimum: a mixed-integer program (scipy.optimize.milp / HiGHS) over the same candidates, sides
-  and share caps, with the same budget, cash (exact charges: linear rates + DP per sold scrip),
-  max trades and min trade value;
-* naive: the notes' floor-and-scale (4.4): scale, floor, drop dust, keep the largest max_trades,
-  cut the smallest buys until cash pays.
+* ``planner``: ``plan_rebalance`` as shipped (optimiser with its time cap, fast plan as fallback);
+* ``fast``: ``plan_rebalance`` with ``optimiser_time_cap_s: 0`` (the heuristic alone: "before");
+* ``optimum``: an exact MILP written here from the policy's words, apart from the planner's code:
+  every symbol may buy or sell (one order each) wherever the rules allow, with its own charge
+  model, bands, budget, cash, max trades, min trade value, max weight, lists, filters, sellable
+  quantities and the rule that no symbol ends further from its (max-weight-capped) target than it
+  started. None of the planner's candidates, sides, share caps or selection is used.
 
-and reports the ratio of ours and of naive to the optimum (median, p95, max), hard-constraint
-violations (``verify_plan``) and how often the MILP proved optimality.
+It reports the ratio planner / optimum and fast / optimum (median, p95, max), hard-constraint
+violations of each plan (``verify_plan``), how often the planner's solver proved optimality and
+how often the global MILP did; then, on 200 to 1,000-symbol cases under the default time cap, how
+often the planner fell back to the fast plan and its ratio.
 """
 
 from __future__ import annotations
@@ -23,26 +29,26 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-from collections.abc import Sequence
+import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import coo_matrix
 
 from rebalance.brokers.base import Side
-from rebalance.costs import broker_rates, charge_total, proportional_rate
-from rebalance.plan import PlannedOrder, PlanSummary, TradePlan
+from rebalance.costs import broker_rates, charge_total
+from rebalance.plan import PlannedOrder, TradePlan
 from rebalance.planning import plan_rebalance, verify_plan
-from rebalance.planning.book import Book, build_book
-from rebalance.planning.intents import Intent, decide_intents
-from rebalance.planning.sizing import budget_inr, min_units, spendable_cash
-from rebalance.policy import BudgetMode, Policy
+from rebalance.policy import BudgetMode, Policy, TradeFilter
 from rebalance.snapshot import COLUMNS, HoldingsSnapshot
 
 BROKER = "paper"
 TAKEN_AT = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -56,10 +62,13 @@ class Case:
     label: str
 
 
-def random_case(rng: np.random.Generator, size: int | None = None) -> Case:
-    """A random neutral-policy portfolio of ``size`` symbols (random 3..500 when None)."""
-    n = size or round(math.exp(rng.uniform(math.log(3), math.log(500))))
-    symbols = [f"S{i:03d}" for i in range(n)]
+def random_case(
+    rng: np.random.Generator, size: int | None = None, smallest: int = 3, largest: int = 200
+) -> Case:
+    """A random neutral-policy portfolio of ``size`` symbols (log-uniform in [smallest, largest]
+    when None) with a random policy from the whole policy space."""
+    n = size or round(math.exp(rng.uniform(math.log(smallest), math.log(largest))))
+    symbols = [f"S{i:04d}" for i in range(n)]
     prices = np.exp(rng.uniform(math.log(20), math.log(30_000), n)).round(2)
     weights = rng.dirichlet(np.full(n, 2.0))
     cash_target = None if rng.random() < 0.5 else float(rng.choice([0.0, 0.02, 0.05]))
@@ -87,149 +96,254 @@ def random_case(rng: np.random.Generator, size: int | None = None) -> Case:
         columns=list(COLUMNS),
     )
     tight = rng.random() < 0.5
+    some = lambda: list(rng.choice(symbols, size=min(n, 3), replace=False))  # noqa: E731
+    fixed_budget = rng.random() < 0.25
     policy = Policy(
         rebalance_budget_pct=float(rng.uniform(1, 5) if tight else rng.uniform(15, 100)),
-        budget_mode=BudgetMode.MAX_SIDE if rng.random() < 0.7 else BudgetMode.TURNOVER,
+        rebalance_budget_inr=float(value * rng.uniform(0.01, 0.3)) if fixed_budget else None,
+        budget_mode=BudgetMode.MAX_SIDE if rng.random() < 0.5 else BudgetMode.TURNOVER,
         drift_band_abs_pct=float(rng.choice([0.0, 0.5, 2.0])),
         drift_band_rel_pct=float(rng.choice([0.0, 5.0, 15.0])),
-        max_trades=int(rng.choice([10, max(1, n // 2), n])),
+        max_trades=int(rng.choice([1, 3, 5, 10, max(1, n // 2), n])),
         min_trade_value_inr=float(rng.choice([0.0, 2000.0, 5000.0])),
         max_position_weight_pct=float(
             100.0 if rng.random() < 0.5 else min(100.0, max(weights) * 100 * 1.2 + 1)
         ),
+        no_buy=some() if rng.random() < 0.15 else [],
+        no_sell=some() if rng.random() < 0.15 else [],
+        trade_filter=rng.choice(
+            [TradeFilter.BOTH, TradeFilter.BUYS_ONLY, TradeFilter.SELLS_ONLY], p=[0.7, 0.15, 0.15]
+        ),
+        use_sell_proceeds=bool(rng.random() < 0.85),
     )
-    label = f"n={n} {'tight' if tight else 'loose'} {policy.budget_mode}"
+    budget = (
+        f"₹{policy.rebalance_budget_inr:,.0f}"
+        if fixed_budget
+        else (f"{policy.rebalance_budget_pct:.0f}%")
+    )
+    label = (
+        f"n={n} budget {budget} {policy.budget_mode} trades<={policy.max_trades} "
+        f"{policy.trade_filter} cash={'none' if cash is None else 'yes'}"
+    )
     snapshot = HoldingsSnapshot(frame, cash, TAKEN_AT)
     return Case(snapshot, targets, policy, cash_target, label)
 
 
-def drift_of(book: Book, traded: dict[str, int]) -> float:
-    """Sum over the book's symbols of |weight_after - target|, weights of the planning value.
-    ``traded`` is symbol -> signed shares."""
-    return sum(
-        abs((ln.quantity + traded.get(ln.symbol, 0)) * ln.price / book.value - ln.target)
-        for ln in book.lines
-    )
+@dataclass(frozen=True)
+class _Symbol:
+    name: str
+    price: float
+    quantity: int
+    sellable: int
+    target: float
 
 
-def signed(orders: Sequence[PlannedOrder]) -> dict[str, int]:
-    return {o.symbol: o.quantity if o.side is Side.BUY else -o.quantity for o in orders}
+def _members(case: Case) -> tuple[list[_Symbol], float, float]:
+    """The portfolio's symbols, the cash (0 when unknown) and the value (rupees)."""
+    rows = case.snapshot.positions.to_dict(orient="records")
+    symbols = [
+        _Symbol(
+            str(r["symbol"]),
+            float(r["last_price"]),
+            int(r["quantity"]),
+            int(r["sellable_quantity"]),
+            case.targets[str(r["symbol"])],
+        )
+        for r in rows
+        if str(r["symbol"]) in case.targets
+    ]
+    cash = float(case.snapshot.cash or 0.0)
+    return symbols, cash, sum(s.quantity * s.price for s in symbols) + cash
 
 
-def optimum(book: Book, intents: Sequence[Intent], policy: Policy) -> tuple[dict[str, int], bool]:
-    """The exact best integer plan (signed shares) by MILP, and whether HiGHS proved it optimal."""
-    active = [i for i in intents if i.active]
-    if not active:
-        return {}, True
+def score(case: Case, trades: dict[str, int]) -> float:
+    """The stated objective of a plan given as symbol -> signed shares (exact charges)."""
+    symbols, cash, value = _members(case)
     rates = broker_rates(BROKER)
-    n = len(active)
-    # variables: y (shares, n), z (trade or not, n), e (|drift| as a fraction of value, n)
-    c = np.concatenate([np.zeros(2 * n), np.ones(n)])
-    integrality = np.concatenate([np.ones(2 * n), np.zeros(n)])
-    upper = np.concatenate([[i.cap for i in active], np.ones(n), np.full(n, np.inf)])
-    rows: list[np.ndarray] = []
-    lower_b: list[float] = []
-    upper_b: list[float] = []
+    max_weight = case.policy.max_position_weight_pct / 100.0
+    charges = net = 0.0
+    for s in symbols:
+        shares = trades.get(s.name, 0)
+        if shares:
+            side = Side.BUY if shares > 0 else Side.SELL
+            charges += charge_total(abs(shares) * s.price, side, "NSE", rates)
+            net += shares * s.price
+    after_value = value - charges
+    total = 0.0
+    for s in symbols:
+        weight = (s.quantity + trades.get(s.name, 0)) * s.price / after_value
+        total += abs(weight - s.target) + max(0.0, weight - max_weight)
+    cash_weight = (cash - net - charges) / after_value
+    return total + abs(cash_weight - (case.cash_target or 0.0))
 
-    def add(row: np.ndarray, lo: float, hi: float) -> None:
-        rows.append(row)
-        lower_b.append(lo)
-        upper_b.append(hi)
 
-    for k, intent in enumerate(active):
-        line, sign = intent.line, (1 if intent.side is Side.BUY else -1)
-        # in fractions of value, so that HiGHS sees numbers near 1
-        gap = line.value / book.value - line.target  # weight over target
-        step = sign * line.price / book.value
-        row = np.zeros(3 * n)
-        row[k], row[2 * n + k] = -step, 1.0  # e >= gap + step*y
-        add(row, gap, np.inf)
-        row = np.zeros(3 * n)
-        row[k], row[2 * n + k] = step, 1.0  # e >= -(gap + step*y)
-        add(row, -gap, np.inf)
-        row = np.zeros(3 * n)
-        row[k], row[n + k] = 1.0, -intent.cap  # y <= cap*z
-        add(row, -np.inf, 0.0)
-        row = np.zeros(3 * n)
-        row[k], row[n + k] = 1.0, -min_units(intent, policy)  # y >= kmin*z
-        add(row, 0.0, np.inf)
-    row = np.zeros(3 * n)
-    row[n : 2 * n] = 1.0
-    add(row, 0.0, policy.max_trades)
-    budget = budget_inr(book, policy)
-    buy_row, sell_row, cash_row = np.zeros(3 * n), np.zeros(3 * n), np.zeros(3 * n)
-    for k, intent in enumerate(active):
-        p, exchange = intent.line.price, intent.line.exchange
-        if intent.side is Side.BUY:
-            buy_row[k] = p
-            cash_row[k] = p * (1 + proportional_rate(Side.BUY, exchange, rates))
-        else:
-            sell_row[k] = p
-            cash_row[k] = -p * (1 - proportional_rate(Side.SELL, exchange, rates))
-            cash_row[n + k] = rates.dp_charge_inr.value
-    unit = book.value
+def global_optimum(case: Case, time_limit: float) -> tuple[dict[str, int], bool]:
+    """The exact best plan (symbol -> signed shares) by a MILP over every eligible symbol, and
+    whether HiGHS proved it optimal. Written from the policy's words (see the module doc)."""
+    policy = case.policy
+    symbols, cash, value = _members(case)
+    rates = broker_rates(BROKER)
+    # charges per rupee (buy, sell) and per sell order, from the costs module's own function
+    buy_rate = charge_total(1e6, Side.BUY, "NSE", rates) / 1e6
+    sell_rate = (
+        charge_total(2e6, Side.SELL, "NSE", rates) - charge_total(1e6, Side.SELL, "NSE", rates)
+    ) / 1e6
+    sell_fixed = charge_total(1e6, Side.SELL, "NSE", rates) - sell_rate * 1e6
+    max_weight = policy.max_position_weight_pct / 100.0
+    cash_target = case.cash_target or 0.0
+    budget = (
+        policy.rebalance_budget_inr
+        if policy.rebalance_budget_inr is not None
+        else policy.rebalance_budget_pct / 100.0 * value
+    )
+    spendable = max(0.0, cash - cash_target * value)
+    # columns, everything in fractions of value: per symbol buy shares, sell shares, buy flag,
+    # sell flag, |deviation|, excess over the max weight; then charges and the cash deviation
+    n = len(symbols)
+    cols_per = 6
+    charges_col, cash_dev_col = cols_per * n, cols_per * n + 1
+    width = cols_per * n + 2
+    lower, upper = np.zeros(width), np.full(width, np.inf)
+    integrality = np.zeros(width)
+    cost = np.zeros(width)
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    row_lo: list[float] = []
+    row_hi: list[float] = []
+
+    def add(terms: dict[int, float], lo: float, hi: float, scale: float = 1e6) -> None:
+        """A row; money rows (the default) are multiplied by 1e6 so that HiGHS's absolute
+        feasibility tolerance is a millionth of a rupee-scale fraction, not ₹1 per crore."""
+        for col, val in terms.items():
+            rows.append(len(row_lo))
+            cols.append(col)
+            vals.append(val * scale)
+        row_lo.append(lo * scale)
+        row_hi.append(hi * scale)
+
+    charge_terms: dict[int, float] = {charges_col: 1.0}
+    buy_terms: dict[int, float] = {}
+    sell_terms: dict[int, float] = {}
+    buy_charge_terms: dict[int, float] = {}
+    flags: dict[int, float] = {}
+    for k, s in enumerate(symbols):
+        b, v, yb, ys, dev, excess = (cols_per * k + j for j in range(cols_per))
+        integrality[[b, v, yb, ys]] = 1
+        upper[[yb, ys]] = 1
+        step = s.price / value
+        held = s.quantity * s.price / value
+        weight, goal = held, min(s.target, max_weight)
+        drift = weight - s.target
+        out_of_band = abs(drift) > EPS and (
+            abs(drift) >= policy.drift_band_abs_pct / 100 - EPS
+            or abs(drift) >= policy.drift_band_rel_pct / 100 * s.target - EPS
+        )
+        over_max = weight > max_weight + EPS
+        may_buy = (
+            out_of_band
+            and s.name not in policy.no_buy
+            and policy.trade_filter is not TradeFilter.SELLS_ONLY
+        )
+        may_sell = (
+            (out_of_band or over_max)
+            and s.sellable > 0
+            and s.name not in policy.no_sell
+            and policy.trade_filter is not TradeFilter.BUYS_ONLY
+        )
+        # buy / sell shares: at most the max-weight room (planning value) / the sellable shares
+        room = math.floor((max_weight - held) / step + 1e-9) if may_buy else 0
+        upper[b] = max(0, room)
+        upper[v] = s.sellable if may_sell else 0
+        if may_sell and not out_of_band:  # a trim only: down to the max weight, one share more
+            upper[v] = min(s.sellable, math.ceil((held - max_weight) / step - 1e-9) + 1)
+        add({yb: 1, ys: 1}, 0, 1, 1)  # one order per symbol
+        add({b: 1, yb: -max(upper[b], 0)}, -np.inf, 0, 1)
+        add({v: 1, ys: -max(upper[v], 0)}, -np.inf, 0, 1)
+        smallest = max(1, math.ceil(policy.min_trade_value_inr / s.price - 1e-9))
+        add({b: 1, yb: -smallest}, 0, np.inf, 1)
+        add({v: 1, ys: -smallest}, 0, np.inf, 1)
+        if out_of_band:  # no symbol ends further from its (capped) target than it started
+            gap = abs(goal - held)
+            add({b: step, v: -step}, goal - held - gap, goal - held + gap)
+        # |weight after - target| with weights of the value after charges (rupees / value)
+        add({dev: 1, b: -step, v: step, charges_col: -s.target}, held - s.target, np.inf)
+        add({dev: 1, b: step, v: -step, charges_col: s.target}, s.target - held, np.inf)
+        add({excess: 1, b: -step, v: step, charges_col: -max_weight}, held - max_weight, np.inf)
+        cost[[dev, excess]] = 1.0
+        if max_weight < 1:  # a buy ends at most at the max weight of the value after charges
+            big = held + upper[b] * step
+            add({b: step, charges_col: max_weight, yb: big}, -np.inf, max_weight - held + big)
+        charge_terms[b] = -buy_rate * step
+        charge_terms[v] = -sell_rate * step
+        charge_terms[ys] = -sell_fixed / value
+        buy_charge_terms[b] = buy_rate * step
+        buy_terms[b], sell_terms[v] = step, step
+        flags[yb], flags[ys] = 1, 1
+    add(charge_terms, 0, 0)
+    net = {**buy_terms, **{k: -x for k, x in sell_terms.items()}}
+    cash_gap = cash / value - cash_target
+    keep = 1 - cash_target
+    add({cash_dev_col: 1, **net, charges_col: keep}, cash_gap, np.inf)
+    add({cash_dev_col: 1, **{k: -x for k, x in net.items()}, charges_col: -keep}, -cash_gap, np.inf)
+    cost[cash_dev_col] = 1.0
+    add(flags, 0, policy.max_trades, 1)
     if policy.budget_mode is BudgetMode.MAX_SIDE:
-        add(buy_row / unit, 0.0, budget / unit)
-        add(sell_row / unit, 0.0, budget / unit)
+        add(buy_terms, 0, budget / value)
+        add(sell_terms, 0, budget / value)
     else:
-        add((buy_row + sell_row) / unit, 0.0, budget / unit)
-    add(cash_row / unit, -np.inf, spendable_cash(book) / unit)
+        add({**buy_terms, **sell_terms}, 0, budget / value)
+    add({**net, charges_col: 1}, -np.inf, spendable / value)
+    if not policy.use_sell_proceeds:
+        add(
+            {**{k: buy_terms[k] + buy_charge_terms[k] for k in buy_terms}},
+            -np.inf,
+            spendable / value,
+        )
+    matrix = coo_matrix((vals, (rows, cols)), shape=(len(row_lo), width)).tocsr()
     result = milp(
-        c,
-        constraints=LinearConstraint(np.array(rows), lower_b, upper_b),
+        cost,
         integrality=integrality,
-        bounds=Bounds(np.zeros(3 * n), upper),
-        options={"time_limit": 60.0, "mip_rel_gap": 1e-7},
+        bounds=Bounds(lower, upper),
+        constraints=LinearConstraint(matrix, row_lo, row_hi),
+        options={"time_limit": time_limit, "mip_rel_gap": 1e-7},
     )
     if result.x is None:
-        raise RuntimeError(f"MILP found no solution: {result.message}")
-    shares = np.round(result.x[:n]).astype(int)
-    plan = {
-        i.line.symbol: int(y) if i.side is Side.BUY else -int(y)
-        for i, y in zip(active, shares, strict=True)
-        if y
-    }
+        raise RuntimeError(f"global MILP found no plan: {result.message}")
+    plan: dict[str, int] = {}
+    for k, s in enumerate(symbols):
+        shares = round(result.x[cols_per * k]) - round(result.x[cols_per * k + 1])
+        if shares:
+            plan[s.name] = shares
     return plan, result.status == 0
 
 
-def naive(book: Book, intents: Sequence[Intent], policy: Policy) -> list[PlannedOrder]:
-    """Notes 4.3-4.4 taken literally: one scale, floor, dust dropped, the largest max_trades
-    kept, the smallest buys cut until cash (plus sell proceeds) pays."""
-    rates = broker_rates(BROKER)
-    active = [i for i in intents if i.active]
-    buys = sum(i.goal for i in active if i.side is Side.BUY)
-    sells = sum(i.goal for i in active if i.side is Side.SELL)
-    demand = max(buys, sells) if policy.budget_mode is BudgetMode.MAX_SIDE else buys + sells
-    budget = budget_inr(book, policy)
-    scale = min(1.0, budget / demand) if demand else 1.0
-    orders = []
-    for intent in active:
-        qty = min(intent.cap, math.floor(intent.goal * scale / intent.line.price))
-        notional = qty * intent.line.price
-        if qty > 0 and notional >= policy.min_trade_value_inr:
-            orders.append(_order(intent, qty))
-    orders = sorted(orders, key=lambda o: -o.notional)[: policy.max_trades]
-    cash = spendable_cash(book)
+def signed(plan: TradePlan) -> dict[str, int]:
+    return {o.symbol: o.quantity if o.side is Side.BUY else -o.quantity for o in plan.orders}
 
-    def short(plan: list[PlannedOrder]) -> float:
-        flow = sum(
-            (o.notional if o.side is Side.BUY else -o.notional)
-            + charge_total(o.notional, o.side, o.exchange, rates)
-            for o in plan
+
+def _as_plan(case: Case, trades: dict[str, int], like: TradePlan) -> TradePlan:
+    """The global optimum as a TradePlan, so that verify_plan checks it too."""
+    prices = {s.name: s.price for s in _members(case)[0]}
+    orders = tuple(
+        PlannedOrder(
+            name,
+            "NSE",
+            Side.BUY if shares > 0 else Side.SELL,
+            abs(shares),
+            prices[name],
+            abs(shares) * prices[name],
+            ("drift",),
         )
-        return flow - cash
-
-    for order in sorted((o for o in orders if o.side is Side.BUY), key=lambda o: o.notional):
-        if short(orders) <= 0:
-            break
-        orders.remove(order)
-    return orders
+        for name, shares in trades.items()
+    )
+    return TradePlan(orders, (), like.summary)
 
 
-def _order(intent: Intent, qty: int) -> PlannedOrder:
-    line = intent.line
-    side = intent.side or Side.BUY
-    return PlannedOrder(line.symbol, line.exchange, side, qty, line.price, qty * line.price, ())
+def _plan(case: Case, policy: Policy) -> TradePlan:
+    return plan_rebalance(
+        case.snapshot, case.targets, policy, cash_target=case.cash_target, broker=BROKER
+    )
 
 
 def _violations(plan: TradePlan, case: Case) -> list[str]:
@@ -239,59 +353,72 @@ def _violations(plan: TradePlan, case: Case) -> list[str]:
 
 
 def _ratio(ours: float, best: float) -> float:
-    if best <= 1e-12:
-        return 1.0 if ours <= 1e-9 else math.inf
-    return ours / best
+    return ours / best if best > 1e-12 else (1.0 if ours <= 1e-12 else math.inf)
+
+
+def _report(name: str, ratios: list[float]) -> None:
+    ordered = sorted(ratios)
+    p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+    print(
+        f"{name}: median {statistics.median(ordered):.4f}, p95 {p95:.4f}, "
+        f"max {ordered[-1]:.4f} ({len(ordered)} cases)"
+    )
+
+
+def run(cases: list[Case], optimum_limit: float, title: str) -> None:
+    print(f"== {title}")
+    ours_r, fast_r = [], []
+    violations = Counter[str]()
+    solvers = Counter[str]()
+    proven = 0
+    seconds: list[float] = []
+    worst: list[tuple[float, str]] = []
+    for case in cases:
+        started = time.perf_counter()
+        plan = _plan(case, case.policy)
+        seconds.append(time.perf_counter() - started)
+        fast = _plan(case, case.policy.with_overrides({"optimiser_time_cap_s": 0}))
+        best, optimal = global_optimum(case, optimum_limit)
+        proven += optimal
+        solvers[plan.summary.solver] += 1
+        violations["planner"] += bool(_violations(plan, case))
+        violations["fast"] += bool(_violations(fast, case))
+        violations["optimum"] += bool(_violations(_as_plan(case, best, fast), case))
+        best_score = score(case, best)
+        ours_r.append(_ratio(score(case, signed(plan)), best_score))
+        fast_r.append(_ratio(score(case, signed(fast)), best_score))
+        worst.append((ours_r[-1], f"{case.label} solver={plan.summary.solver}"))
+    _report("planner / optimum", ours_r)
+    _report("fast    / optimum", fast_r)
+    print(f"planner's solver: {dict(solvers)}")
+    print(f"global MILP proven optimal in {proven} of {len(cases)} ({optimum_limit:g} s limit)")
+    print(
+        f"plans with a violation (verify_plan): planner {violations['planner']}, "
+        f"fast {violations['fast']}, global optimum {violations['optimum']}"
+    )
+    seconds.sort()
+    print(
+        f"planner time: median {statistics.median(seconds) * 1000:.0f} ms, "
+        f"p95 {seconds[math.ceil(0.95 * len(seconds)) - 1] * 1000:.0f} ms, "
+        f"max {seconds[-1] * 1000:.0f} ms"
+    )
+    print("worst cases (planner / optimum):")
+    for ratio, label in sorted(worst, reverse=True)[:5]:
+        print(f"  {ratio:.4f}  {label}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=300)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--large", type=int, default=20, help="200-1,000-symbol cases")
+    parser.add_argument("--optimum-limit", type=float, default=60.0, help="seconds per MILP")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    ours_ratios, naive_ratios, violations, naive_violations, proven = [], [], 0, 0, 0
-    worst: list[tuple[float, str]] = []
-    empty_summary = PlanSummary(0.0, 0.0, 0.0, 0.0, 0.0, 0, 0.0)
-    for _ in range(args.cases):
-        case = random_case(rng)
-        book = build_book(
-            case.snapshot, case.targets, case.policy, cash_target=case.cash_target, today=None
-        )
-        intents, _ = decide_intents(book, case.policy)
-        plan = plan_rebalance(
-            case.snapshot, case.targets, case.policy, cash_target=case.cash_target, broker=BROKER
-        )
-        problems = _violations(plan, case)
-        violations += bool(problems)
-        naive_orders = naive(book, intents, case.policy)
-        naive_plan = TradePlan(tuple(naive_orders), (), empty_summary)
-        naive_violations += bool(_violations(naive_plan, case))
-        best_plan, optimal = optimum(book, intents, case.policy)
-        proven += optimal
-        best = drift_of(book, best_plan)
-        ours = drift_of(book, signed(plan.orders))
-        ours_ratios.append(_ratio(ours, best))
-        naive_ratios.append(_ratio(drift_of(book, signed(naive_orders)), best))
-        worst.append((ours_ratios[-1], case.label))
-        if problems:
-            print(f"VIOLATION {case.label}: {problems[:3]}")
-    _report("ours / optimum", ours_ratios)
-    _report("naive / optimum", naive_ratios)
-    print(f"cases: {args.cases}, MILP proven optimal: {proven}")
-    print(f"plans with a hard-constraint violation: ours {violations}, naive {naive_violations}")
-    print("worst cases (ours / optimum):")
-    for ratio, label in sorted(worst, reverse=True)[:5]:
-        print(f"  {ratio:.4f}  {label}")
-
-
-def _report(name: str, ratios: list[float]) -> None:
-    finite = sorted(r for r in ratios if math.isfinite(r))
-    p95 = finite[min(len(finite) - 1, math.ceil(0.95 * len(finite)) - 1)]
-    print(
-        f"{name}: median {statistics.median(finite):.4f}, p95 {p95:.4f}, max {finite[-1]:.4f}, "
-        f"infinite {len(ratios) - len(finite)}"
-    )
+    run([random_case(rng) for _ in range(args.cases)], args.optimum_limit, "3-200 symbols")
+    if args.large:
+        large = [random_case(rng, smallest=200, largest=1000) for _ in range(args.large)]
+        run(large, args.optimum_limit, "200-1,000 symbols, default time cap")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,15 @@ SHARDS = 4
 # every trading day at the default rebalance time, so a typo never silently unschedules it.
 BROKEN_FILE_SCHEDULE = Schedule(frequency=Frequency.CUSTOM_DAYS, every_n_trading_days=1)
 MIN_DEADLINE_MINUTES = 5
+# CeleryExecutor: the queue of the workers that egress from the broker's registered IP
+# (docs/deploy.md). Unset or empty: Airflow's default queue, as every other task.
+ORDERS_QUEUE_ENV = "REBALANCE_ORDERS_QUEUE"
+
+
+def _orders_queue() -> dict[str, str]:
+    """``queue=`` for place_orders from ``REBALANCE_ORDERS_QUEUE``, or nothing (default queue)."""
+    queue = os.environ.get(ORDERS_QUEUE_ENV, "").strip()
+    return {"queue": queue} if queue else {}
 
 
 # Airflow checks every Param's schema against its meta-schema whenever it validates a value (once
@@ -279,6 +288,7 @@ def _build_lane(portfolio_file: str, account: str) -> None:
         retries=PLACE_RETRIES,
         retry_delay=PLACE_RETRY_DELAY,
         doc_md=task_docs.PLACE_ORDERS,
+        **_orders_queue(),
         **lane,
     )
     record = LaneStepOperator(

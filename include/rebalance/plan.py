@@ -76,6 +76,13 @@ class PlanSummary:
     cash_weight_after: float = 0.0  # fraction of value
     cash_target_weight: float = 0.0  # fraction of value (0 = fully invested)
     charges_breakdown: dict[str, float] = field(default_factory=dict)  # rupees by kind
+    # The planner's objective (docs/planner.md): sum over the symbols and the cash position of
+    # |weight - target| plus what symbols hold above the max weight, fractions of value (after
+    # charges for "after"); and which method produced the plan: "milp_optimal" (proven best),
+    # "milp_time_cap" (best found within the optimiser's time cap) or "heuristic" (the fast plan).
+    objective_before: float = 0.0
+    objective_after: float = 0.0
+    solver: str = "heuristic"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

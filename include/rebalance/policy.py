@@ -89,6 +89,13 @@ class NumbersAreNumbers(BaseModel):
         return value
 
 
+class RebalanceTo(StrEnum):
+    """How far a symbol outside its band trades."""
+
+    TARGET = "target"  # all the way to its target weight (the notes' 4.1)
+    BAND_EDGE = "band_edge"  # only to the nearest edge of its band ("minimum transaction")
+
+
 class Policy(NumbersAreNumbers):
     """Parameters that decide a rebalance. Unknown keys are errors."""
 
@@ -159,3 +166,24 @@ class Policy(NumbersAreNumbers):
         merged = self.model_dump()
         merged.update(overrides)
         return Policy.model_validate(merged)
+
+    # The optimiser (docs/planner.md, "The objective and the optimiser"); defaults keep the
+    # behaviour of a plain rebalance to target.
+    rebalance_to: RebalanceTo = Field(
+        RebalanceTo.TARGET,
+        description="trade a symbol outside its band to its target, or only to its band's edge",
+    )
+    max_order_charges_pct: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="drop orders whose estimated charges exceed this % of their notional "
+        "(off: null)",
+    )
+    optimiser_time_cap_s: float = Field(
+        0.9,
+        ge=0,
+        le=60,
+        description="seconds the exact optimiser may take; past them the best plan it found, or "
+        "the fast plan, is used (0: the fast plan only). 0.9 keeps a 500-symbol plan under 1 s",
+    )

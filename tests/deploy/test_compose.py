@@ -42,10 +42,11 @@ AIRFLOW_SERVICES = {
     "airflow-triggerer",
     "airflow-init",
     "airflow-worker",
+    "airflow-worker-orders",
     "flower",
 }
 ONE_SHOT_SERVICES = {"airflow-init"}
-CELERY_SERVICES = {"redis", "airflow-worker", "flower"}
+CELERY_SERVICES = {"redis", "airflow-worker", "airflow-worker-orders", "flower"}
 
 # Bind-mount sources that are created at run time rather than kept in git (Docker or
 # airflow-init creates them); each must be git-ignored so its contents never get committed.
@@ -249,6 +250,7 @@ def test_airflow_services_run_the_airflow_commands() -> None:
         "airflow-dag-processor": "dag-processor",
         "airflow-triggerer": "triggerer",
         "airflow-worker": "celery worker",
+        "airflow-worker-orders": "celery worker --queues orders",
         "flower": "celery flower",
     }
 
@@ -573,3 +575,14 @@ def test_compose_reads_env_file_and_env_is_git_ignored() -> None:
         ["git", "ls-files", "--error-unmatch", ".env"], cwd=ROOT, capture_output=True, check=False
     )
     assert tracked.returncode != 0, ".env is committed"
+
+
+def test_place_orders_goes_to_the_orders_worker_alone() -> None:
+    """place_orders' queue (REBALANCE_ORDERS_QUEUE, read at parse time) is served only by
+    airflow-worker-orders: the worker behind the brokers' registered IP (docs/deploy.md)."""
+    svc = services()
+    queue = env_of("airflow-dag-processor", SECRETS_SET)["REBALANCE_ORDERS_QUEUE"]
+    assert queue == "orders"
+    assert svc["airflow-worker-orders"]["command"].split()[-2:] == ["--queues", queue]
+    assert "--queues" not in svc["airflow-worker"]["command"]  # the default queue only
+    assert env_of("airflow-worker-orders", SECRETS_SET)["REBALANCE_ORDERS_QUEUE"] == queue

@@ -113,6 +113,15 @@ events = Table(
     Column("to_status", String(24), nullable=False),
     Column("message", Text),
 )
+# 0004: indexes of a fleet's history (the migration says which query each serves).
+Index("ix_runs_created", runs.c.created_at.desc(), runs.c.id.desc())
+Index("ix_events_run", events.c.run_id, events.c.id)
+Index(
+    "ix_runs_placing",
+    runs.c.account,
+    runs.c.broker,
+    postgresql_where=runs.c.status == "placing",
+)
 
 # 0003: one row per order request (placement or cancellation) sent for a broker account, so that
 # every process trading the account shares its order rate limits (``SharedOrderLimiter``). The

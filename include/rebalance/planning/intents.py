@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from rebalance.costs import BrokerRates, charge_total
 from rebalance.domain.market import Side
 from rebalance.planning.book import Book, Line
-from rebalance.policy import Policy, TiltMode, TradeFilter
+from rebalance.policy import Policy, RebalanceTo, TiltMode, TradeFilter
 
 EPSILON = 1e-9
 
@@ -24,6 +25,12 @@ class Intent:
     ``cap`` is the goal rounded to the nearest share (so a trade never moves the symbol further from
     its goal than it started), within the sellable quantity and the max weight. A symbol with
     ``skipped`` reasons is left alone and has ``side`` None.
+
+    For the optimiser: ``direction`` is the side the symbol may trade on even when the fast plan
+    skipped it for its size (None when it may not trade at all), ``bound`` the most shares any
+    plan may trade (the hard limits: sellable shares, max-weight room, never further from its
+    goal than it started, the band edge), ``min_value`` the smallest order in rupees (the minimum
+    trade value, or more when ``max_order_charges_pct`` asks for it).
     """
 
     line: Line
@@ -33,6 +40,9 @@ class Intent:
     reasons: tuple[str, ...]
     skipped: tuple[str, ...]
     trim_units: int = 0  # shares that must be sold to get under the max weight
+    direction: Side | None = None
+    bound: int = 0
+    min_value: float = 0.0
 
     @property
     def trim(self) -> bool:
@@ -50,10 +60,11 @@ class Bias:
     today_winners_pct: float | None
 
 
-def decide_intents(book: Book, policy: Policy) -> tuple[list[Intent], Bias]:
-    """One Intent per line of ``book``."""
+def decide_intents(book: Book, policy: Policy, rates: BrokerRates) -> tuple[list[Intent], Bias]:
+    """One Intent per line of ``book``. ``rates`` price the charge-aware minimum order."""
     bias = Bias(today_winners_pct(book))
-    return [_intent(line, book, policy, bias) for line in book.lines], bias
+    floors = _ChargeFloors(policy.max_order_charges_pct, rates)
+    return [_intent(line, book, policy, bias, floors) for line in book.lines], bias
 
 
 def today_winners_pct(book: Book) -> float | None:
@@ -67,7 +78,7 @@ def today_winners_pct(book: Book) -> float | None:
     return 100.0 * winners / len(known)
 
 
-def _intent(line: Line, book: Book, policy: Policy, bias: Bias) -> Intent:
+def _intent(line: Line, book: Book, policy: Policy, bias: Bias, floors: _ChargeFloors) -> Intent:
     side, goal, reasons = _drift_goal(line, book, policy)
     if side is None:
         return Intent(line, None, 0.0, 0, (), reasons)
@@ -77,14 +88,58 @@ def _intent(line: Line, book: Book, policy: Policy, bias: Bias) -> Intent:
     goal, overlay = _overlays(line, side, goal, policy, bias)
     trim_units = _trim_units(line, book, policy)
     cap = _cap(line, side, goal, book, policy, trim_units)
+    charge_floor = floors.smallest(side, line.exchange)
+    min_value = max(policy.min_trade_value_inr, charge_floor)
+    bound = _bound(line, side, goal, book, policy, trim_units, reasons)
+    if min_value > bound * line.price:
+        bound = 0  # no order this symbol may make is large enough
+    tags = (*reasons, *overlay)
+    skipped: tuple[str, ...] = ()
     if cap == 0:
-        why = (
-            "max_weight" if side is Side.BUY and _max_weight_room(line, book, policy) < 1 else None
-        )
-        return Intent(line, None, 0.0, 0, (), (why or "less_than_one_share",))
-    if cap * line.price < policy.min_trade_value_inr:
-        return Intent(line, None, 0.0, 0, (), ("below_min_trade_value",))
-    return Intent(line, side, goal, cap, (*reasons, *overlay), (), min(trim_units, cap))
+        room = side is Side.BUY and _max_weight_room(line, book, policy) < 1
+        skipped = ("max_weight" if room else "less_than_one_share",)
+    elif cap * line.price < min_value:
+        too_costly = cap * line.price >= policy.min_trade_value_inr
+        skipped = ("charges_too_high" if too_costly else "below_min_trade_value",)
+    if skipped:  # the fast plan leaves it alone; the optimiser may still trade it
+        return Intent(line, None, goal, cap, tags, skipped, 0, side, bound, min_value)
+    return Intent(line, side, goal, cap, tags, (), min(trim_units, cap), side, bound, min_value)
+
+
+class _ChargeFloors:
+    """The smallest notional (rupees) whose estimated charges are at most
+    ``max_order_charges_pct`` of it, per side and exchange (0 when the option is off; infinity
+    when no order is cheap enough). Charges per rupee only fall as an order grows (the fixed DP
+    charge and minimum brokerage spread out), so a bisection finds it."""
+
+    def __init__(self, pct: float | None, rates: BrokerRates) -> None:
+        self._share = None if pct is None else pct / 100.0
+        self._rates = rates
+        self._known: dict[tuple[Side, str], float] = {}
+
+    def smallest(self, side: Side, exchange: str) -> float:
+        if self._share is None:
+            return 0.0
+        key = (side, exchange)
+        if key not in self._known:
+            self._known[key] = self._bisect(side, exchange, self._share)
+        return self._known[key]
+
+    def _bisect(self, side: Side, exchange: str, share: float) -> float:
+        def cheap(notional: float) -> bool:
+            return charge_total(notional, side, exchange, self._rates) <= share * notional
+
+        low, high = 0.01, 1e12
+        if not cheap(high):
+            return math.inf
+        if cheap(low):
+            return 0.0
+        for _ in range(200):
+            if high - low <= 0.005:
+                break
+            middle = (low + high) / 2
+            low, high = (low, middle) if cheap(middle) else (middle, high)
+        return high
 
 
 def _drift_goal(
@@ -101,6 +156,10 @@ def _drift_goal(
     over_max = weight > max_weight + EPSILON
     if out_of_band:
         delta = min(line.target, max_weight) * book.value - line.value
+        if policy.rebalance_to is RebalanceTo.BAND_EDGE and line.listed:
+            delta = _to_band_edge(delta, line, book, policy)
+            if over_max:  # the trim still goes at least to the max weight
+                delta = min(delta, max_weight * book.value - line.value)
         tag = "drift" if line.listed else "exit"
         reasons: tuple[str, ...] = (tag, "max_weight_trim") if over_max else (tag,)
     elif over_max:
@@ -110,6 +169,15 @@ def _drift_goal(
     if abs(delta) < EPSILON:
         return None, 0.0, ("at_target",)
     return (Side.BUY if delta > 0 else Side.SELL), abs(delta), reasons
+
+
+def _to_band_edge(delta: float, line: Line, book: Book, policy: Policy) -> float:
+    """The rupee move that takes the symbol only to the nearest edge of its band (4.2): the band
+    is the drift under both the absolute and the relative width, so its half-width is the
+    smaller of them."""
+    width = min(policy.drift_band_abs_pct / 100.0, policy.drift_band_rel_pct / 100.0 * line.target)
+    shorter = max(0.0, abs(delta) - width * book.value)
+    return math.copysign(shorter, delta)
 
 
 def _blocked(line: Line, side: Side, book: Book, policy: Policy) -> str | None:
@@ -184,6 +252,30 @@ def _cap(line: Line, side: Side, goal: float, book: Book, policy: Policy, trim_u
     if side is Side.SELL:
         return max(0, min(nearest, line.sellable))
     return max(0, min(nearest, _max_weight_room(line, book, policy)))
+
+
+def _bound(
+    line: Line,
+    side: Side,
+    goal: float,
+    book: Book,
+    policy: Policy,
+    trim_units: int,
+    reasons: tuple[str, ...],
+) -> int:
+    """Most shares any plan may trade on ``side``: never further from the goal than the symbol
+    started (at most twice the goal), only to the goal's nearest share when trading to the band
+    edge or trimming a symbol inside its band (a trim: one share more), and within the sellable
+    shares or the max-weight room."""
+    if policy.rebalance_to is RebalanceTo.BAND_EDGE or reasons == ("max_weight_trim",):
+        most = math.floor(goal / line.price + 0.5)
+    else:
+        most = math.floor(2 * goal / line.price + EPSILON)
+    # a trim may sell one share more, for when the charges tip the holding back over the max
+    most = max(most, trim_units + 1 if trim_units else 0)
+    if side is Side.SELL:
+        return max(0, min(most, line.sellable))
+    return max(0, min(most, _max_weight_room(line, book, policy)))
 
 
 def _trim_units(line: Line, book: Book, policy: Policy) -> int:

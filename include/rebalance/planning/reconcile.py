@@ -56,12 +56,14 @@ class _Ledger:
         orders and all their charges are paid by spendable cash plus the sell proceeds, and buys
         by spendable cash alone when proceeds may not be used."""
         buys, sells, buy_ch, sell_ch = self._with(intent, units)
+        # float sums of huge holdings round: allow a relative hair on top of the rupee one
+        slack = TOLERANCE_INR - 1e-12 * max(self.budget, buys, sells, self.funding)
         if self.mode is BudgetMode.MAX_SIDE:
-            within = buys <= self.budget + TOLERANCE_INR and sells <= self.budget + TOLERANCE_INR
+            within = buys <= self.budget + slack and sells <= self.budget + slack
         else:
-            within = buys + sells <= self.budget + TOLERANCE_INR
-        net = buys + buy_ch + sell_ch - sells <= self.funding + TOLERANCE_INR
-        paid = self.use_proceeds or buys + buy_ch <= self.funding + TOLERANCE_INR
+            within = buys + sells <= self.budget + slack
+        net = buys + buy_ch + sell_ch - sells <= self.funding + slack
+        paid = self.use_proceeds or buys + buy_ch <= self.funding + slack
         return within and net and paid
 
     def set(self, intent: Intent, units: int) -> None:
@@ -116,7 +118,7 @@ def continuous_units(intent: Intent, sizing: Sizing) -> float:
 
 def _start_units(intent: Intent, sizing: Sizing, policy: Policy) -> int:
     units = min(intent.cap, math.floor(continuous_units(intent, sizing) + 1e-9))
-    return units if units >= min_units(intent, policy) else 0
+    return units if units >= min_units(intent) else 0
 
 
 def _cut_to_fit(ledger: _Ledger, selected: Sequence[Intent], policy: Policy) -> None:
@@ -128,10 +130,19 @@ def _cut_to_fit(ledger: _Ledger, selected: Sequence[Intent], policy: Policy) -> 
     for intent in by_size:
         if ledger.fits(intent, ledger.units[intent.line.symbol]):
             return
-        units = ledger.units[intent.line.symbol]
-        while units > 0 and not ledger.fits(intent, units):
-            units -= 1
-        ledger.set(intent, units if units >= min_units(intent, policy) else 0)
+        units = _most_that_fits(ledger, intent, 0, ledger.units[intent.line.symbol])
+        ledger.set(intent, units if units >= min_units(intent) else 0)
+
+
+def _most_that_fits(ledger: _Ledger, intent: Intent, low: int, high: int) -> int:
+    """The most shares in [low, high] that keep the budget and the cash (``low`` when none
+    above it does), by bisection: fitting only gets harder as an order grows."""
+    if ledger.fits(intent, high):
+        return high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if ledger.fits(intent, middle) else (low, middle)
+    return low
 
 
 def _fill(ledger: _Ledger, sizing: Sizing, policy: Policy) -> None:
@@ -140,18 +151,39 @@ def _fill(ledger: _Ledger, sizing: Sizing, policy: Policy) -> None:
     by_symbol = {i.line.symbol: i for i in sizing.selected}
     for intent in sizing.selected:
         _push(heap, ledger, intent, sizing, policy)
-    parked: list[Intent] = []
+    # buys that cash blocked, cheapest next step first; after a sell only those that now fit
+    # come back (re-queueing every parked buy after every sell was quadratic)
+    parked: list[tuple[float, str]] = []
     while heap:
         _, _, symbol = heapq.heappop(heap)
         intent = by_symbol[symbol]
         if _advance(ledger, intent, sizing, policy):
             _push(heap, ledger, intent, sizing, policy)
-            if intent.side is Side.SELL and parked:
-                for waiting in parked:
-                    _push(heap, ledger, waiting, sizing, policy)
-                parked.clear()
+            if intent.side is Side.SELL:
+                _unpark(parked, by_symbol, heap, ledger, sizing, policy)
         elif intent.side is Side.BUY:
-            parked.append(intent)
+            add, _ = _step(ledger, intent, sizing, policy)
+            if add:
+                heapq.heappush(parked, (add * intent.line.price, symbol))
+
+
+def _unpark(
+    parked: list[tuple[float, str]],
+    by_symbol: dict[str, Intent],
+    heap: list[tuple[int, float, str]],
+    ledger: _Ledger,
+    sizing: Sizing,
+    policy: Policy,
+) -> None:
+    """Queue again the parked buys whose next step the cash now pays, cheapest first."""
+    while parked:
+        intent = by_symbol[parked[0][1]]
+        add, _ = _step(ledger, intent, sizing, policy)
+        units = ledger.units[intent.line.symbol]
+        if add and not ledger.fits(intent, units + add):
+            return
+        heapq.heappop(parked)
+        _push(heap, ledger, intent, sizing, policy)
 
 
 def _step(ledger: _Ledger, intent: Intent, sizing: Sizing, policy: Policy) -> tuple[int, float]:
@@ -159,7 +191,7 @@ def _step(ledger: _Ledger, intent: Intent, sizing: Sizing, policy: Policy) -> tu
     units = ledger.units[intent.line.symbol]
     if units >= intent.cap:
         return 0, 0.0
-    add = min_units(intent, policy) if units == 0 else 1
+    add = min_units(intent) if units == 0 else 1
     if units == 0 and ledger.trades >= policy.max_trades:
         return 0, 0.0
     if units + add > intent.cap or (
@@ -296,7 +328,7 @@ def _swap_in(
         if donor is target or held == 0:
             continue
         cut = held if needs_slot else min(held, math.ceil(max(needed, 0.0) / donor.line.price))
-        if 0 < held - cut < min_units(donor, policy):
+        if 0 < held - cut < min_units(donor):
             cut = held
         if held - cut < donor.trim_units:
             continue  # a max-weight trim is not given back
@@ -320,7 +352,7 @@ def _bulk_target(intent: Intent, sizing: Sizing, policy: Policy) -> int:
     units = intent.cap
     if not policy.fill_to_target:
         units = min(units, math.floor(continuous_units(intent, sizing) + 0.5))
-    return max(units, min_units(intent, policy))
+    return max(units, min_units(intent))
 
 
 def _respect_max_weight(
@@ -338,16 +370,25 @@ def _respect_max_weight(
             )
             if units > room:
                 units = max(0, room)
-                ledger.set(intent, units if units >= min_units(intent, policy) else 0)
+                ledger.set(intent, units if units >= min_units(intent) else 0)
         elif intent.trim and units > 0:
-            while (
-                units < intent.line.sellable
-                and (intent.line.quantity - units) * intent.line.price
-                > max_weight * _value_after(ledger, book)
-                and ledger.fits(intent, units + 1)
-            ):
-                units += 1
-                ledger.set(intent, units)
+            _finish_trim(ledger, book, intent, units, max_weight)
+
+
+def _finish_trim(
+    ledger: _Ledger, book: Book, intent: Intent, units: int, max_weight: float
+) -> None:
+    """Sell what the charges tipped back over the max weight, computed directly (a share at a
+    time took minutes for a holding of 2^63 shares), within the sellable shares and the cash."""
+    line = intent.line
+    wanted = units
+    for _ in range(3):  # the charges move a little with the order: settle in a few rounds
+        over = (line.quantity - wanted) * line.price - max_weight * _value_after(ledger, book)
+        if over <= 0:
+            break
+        wanted = min(line.sellable, wanted + math.ceil(over / line.price - 1e-9))
+        wanted = _most_that_fits(ledger, intent, units, wanted)
+        ledger.set(intent, wanted)
 
 
 def _value_after(ledger: _Ledger, book: Book) -> float:

@@ -4,14 +4,15 @@ weights before and after (or why they were left alone), and the summary of notes
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from rebalance.costs import BrokerRates, Charges, order_charges
 from rebalance.domain.market import Side
 from rebalance.plan import PlannedOrder, PlanSummary, PositionLine, TradePlan
 from rebalance.planning.book import Book, Line
 from rebalance.planning.intents import Bias, Intent
+from rebalance.planning.optimise import Outcome, objective
 from rebalance.planning.reconcile import continuous_units
 from rebalance.planning.sizing import Sizing
 from rebalance.policy import BudgetMode, Policy
@@ -32,23 +33,37 @@ class _Outcome:
 
 def build_plan(
     book: Book,
-    intents: Sequence[Intent],
     bias: Bias,
     sizing: Sizing,
-    units: Mapping[str, int],
+    chosen: Outcome,
     policy: Policy,
     rates: BrokerRates,
 ) -> TradePlan:
-    """Assemble the TradePlan of an integer plan ``units`` (symbol -> shares)."""
+    """Assemble the TradePlan of the chosen integer plan (symbol -> shares)."""
+    intents, units = chosen.intents, chosen.units
     outcomes = [_outcome(i, units.get(i.line.symbol, 0), rates) for i in intents]
     charges = sum(o.charges.total for o in outcomes if o.charges)
     value_after = book.value - charges
     orders = _orders(outcomes, sizing, policy.max_position_weight_pct / 100.0)
-    positions = [_position(o, book, value_after, sizing) for o in outcomes]
+    trades = sum(1 for o in outcomes if o.units > 0)
+    why = _LeftAlone(sizing, trades >= policy.max_trades)
+    positions = [_position(o, book, value_after, why) for o in outcomes]
     positions += [_ignored(line) for line in book.ignored]
-    summary = _summary(book, outcomes, sizing, policy, value_after, charges)
-    return TradePlan(
-        tuple(orders), tuple(positions), summary, _notes(book, sizing, policy, bias, summary)
+    targets = {line.symbol: line.target for line in book.lines}
+    summary = replace(
+        _summary(book, outcomes, sizing, policy, value_after, charges),
+        objective_before=objective(book, intents, {}, targets, policy, rates),
+        objective_after=objective(book, intents, units, targets, policy, rates),
+        solver=chosen.solver,
+    )
+    notes = (*_notes(book, sizing, policy, bias, summary), _solver_note(chosen))
+    return TradePlan(tuple(orders), tuple(positions), summary, notes)
+
+
+def _solver_note(chosen: Outcome) -> str:
+    return (
+        f"{chosen.note} ({chosen.solver}); objective {chosen.objective:.6f}, "
+        f"fast plan {chosen.fast_objective:.6f}"
     )
 
 
@@ -99,7 +114,7 @@ def _order_reasons(outcome: _Outcome, sizing: Sizing, max_weight: float) -> tupl
     return tuple(reasons)
 
 
-def _position(outcome: _Outcome, book: Book, value_after: float, sizing: Sizing) -> PositionLine:
+def _position(outcome: _Outcome, book: Book, value_after: float, why: _LeftAlone) -> PositionLine:
     line = outcome.intent.line
     after = line.quantity + outcome.signed
     return PositionLine(
@@ -109,18 +124,26 @@ def _position(outcome: _Outcome, book: Book, value_after: float, sizing: Sizing)
         weight_after=after * line.price / value_after,
         quantity_before=line.quantity,
         quantity_after=after,
-        skipped=() if outcome.units else _left_alone(outcome.intent, sizing),
+        skipped=() if outcome.units else why.reasons(outcome.intent),
     )
 
 
-def _left_alone(intent: Intent, sizing: Sizing) -> tuple[str, ...]:
-    if intent.skipped:
-        return intent.skipped
-    if intent.line.symbol in {i.line.symbol for i in sizing.reserve}:
-        return ("max_trades",)
-    if intent.side is Side.BUY and sizing.buy_scale < sizing.scale:
-        return ("no_cash",)
-    return ("budget_too_small",)
+class _LeftAlone:
+    """Why a symbol that wanted to trade has no order (the reserve set is built once)."""
+
+    def __init__(self, sizing: Sizing, slots_full: bool) -> None:
+        self._reserve = {i.line.symbol for i in sizing.reserve}
+        self._cash_limited = sizing.buy_scale < sizing.scale
+        self._slots_full = slots_full
+
+    def reasons(self, intent: Intent) -> tuple[str, ...]:
+        if intent.skipped:
+            return intent.skipped
+        if self._slots_full or intent.line.symbol in self._reserve:
+            return ("max_trades",)
+        if intent.side is Side.BUY and self._cash_limited:
+            return ("no_cash",)
+        return ("budget_too_small",)
 
 
 def _ignored(line: Line) -> PositionLine:

@@ -9,6 +9,7 @@ pay for them with their charges.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -62,9 +63,12 @@ def reach(intent: Intent) -> float:
     return min(intent.goal, intent.cap * intent.line.price)
 
 
-def min_units(intent: Intent, policy: Policy) -> int:
-    """Fewest shares of an order of this symbol that meet the minimum trade value."""
-    return max(1, math.ceil(policy.min_trade_value_inr / intent.line.price - 1e-9))
+def min_units(intent: Intent) -> int:
+    """Fewest shares of an order of this symbol that meet its smallest order (the minimum trade
+    value, or the charge-aware minimum)."""
+    if not math.isfinite(intent.min_value):
+        return intent.bound + 1
+    return max(1, math.ceil(intent.min_value / intent.line.price - 1e-9))
 
 
 def budget_inr(book: Book, policy: Policy) -> float:
@@ -105,8 +109,8 @@ def _select(
     if len(ranked) <= policy.max_trades:
         return tuple(ranked), ()
     chosen = [i for i in ranked if i.trim][: policy.max_trades]
-    buys = [i for i in ranked if not i.trim and i.side is Side.BUY]
-    sells = [i for i in ranked if not i.trim and i.side is Side.SELL]
+    buys = deque(i for i in ranked if not i.trim and i.side is Side.BUY)
+    sells = deque(i for i in ranked if not i.trim and i.side is Side.SELL)
     totals = {side: sum(worth(i) for i in chosen if i.side is side) for side in Side}
     rate_buy = max(proportional_rate(Side.BUY, i.line.exchange, rates) for i in ranked)
     rate_sell = max(proportional_rate(Side.SELL, i.line.exchange, rates) for i in ranked)
@@ -120,7 +124,7 @@ def _select(
                 worth(queue[0]),
             ),
         )
-        pick = best.pop(0)
+        pick = best.popleft()
         totals[pick.side or Side.BUY] += worth(pick)
         chosen.append(pick)
     picked = {i.line.symbol for i in chosen}

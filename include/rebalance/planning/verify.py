@@ -17,6 +17,11 @@ from rebalance.policy import BudgetMode, Policy, TradeFilter, UnlistedHoldings
 from rebalance.snapshot import HoldingsSnapshot
 
 SLACK_INR = 1e-4  # rupees of float noise tolerated in sums
+RELATIVE_SLACK = 1e-12  # and this share of the amounts compared (sums of huge holdings round)
+
+
+def _slack(*amounts: float) -> float:
+    return SLACK_INR + RELATIVE_SLACK * max((abs(a) for a in amounts), default=0.0)
 
 
 def verify_plan(
@@ -45,6 +50,14 @@ def verify_plan(
     if len(plan.orders) > policy.max_trades:
         problems.append(f"{len(plan.orders)} orders exceed max_trades {policy.max_trades}")
     charges = {o.symbol: charge_total(o.notional, o.side, o.exchange, rates) for o in plan.orders}
+    if policy.max_order_charges_pct is not None:
+        share = policy.max_order_charges_pct / 100.0
+        problems += [
+            f"{o.side} {o.quantity} {o.symbol}: charges ₹{charges[o.symbol]:,.2f} exceed "
+            f"max_order_charges_pct {policy.max_order_charges_pct:g}% of ₹{o.notional:,.2f}"
+            for o in plan.orders
+            if charges[o.symbol] > share * o.notional + SLACK_INR
+        ]
     problems += _money_problems(plan, charges, value, cash, cash_target or 0.0, policy)
     problems += _max_weight_problems(plan, rows, value - sum(charges.values()), policy)
     return problems
@@ -114,18 +127,18 @@ def _money_problems(
     buy_ch = sum(charges[o.symbol] for o in plan.orders if o.side is Side.BUY)
     sell_ch = sum(charges[o.symbol] for o in plan.orders if o.side is Side.SELL)
     problems = []
-    if policy.budget_mode is BudgetMode.MAX_SIDE and max(buys, sells) > budget + SLACK_INR:
+    if policy.budget_mode is BudgetMode.MAX_SIDE and max(buys, sells) > budget + _slack(budget):
         problems.append(
             f"buys ₹{buys:,.2f} or sells ₹{sells:,.2f} exceed the budget ₹{budget:,.2f}"
         )
-    if policy.budget_mode is BudgetMode.TURNOVER and buys + sells > budget + SLACK_INR:
+    if policy.budget_mode is BudgetMode.TURNOVER and buys + sells > budget + _slack(budget):
         problems.append(f"turnover ₹{buys + sells:,.2f} exceeds the budget ₹{budget:,.2f}")
     spendable = max(0.0, cash - cash_target * value)
-    if buys + buy_ch + sell_ch - sells > spendable + SLACK_INR:
+    if buys + buy_ch + sell_ch - sells > spendable + _slack(buys, sells, spendable):
         problems.append(
             f"orders need ₹{buys + buy_ch + sell_ch - sells:,.2f}, cash is ₹{spendable:,.2f}"
         )
-    if not policy.use_sell_proceeds and buys + buy_ch > spendable + SLACK_INR:
+    if not policy.use_sell_proceeds and buys + buy_ch > spendable + _slack(buys, spendable):
         problems.append(f"buys ₹{buys + buy_ch:,.2f} need sell proceeds (use_sell_proceeds is off)")
     return problems
 

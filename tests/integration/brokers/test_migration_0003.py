@@ -41,5 +41,5 @@ def test_0003_widens_tags_and_adds_the_send_ledger(history_db: str) -> None:
     with engine.connect() as conn:  # the 18-character child tag could not survive the downgrade
         assert conn.execute(text("SELECT count(*) FROM rebalance_orders")).scalar_one() == 0
     engine.dispose()
-    upgrade(history_db)
+    upgrade(history_db, "0003")
     assert current_revision(history_db) == "0003"

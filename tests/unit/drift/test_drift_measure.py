@@ -9,6 +9,7 @@ from drift_support import snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rebalance.costs import broker_rates
 from rebalance.drift.measure import band_width, measure_drift, outside_band
 from rebalance.errors import ConfigError, InputDataError
 from rebalance.planning import plan_rebalance
@@ -147,7 +148,7 @@ def _planner_inside(
 ) -> dict[str, bool]:
     """symbol -> True when the planner leaves it alone as "inside_band"."""
     book = build_book(snap, targets, policy, cash_target=cash_target, today=None)
-    intents, _ = decide_intents(book, policy)
+    intents, _ = decide_intents(book, policy, broker_rates("paper"))
     return {i.line.symbol: i.skipped == ("inside_band",) for i in intents}
 
 

@@ -31,6 +31,7 @@ ROWS: list[dict[str, Any]] = [
 ]
 TARGETS = {"A": 0.40, "B": 0.20, "C": 0.20, "D": 0.20}
 CASH = 6000.0
+FAST_ONLY = {"optimiser_time_cap_s": 0}  # the fast plan alone, without the optimiser
 
 
 def policy(**overrides: Any) -> Policy:
@@ -102,15 +103,37 @@ def test_4_3_turnover_budget_and_4_4_reconciliation() -> None:
     # turnover: scale = 10,000 / (20,000 + 15,000) = 0.2857
     # continuous: A 4,285.7 (42.86 sh), B 2,857.1 (14.29 sh), C 2,857.1 (57.14 sh)
     # floor: 42 + 14 + 57 shares = 4,200 + 2,800 + 2,850 = 9,850; ₹150 left
-    # reconcile: A to its nearest share 43 (+100), then one more C (+50): exactly 10,000
-    plan = plan_rebalance(
-        snapshot(ROWS, CASH), TARGETS, policy(rebalance_budget_pct=10, budget_mode="turnover")
+    # the fast plan's reconciliation: A to its nearest share 43 (+100), then one more C (+50):
+    # exactly 10,000
+    rule = policy(rebalance_budget_pct=10, budget_mode="turnover")
+    fast = plan_rebalance(snapshot(ROWS, CASH), TARGETS, rule.with_overrides(FAST_ONLY))
+    assert fast.summary.scale == pytest.approx(10_000 / 35_000)
+    assert [signed_quantity(fast, s) for s in "ABC"] == [-43, 14, 58]
+    assert fast.summary.buy_value + fast.summary.sell_value == pytest.approx(10_000)
+    assert "reconciled" in order(fast, "C").reasons
+    assert "reconciled" not in order(fast, "B").reasons
+    assert fast.summary.solver == "heuristic"
+    # fill_to_target off: the optimiser stays within the proportional plan's nearest shares
+    proportional = plan_rebalance(
+        snapshot(ROWS, CASH), TARGETS, rule.with_overrides({"fill_to_target": False})
     )
-    assert plan.summary.scale == pytest.approx(10_000 / 35_000)
-    assert [signed_quantity(plan, s) for s in "ABC"] == [-43, 14, 58]
-    assert plan.summary.buy_value + plan.summary.sell_value == pytest.approx(10_000)
-    assert "reconciled" in order(plan, "C").reasons
-    assert "reconciled" not in order(plan, "B").reasons
+    assert [signed_quantity(proportional, s) for s in "ABC"] == [-43, 14, 57]
+
+
+def test_4_3_turnover_budget_the_optimiser_spends_on_buys() -> None:
+    # With ₹6,000 of spare cash (cash target 0), a rupee bought cuts two drifts (the symbol's
+    # and the cash's) while a rupee sold moves drift from A to cash: the optimiser spends the
+    # turnover on buys, selling only the ~₹2,000 of A that the buys need beyond the cash.
+    rule = policy(rebalance_budget_pct=10, budget_mode="turnover")
+    plan = plan_rebalance(snapshot(ROWS, CASH), TARGETS, rule)
+    fast = plan_rebalance(snapshot(ROWS, CASH), TARGETS, rule.with_overrides(FAST_ONLY))
+    assert plan.summary.solver == "milp_optimal"
+    assert plan.summary.scale == pytest.approx(10_000 / 35_000)  # the notes' scale is reported
+    assert plan.summary.buy_value + plan.summary.sell_value <= 10_000
+    assert plan.summary.sell_value == pytest.approx(2_000)
+    assert plan.summary.buy_value >= 7_900
+    assert plan.summary.objective_after < fast.summary.objective_after
+    assert verify_plan(plan, snapshot(ROWS, CASH), TARGETS, rule) == []
 
 
 def test_4_4_floor_never_sells_above_sellable() -> None:
@@ -160,14 +183,18 @@ def test_7_max_trades_keeps_the_biggest_drift_reducers() -> None:
 
 
 def test_7_min_trade_value_drops_dust() -> None:
-    plan = plan_rebalance(
-        snapshot(ROWS, CASH),
-        TARGETS,
-        policy(rebalance_budget_pct=100, min_trade_value_inr=12_000),
-    )
-    assert signed_quantity(plan, "A") == -150
-    assert position(plan, "B").skipped == ("below_min_trade_value",)
+    rule = policy(rebalance_budget_pct=100, min_trade_value_inr=12_000)
+    fast = plan_rebalance(snapshot(ROWS, CASH), TARGETS, rule.with_overrides(FAST_ONLY))
+    assert signed_quantity(fast, "A") == -150
+    assert position(fast, "B").skipped == ("below_min_trade_value",)
+    assert all(o.notional >= 12_000 for o in fast.orders)
+    # The optimiser may buy more than a symbol's gap to reach the minimum when that still cuts
+    # its drift (B and C: ₹10,000 under -> ₹2,000 over), paid by selling more of A.
+    plan = plan_rebalance(snapshot(ROWS, CASH), TARGETS, rule)
+    assert [signed_quantity(plan, s) for s in "BC"] == [60, 240]
     assert all(o.notional >= 12_000 for o in plan.orders)
+    assert plan.summary.objective_after < fast.summary.objective_after
+    assert verify_plan(plan, snapshot(ROWS, CASH), TARGETS, rule) == []
 
 
 def test_7_max_weight_trims_and_caps_buys() -> None:
