@@ -1,4 +1,4 @@
-"""The Rebalance page: a read-only FastAPI app mounted by the plugin under ``/rebalance``.
+"""The Rebalance page: a FastAPI app mounted by the plugin under ``/rebalance``.
 
 Routes (relative to the mount):
 
@@ -6,6 +6,7 @@ Routes (relative to the mount):
                                  (``?portfolio=ID`` narrows it to one portfolio)
 - ``GET /runs/{id}``             one run: summary, links to Airflow, weights chart, orders, events
 - ``GET /runs/{id}/weights.svg`` the before/after weights chart as a picture
+- Preview, Run now, following a run and CSV export: ``preview_routes.py``
 
 Authentication: Airflow mounts plugin apps as they are, without its own checks, so every route
 depends on ``viewer``: it resolves the caller with Airflow's own ``get_user`` (the JWT in the
@@ -59,6 +60,7 @@ async def viewer(request: Request) -> Viewer:
 
     credentials = await HTTPBearer(auto_error=False)(request)
     user = await get_user(request, None, credentials)
+    request.state.airflow_user = user  # for the write checks (actions.can_trigger)
 
     from airflow.api_fastapi.app import get_auth_manager
 
@@ -161,7 +163,7 @@ def run_number(text: str) -> int:
 def create_app() -> FastAPI:
     app = FastAPI(
         title="Rebalance",
-        description="Read-only view of rebalance runs (history database).",
+        description="Rebalance runs: history, preview and Run now.",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -185,7 +187,17 @@ def create_app() -> FastAPI:
         return _problem(400, f"bad request: {fields or 'invalid parameters'}")
 
     @app.get("/", response_class=HTMLResponse)
-    def overview(request: Request, who: ViewerDep, portfolio: str | None = None) -> str:
+    def overview(
+        request: Request,
+        who: ViewerDep,
+        portfolio: str | None = None,
+        status: str | None = None,
+        account: str | None = None,
+        since: dt.date | None = None,
+        until: dt.date | None = None,
+    ) -> str:
+        from rebalance.ui import actions, preview_page, preview_routes
+
         if portfolio is not None and not _PORTFOLIO_ID.match(portfolio):
             raise HTTPException(404, f"no portfolio {portfolio[:70]!r}")
         portfolios = portfolio_rows()
@@ -198,10 +210,25 @@ def create_app() -> FastAPI:
             if not p.get("error"):
                 last = store.runs(p["id"], limit=1)
                 p["last_run"] = last[0] if last else None
+        for p in portfolios:
+            if not p.get("error"):
+                may = actions.can_trigger(request, p["dag_id"])
+                p["actions_html"] = preview_page.card_actions(_base(request), p["id"], may)
         runs = [r for r in store.runs(portfolio, limit=100) if r.dag_id in readable]
         if portfolio is not None and not runs and all(p["id"] != portfolio for p in portfolios):
             raise HTTPException(404, f"no portfolio {portfolio!r}")
-        return render.overview(portfolios, runs, _base(request), who.name, portfolio)
+        filters: dict[str, Any] = {
+            "status": status,
+            "account": account,
+            "since": since,
+            "until": until,
+        }
+        if any(filters.values()):
+            runs = preview_routes.history_runs(
+                store, who, portfolio, status, account, since, until
+            )[:100]
+        tools = preview_page.history_filters(_base(request), portfolio, filters)
+        return render.overview(portfolios, runs, _base(request), who.name, portfolio, tools)
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_detail(request: Request, run_id: str, who: ViewerDep) -> str:
@@ -216,6 +243,9 @@ def create_app() -> FastAPI:
         positions = (run.plan or {}).get("positions") or []
         return Response(render.weights_svg(positions), media_type="image/svg+xml")
 
+    from rebalance.ui.preview_routes import add_routes
+
+    add_routes(app)
     return app
 
 

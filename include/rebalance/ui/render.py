@@ -168,7 +168,8 @@ def portfolio_cards(portfolios: Sequence[Mapping[str, Any]], base: str) -> str:
             f"{airflow_link(dag_href(p['dag_id']), escape(p['dag_id']))}</div>"
             f"<table class='kv'><tr><td>Next rebalance</td><td>{when(p.get('next'))}</td></tr>"
             f"<tr><td>Last scheduled slot</td><td>{when(p.get('last_scheduled'))}</td></tr>"
-            f"<tr><td>Last run</td><td>{last}</td></tr></table>{warning}</div>"
+            f"<tr><td>Last run</td><td>{last}</td></tr></table>{warning}"
+            f"{p.get('actions_html', '')}</div>"
         )
     return f"<div class='cards'>{''.join(cards)}</div>"
 
@@ -353,6 +354,7 @@ def overview(
     base: str,
     user: str,
     portfolio_filter: str | None,
+    history_tools: str = "",
 ) -> str:
     heading = "History" + (f" of {escape(portfolio_filter)}" if portfolio_filter else "")
     clear = f" · <a href='{base}/'>all portfolios</a>" if portfolio_filter else ""
@@ -360,6 +362,6 @@ def overview(
         f"<h1>Rebalance</h1><div class='muted'>signed in as {escape(user)} · read-only · "
         "times in IST</div><h2>Portfolios</h2>"
         f"{portfolio_cards(portfolios, base)}<h2>{heading}</h2>"
-        f"<div class='muted'>newest first{clear}</div>{runs_table(runs, base)}"
+        f"<div class='muted'>newest first{clear}</div>{history_tools}{runs_table(runs, base)}"
     )
     return page("Rebalance", body)
