@@ -172,7 +172,7 @@ def add_routes(app: FastAPI) -> None:
         except PreviewError as exc:
             raise HTTPException(400, str(exc)) from None
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-        airflow_run_id = f"manual__preview__{stamp}+00:00"
+        airflow_run_id = f"preview__{stamp}+00:00"
         answer = actions.trigger(
             actions.airflow_client(request),
             portfolio.dag_id,

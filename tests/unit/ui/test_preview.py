@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -161,7 +162,7 @@ def test_run_now_triggers_the_dag_as_the_user_with_exactly_the_previewed_params(
         "/preview/demo/run", data=form, headers={"Origin": f"http://{HOST}"}, follow_redirects=False
     )
     assert reply.status_code == 303, reply.text
-    assert reply.headers["location"].startswith("/follow/rebalance_demo/manual__preview__")
+    assert reply.headers["location"].startswith("/follow/rebalance_demo/preview__")
     (call,) = airflow.calls
     assert call.method == "POST"
     assert call.url.path == "/api/v2/dags/rebalance_demo/dagRuns"
@@ -235,7 +236,7 @@ def test_follow_shows_the_approval_its_difference_and_answers_it_as_the_user(
     client: TestClient, store: HistoryStore, airflow: FakeAirflow
 ) -> None:
     run_id = open_run(store, "manual__r1", "paper")
-    plan = {
+    plan: dict[str, Any] = {
         "orders": [
             {
                 "symbol": "TCS",
