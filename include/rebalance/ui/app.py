@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from rebalance.history.store import HistoryStore
 
 MAX_RUN_ID = 2**63 - 1  # the history's run ids are PostgreSQL bigints
+CARDS_PER_PAGE = 50  # portfolio cards per page of the overview (`?page=N`)
 MAX_PORTFOLIO_FILE_BYTES = 1_000_000  # a portfolio file is a few kB; a bigger one is not read
 _PORTFOLIO_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 
@@ -101,9 +102,10 @@ def _store() -> HistoryStore:
 
 def portfolio_rows(now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """Every portfolio file: id, name, dag_id, schedule, next and last scheduled rebalance."""
-    from rebalance.portfolio import load_portfolio, portfolio_files, portfolio_id_from_path
+    from rebalance.dag_factory import loaded_portfolio
+    from rebalance.portfolio import portfolio_files, portfolio_id_from_path
     from rebalance.settings import portfolios_dir
-    from rebalance.timetable import build_timetable, rebalance_times
+    from rebalance.timetable import rebalance_times
 
     rows: list[dict[str, Any]] = []
     for path in portfolio_files(portfolios_dir()):
@@ -116,9 +118,12 @@ def portfolio_rows(now: dt.datetime | None = None) -> list[dict[str, Any]]:
         if problem:
             rows.append({"id": pid, "dag_id": f"rebalance_{pid}", "error": f"{path}: {problem}"})
             continue
+        portfolio, timetable, problems = loaded_portfolio(path)
+        if portfolio is None or timetable is None:
+            error = f"{path}: {'; '.join(problems) or 'cannot be loaded'}"
+            rows.append({"id": pid, "dag_id": f"rebalance_{pid}", "error": error[:500]})
+            continue
         try:
-            portfolio = load_portfolio(path)
-            timetable = build_timetable(portfolio, path)
             last, upcoming, warning = rebalance_times(timetable, now)
         except Exception as exc:  # a bad file is shown, not fatal to the page
             rows.append({"id": pid, "dag_id": f"rebalance_{pid}", "error": str(exc)[:500]})
@@ -195,6 +200,7 @@ def create_app() -> FastAPI:
         account: str | None = None,
         since: dt.date | None = None,
         until: dt.date | None = None,
+        page: int = 1,
     ) -> str:
         from rebalance.ui import actions, preview_page, preview_routes
 
@@ -206,12 +212,13 @@ def create_app() -> FastAPI:
         # a file without an id has no DAG to ask about: its problem is shown to every viewer
         portfolios = [p for p in portfolios if p["dag_id"] is None or p["dag_id"] in readable]
         store = _store()
+        pages = max(1, -(-len(portfolios) // CARDS_PER_PAGE))
+        shown = min(max(page, 1), pages)
+        portfolios = portfolios[(shown - 1) * CARDS_PER_PAGE : shown * CARDS_PER_PAGE]
+        last_runs = store.last_runs(p["id"] for p in portfolios if not p.get("error"))
         for p in portfolios:
             if not p.get("error"):
-                last = store.runs(p["id"], limit=1)
-                p["last_run"] = last[0] if last else None
-        for p in portfolios:
-            if not p.get("error"):
+                p["last_run"] = last_runs.get(p["id"])
                 may = actions.can_trigger(request, p["dag_id"])
                 p["actions_html"] = preview_page.card_actions(_base(request), p["id"], may)
         runs = [r for r in store.runs(portfolio, limit=100) if r.dag_id in readable]
@@ -228,7 +235,8 @@ def create_app() -> FastAPI:
                 store, who, portfolio, status, account, since, until
             )[:100]
         tools = preview_page.history_filters(_base(request), portfolio, filters)
-        return render.overview(portfolios, runs, _base(request), who.name, portfolio, tools)
+        pager = preview_page.card_pager(_base(request), shown, pages, dict(request.query_params))
+        return render.overview(portfolios, runs, _base(request), who.name, portfolio, tools, pager)
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_detail(request: Request, run_id: str, who: ViewerDep) -> str:

@@ -399,3 +399,17 @@ def history_filters(base: str, portfolio: str | None, filters: Mapping[str, Any]
         f"<a id='csv-runs' href='{base}/history.csv?{csv_runs}'>Runs CSV</a>"
         f"<a id='csv-orders' href='{base}/history.csv?{csv_orders}'>Orders CSV</a></form>"
     )
+
+
+def card_pager(base: str, shown: int, pages: int, query: Mapping[str, str]) -> str:
+    """Links to the other pages of portfolio cards (``?page=N``), keeping the other filters."""
+    if pages <= 1:
+        return ""
+    links = []
+    for n in range(1, pages + 1):
+        if n == shown:
+            links.append(f"<b>{n}</b>")
+        else:
+            href = escape(urlencode(dict(query) | {"page": str(n)}))
+            links.append(f"<a href='{base}/?{href}'>{n}</a>")
+    return f"<div class='filters' id='card-pages'>portfolio pages: {' '.join(links)}</div>"

@@ -355,13 +355,14 @@ def overview(
     user: str,
     portfolio_filter: str | None,
     history_tools: str = "",
+    cards_pager: str = "",
 ) -> str:
     heading = "History" + (f" of {escape(portfolio_filter)}" if portfolio_filter else "")
     clear = f" · <a href='{base}/'>all portfolios</a>" if portfolio_filter else ""
     body = (
         f"<h1>Rebalance</h1><div class='muted'>signed in as {escape(user)} · read-only · "
         "times in IST</div><h2>Portfolios</h2>"
-        f"{portfolio_cards(portfolios, base)}<h2>{heading}</h2>"
+        f"{portfolio_cards(portfolios, base)}{cards_pager}<h2>{heading}</h2>"
         f"<div class='muted'>newest first{clear}</div>{history_tools}{runs_table(runs, base)}"
     )
     return page("Rebalance", body)

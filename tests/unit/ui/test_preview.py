@@ -333,3 +333,42 @@ def test_plan_differences_name_each_changed_order() -> None:
     lines = plan_differences({"orders": [order]}, {"orders": []})
     assert lines == ["SELL 5 INFY: in the preview, not in the run's plan"]
     assert "nothing to compare" in plan_differences(None, {"orders": []})[0]
+
+
+def test_last_runs_is_the_newest_run_of_each_portfolio_in_one_query(store: HistoryStore) -> None:
+    from sqlalchemy import event
+
+    older = open_run(store, "manual__a")
+    newer = open_run(store, "manual__b")
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    found = store.last_runs(["demo", "nothing_yet"])
+    assert len(statements) == 1
+    assert "LATERAL" in statements[0]
+    assert set(found) == {"demo"}
+    assert found["demo"].id == max(older, newer)
+    assert store.last_runs([]) == {}
+
+
+def test_cards_are_paged(
+    history_db: str, airflow: FakeAirflow, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rebalance.settings import portfolios_dir
+    from rebalance.ui import app as app_module
+
+    demo = (portfolios_dir() / "demo.yaml").read_text()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "demo_holdings.csv").write_bytes(
+        (portfolios_dir() / "data" / "demo_holdings.csv").read_bytes()
+    )
+    for i in range(5):
+        (tmp_path / f"p{i}.yaml").write_text(demo)
+    monkeypatch.setenv("REBALANCE_PORTFOLIOS_DIR", str(tmp_path))
+    monkeypatch.setattr(app_module, "CARDS_PER_PAGE", 2)
+    with make_client(airflow) as c:
+        first = c.get("/").text
+        assert first.count("data-portfolio=") == 2
+        assert "id='card-pages'" in first
+        last = c.get("/", params={"page": "3"}).text
+        assert last.count("data-portfolio=") == 1
+        assert "data-portfolio='p4'" in last
