@@ -100,12 +100,12 @@ def _store() -> HistoryStore:
     return open_store()
 
 
-def portfolio_rows(now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Every portfolio file: id, name, dag_id, schedule, next and last scheduled rebalance."""
+def portfolio_rows() -> list[dict[str, Any]]:
+    """Every portfolio file: id, name, dag_id, schedule and timetable, or its problem. The
+    files come from dag_factory's (path, stat) cache: parsed once per change, not per request."""
     from rebalance.dag_factory import loaded_portfolio
     from rebalance.portfolio import portfolio_files, portfolio_id_from_path
     from rebalance.settings import portfolios_dir
-    from rebalance.timetable import rebalance_times
 
     rows: list[dict[str, Any]] = []
     for path in portfolio_files(portfolios_dir()):
@@ -123,23 +123,31 @@ def portfolio_rows(now: dt.datetime | None = None) -> list[dict[str, Any]]:
             error = f"{path}: {'; '.join(problems) or 'cannot be loaded'}"
             rows.append({"id": pid, "dag_id": f"rebalance_{pid}", "error": error[:500]})
             continue
-        try:
-            last, upcoming, warning = rebalance_times(timetable, now)
-        except Exception as exc:  # a bad file is shown, not fatal to the page
-            rows.append({"id": pid, "dag_id": f"rebalance_{pid}", "error": str(exc)[:500]})
-            continue
         rows.append(
             {
                 "id": portfolio.id,
                 "name": portfolio.name,
                 "dag_id": portfolio.dag_id,
                 "schedule": timetable.summary,
-                "next": upcoming,
-                "last_scheduled": last,
-                "warning": warning,
+                "timetable": timetable,
             }
         )
     return rows
+
+
+def add_times(rows: list[dict[str, Any]], now: dt.datetime | None = None) -> None:
+    """The next and last scheduled rebalance of the cards shown (the trading calendar's work)."""
+    from rebalance.timetable import rebalance_times
+
+    for row in rows:
+        if row.get("error"):
+            continue
+        try:
+            row["last_scheduled"], row["next"], row["warning"] = rebalance_times(
+                row["timetable"], now
+            )
+        except Exception as exc:  # a bad file is shown, not fatal to the page
+            row["error"] = str(exc)[:500]
 
 
 def _unreadable(path: Path) -> str | None:
@@ -215,6 +223,7 @@ def create_app() -> FastAPI:
         pages = max(1, -(-len(portfolios) // CARDS_PER_PAGE))
         shown = min(max(page, 1), pages)
         portfolios = portfolios[(shown - 1) * CARDS_PER_PAGE : shown * CARDS_PER_PAGE]
+        add_times(portfolios)
         last_runs = store.last_runs(p["id"] for p in portfolios if not p.get("error"))
         for p in portfolios:
             if not p.get("error"):
