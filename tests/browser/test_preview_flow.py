@@ -29,6 +29,13 @@ def sign_in(page: Any, url: str, user: str, password: str) -> None:
     page.wait_for_url(lambda u: "/auth/" not in u and "/login" not in u)
 
 
+def navigate(page: Any, locator: Any) -> None:
+    """Click something that loads a new page into the Rebalance iframe, and wait for it."""
+    (child,) = page.main_frame.child_frames
+    with child.expect_navigation():
+        locator.click()
+
+
 def orders_text(frame: Any) -> str:
     return str(frame.locator("#preview-orders, #no-orders").first.inner_text())
 
@@ -51,7 +58,7 @@ def test_preview_change_budget_buys_only_run_now_and_approve_from_the_page(
             frame = page.frame_locator("iframe")
             card = frame.locator("[data-portfolio='demo_preview']")
             expect(card).to_contain_text("Preview rebalance")
-            card.get_by_role("link", name="Preview rebalance").click()
+            navigate(page, card.get_by_role("link", name="Preview rebalance"))
             expect(frame.locator("#trade-count")).to_be_visible()
             expect(frame.locator("body")).to_contain_text("read now from the broker")
             first = orders_text(frame)
@@ -59,17 +66,16 @@ def test_preview_change_budget_buys_only_run_now_and_approve_from_the_page(
             shot(page, airflow, "10-preview")
 
             # A smaller budget re-plans from the kept snapshot: the plan changes.
-            summary = frame.locator("table.summary").first
-            budget_before = summary.inner_text()
+            budget_before = frame.locator("table.summary").first.inner_text()
             frame.locator("#budget").fill("2")
-            frame.locator("#replan").click()
-            expect(summary).not_to_have_text(budget_before)  # the page re-planned
+            navigate(page, frame.locator("#replan"))
+            assert frame.locator("table.summary").first.inner_text() != budget_before
             second = orders_text(frame)
             assert second != first
             shot(page, airflow, "11-preview-budget-2")
 
             # Buys only: no sell in the plan.
-            frame.locator("#filter-buys_only").click()
+            navigate(page, frame.locator("#filter-buys_only"))
             expect(frame.locator("#trade_filter")).to_have_value("buys_only")
             assert frame.locator("tr[data-side='SELL']").count() == 0
             assert frame.locator("tr[data-side='BUY']").count() > 0
@@ -77,7 +83,7 @@ def test_preview_change_budget_buys_only_run_now_and_approve_from_the_page(
             shot(page, airflow, "12-preview-buys-only")
 
             # Run now: the DAG runs with exactly these Params; the page follows it.
-            frame.locator("#run-now").click()
+            navigate(page, frame.locator("#run-now"))
             expect(frame.locator("#dag-state")).to_be_visible()
             approve = frame.locator("#approve-paper")
             approve.wait_for(timeout=120_000)
@@ -89,7 +95,7 @@ def test_preview_change_budget_buys_only_run_now_and_approve_from_the_page(
             assert run["conf"]["trade_filter"] == "buys_only"
             assert run["conf"]["accounts"] == ["paper"]
 
-            approve.click()
+            navigate(page, approve)
             expect(frame.locator("#message")).to_contain_text("approved")
             expect(frame.locator("#lane-status-paper")).to_contain_text(
                 re.compile("completed|placed"), timeout=120_000
