@@ -178,12 +178,15 @@ class SnapshotCache:
                 return None
             return kept
 
-    def put(self, key: tuple[str, str, str, str], snapshot: HoldingsSnapshot, source: str) -> None:
+    def put(
+        self, key: tuple[str, str, str, str], snapshot: HoldingsSnapshot, source: str
+    ) -> KeptSnapshot:
         with self._lock:
             now = self.clock()
             for old in [k for k, v in self._items.items() if now - v.kept_at > self.ttl]:
                 del self._items[old]
-            self._items[key] = KeptSnapshot(snapshot, source, now)
+            kept = self._items[key] = KeptSnapshot(snapshot, source, now)
+            return kept
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,9 @@ class AccountPreview:
         return ((now or datetime.now(UTC)) - self.taken_at).total_seconds()
 
 
-def read_fresh_snapshot(portfolio: Portfolio, portfolio_file: str, account: Account) -> Any:
+def read_fresh_snapshot(
+    portfolio: Portfolio, portfolio_file: str, account: Account
+) -> HoldingsSnapshot:
     """The account's holdings, quotes and cash now, as ``tasks.fetch_holdings`` reads them,
     validated with the pipeline's Pandera schema. Raises PreviewError saying what failed."""
     from rebalance.brokers.base import BrokerError
@@ -312,9 +317,7 @@ def preview_accounts(
                     snap = stored_snapshot(store(), portfolio.id, account.name)
                 else:
                     snap = read_fresh_snapshot(portfolio, portfolio_file, account)
-                cache.put(key, snap, source)
-                kept = cache.get(key)
-            assert kept is not None
+                kept = cache.put(key, snap, source)
             plan = plan_preview(portfolio, kept.snapshot, whatif, str(account.broker))
             previews.append(
                 AccountPreview(
