@@ -40,11 +40,10 @@ form.params input,form.params select{width:100%;box-sizing:border-box;padding:4p
 button{padding:6px 14px;border-radius:6px;border:1px solid #1f883d;background:#1f883d;color:#fff;
 cursor:pointer;font-size:14px;margin:8px 8px 0 0}button.secondary{background:#f6f8fa;color:#1f2328;
 border-color:#d0d7de}button.danger{background:#cf222e;border-color:#cf222e}
-.filters a{margin-right:10px}.filters a.on{font-weight:600;text-decoration:underline}
+.filters a.on{font-weight:600;text-decoration:underline}
 .diff{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:8px 12px}
 svg{max-width:100%;height:auto}
-@media (max-width:640px){body{padding:8px}.preview form.params{flex:1 1 100%}
-table{font-size:12px}th,td{padding:4px}.card{min-width:0;flex:1 1 100%}}
+@media (max-width:640px){.preview form.params{flex:1 1 100%}}
 """
 
 

@@ -50,6 +50,9 @@ th{background:#f6f8fa;font-weight:600}td.num,th.num{text-align:right;font-varian
 .badge{display:inline-block;border-radius:10px;padding:1px 8px;color:#fff;font-size:12px}
 .links a{margin-right:14px}.kv td:first-child{color:#656d76;width:180px}
 nav.crumbs{margin-bottom:10px}
+.card .links{margin-top:8px}.filters a{margin-right:10px}.filters{margin:6px 0}
+@media (max-width:640px){body{padding:8px}.card{min-width:0;flex:1 1 100%}
+table{font-size:12px}th,td{padding:4px}}
 """
 
 
@@ -360,7 +363,7 @@ def overview(
     heading = "History" + (f" of {escape(portfolio_filter)}" if portfolio_filter else "")
     clear = f" · <a href='{base}/'>all portfolios</a>" if portfolio_filter else ""
     body = (
-        f"<h1>Rebalance</h1><div class='muted'>signed in as {escape(user)} · read-only · "
+        f"<h1>Rebalance</h1><div class='muted'>signed in as {escape(user)} · "
         "times in IST</div><h2>Portfolios</h2>"
         f"{portfolio_cards(portfolios, base)}{cards_pager}<h2>{heading}</h2>"
         f"<div class='muted'>newest first{clear}</div>{history_tools}{runs_table(runs, base)}"
