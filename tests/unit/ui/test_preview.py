@@ -372,3 +372,19 @@ def test_cards_are_paged(
         last = c.get("/", params={"page": "3"}).text
         assert last.count("data-portfolio=") == 1
         assert "data-portfolio='p4'" in last
+
+
+def test_a_snapshot_failing_the_pipelines_pandera_schema_is_no_plan() -> None:
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from rebalance.holdings_file import COLUMNS
+    from rebalance.snapshot import HoldingsSnapshot
+    from rebalance.ui.whatif import PreviewError, validated
+
+    rows = [{"symbol": "INFY", "exchange": "NSE", "quantity": -5, "last_price": 1500.0}]
+    frame = pd.DataFrame(rows).reindex(columns=list(COLUMNS))
+    snapshot = HoldingsSnapshot(frame, 1000.0, datetime.now(UTC), "paper", "paper")
+    with pytest.raises(PreviewError, match="quantity"):
+        validated(snapshot, "paper snapshot")
