@@ -529,6 +529,15 @@ def _load(path: Path) -> _Loaded:
     return loaded
 
 
+def loaded_portfolio(
+    path: Path,
+) -> tuple[Portfolio | None, TradingCalendarTimetable | None, tuple[str, ...]]:
+    """The portfolio file validated and its timetable built, or its problems: cached by (path,
+    stat) like the DAG files' reads (the Rebalance page reads every file per request)."""
+    loaded = _load(path)
+    return loaded.portfolio, loaded.timetable, loaded.problems
+
+
 def folder_entries(folder: Path) -> list[PortfolioEntry]:
     """Every portfolio file of ``folder`` after the cross-file checks, in claim order.
 

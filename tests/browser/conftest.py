@@ -12,6 +12,7 @@ Airflow's output goes to ``artifacts/browser/airflow.log``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "artifacts" / "browser"
 USER, PASSWORD = "admin", "browser-test-pw"
+READER, READER_PASSWORD = "reader", "reader-test-pw"  # the simple auth manager's viewer role
 START_TIMEOUT = 150.0
 
 
@@ -79,6 +81,8 @@ class LiveAirflow:
     webhook: list[dict[str, Any]]
     user: str = USER
     password: str = PASSWORD
+    reader: str = READER  # may read every DAG, trigger none (the viewer role)
+    reader_password: str = READER_PASSWORD
 
     def token(self) -> str:
         import httpx
@@ -167,6 +171,9 @@ def _portfolios(folder: Path) -> Path:
     guarded = manual.replace("name: Demo Nifty Ten", "name: Demo Guarded")
     guarded = guarded.replace("approval: manual", APPROVERS % "asha")
     (folder / "demo_guarded.yaml").write_text(guarded)
+    # the page's Preview / Run now test: its own paper account (state is per portfolio id)
+    preview = manual.replace("name: Demo Nifty Ten", "name: Demo Preview")
+    (folder / "demo_preview.yaml").write_text(preview.replace("approval: manual", APPROVERS % USER))
     return folder
 
 
@@ -244,6 +251,10 @@ def live_airflow(
     port = free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / "airflow.log"
+    (root / "airflow").mkdir(parents=True, exist_ok=True)
+    # the read-only user's password, known in advance (the admin's is added by `rebalance airflow`)
+    passwords = root / "airflow" / "simple_auth_manager_passwords.json"
+    passwords.write_text(json.dumps({READER: READER_PASSWORD}) + "\n")
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(root / "airflow"),
@@ -259,6 +270,7 @@ def live_airflow(
         "REBALANCE_AIRFLOW_USER": USER,
         "REBALANCE_AIRFLOW_PASSWORD": PASSWORD,
         "REBALANCE_DEADLINE_ALERTS": "on",  # a real scheduler: the production setting
+        "REBALANCE_AIRFLOW_EXTRA_USERS": f"{READER}:viewer",
     }
     hook = contextlib.ExitStack()
     hook_url, received = hook.enter_context(webhook_receiver())

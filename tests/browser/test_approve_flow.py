@@ -223,7 +223,13 @@ def click_every_link(
         if page.url != inside:
             page.goto(inside)
             page.frame_locator("iframe").locator("h1").first.wait_for()
-        page.frame_locator("iframe").locator("a").nth(index).click()
+        link = page.frame_locator("iframe").locator("a").nth(index)
+        if "/history.csv" in href:  # the history's CSV export: a download, the page stays
+            with page.expect_download() as download:
+                link.click()
+            assert download.value.suggested_filename.startswith("rebalance-"), href
+            continue
+        link.click()
         if into_airflow:
             page.wait_for_url(lambda url, href=href: same_path(url, href))
             expect(page.get_by_text(href.split("/")[2]).first).to_be_visible()  # the DAG id
@@ -233,6 +239,8 @@ def click_every_link(
             heading = page.frame_locator("iframe").locator("h1")
             if "/runs/" in href:
                 expect(heading).to_contain_text(f"Run {href.rsplit('/', 1)[1]}:")
+            elif "/preview/" in href:  # the card's Preview rebalance (test_preview_flow.py)
+                expect(heading).to_contain_text("Preview:")
             else:
                 expect(heading).to_have_text("Rebalance")
     return clicked

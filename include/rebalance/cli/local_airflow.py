@@ -29,6 +29,7 @@ from rebalance.cli import EXIT_FAILURE, app
 
 DEFAULT_USER = "admin"
 DEFAULT_PASSWORD = "admin"  # a local development Airflow; documented in docs/ui.md
+EXTRA_USERS_ENV = "REBALANCE_AIRFLOW_EXTRA_USERS"
 SIMPLE_AUTH_MANAGER = (
     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 )
@@ -66,7 +67,10 @@ def local_airflow_environment(
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{user}:admin",
+        # more users (name:role) after the admin, e.g. a read-only "reader:viewer" for tests
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+            [f"{user}:admin", *filter(None, os.environ.get(EXTRA_USERS_ENV, "").split(","))]
+        ),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
         "AIRFLOW__API__HOST": host,
         "AIRFLOW__API__PORT": str(port),

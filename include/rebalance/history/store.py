@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, text, update
+from sqlalchemy import ARRAY, Connection, Engine, String, cast, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
@@ -169,6 +169,26 @@ class HistoryStore:
             query = query.where(tables.runs.c.portfolio_id == portfolio_id)
         with self.engine.connect() as conn:
             return [RunRecord.from_row(r) for r in conn.execute(query.limit(limit)).mappings()]
+
+    def last_runs(self, portfolio_ids: Iterable[str]) -> dict[str, RunRecord]:
+        """The newest run of each portfolio, in one query: a LATERAL index scan of
+        ``ix_runs_portfolio_created`` per id (the Rebalance page's cards)."""
+        ids = sorted(set(portfolio_ids))
+        if not ids:
+            return {}
+        array = cast(ids, ARRAY(String))
+        wanted = select(func.unnest(array).label("pid")).subquery("wanted")
+        newest = (
+            select(tables.runs)
+            .where(tables.runs.c.portfolio_id == wanted.c.pid)
+            .order_by(tables.runs.c.created_at.desc(), tables.runs.c.id.desc())
+            .limit(1)
+            .lateral("newest")
+        )
+        query = select(newest).select_from(wanted.join(newest, text("true")))
+        with self.engine.connect() as conn:
+            records = [RunRecord.from_row(r) for r in conn.execute(query).mappings()]
+        return {r.portfolio_id: r for r in records}
 
     def stale_placing_runs(
         self,

@@ -1,4 +1,4 @@
-"""The Rebalance page: a read-only FastAPI app mounted by the plugin under ``/rebalance``.
+"""The Rebalance page: a FastAPI app mounted by the plugin under ``/rebalance``.
 
 Routes (relative to the mount):
 
@@ -6,6 +6,7 @@ Routes (relative to the mount):
                                  (``?portfolio=ID`` narrows it to one portfolio)
 - ``GET /runs/{id}``             one run: summary, links to Airflow, weights chart, orders, events
 - ``GET /runs/{id}/weights.svg`` the before/after weights chart as a picture
+- Preview, Run now, following a run and CSV export: ``preview_routes.py``
 
 Authentication: Airflow mounts plugin apps as they are, without its own checks, so every route
 depends on ``viewer``: it resolves the caller with Airflow's own ``get_user`` (the JWT in the
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from rebalance.history.store import HistoryStore
 
 MAX_RUN_ID = 2**63 - 1  # the history's run ids are PostgreSQL bigints
+CARDS_PER_PAGE = 50  # portfolio cards per page of the overview (`?page=N`)
 MAX_PORTFOLIO_FILE_BYTES = 1_000_000  # a portfolio file is a few kB; a bigger one is not read
 _PORTFOLIO_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 
@@ -59,6 +61,7 @@ async def viewer(request: Request) -> Viewer:
 
     credentials = await HTTPBearer(auto_error=False)(request)
     user = await get_user(request, None, credentials)
+    request.state.airflow_user = user  # for the write checks (actions.can_trigger)
 
     from airflow.api_fastapi.app import get_auth_manager
 
@@ -97,11 +100,12 @@ def _store() -> HistoryStore:
     return open_store()
 
 
-def portfolio_rows(now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Every portfolio file: id, name, dag_id, schedule, next and last scheduled rebalance."""
-    from rebalance.portfolio import load_portfolio, portfolio_files, portfolio_id_from_path
+def portfolio_rows() -> list[dict[str, Any]]:
+    """Every portfolio file: id, name, dag_id, schedule and timetable, or its problem. The
+    files come from dag_factory's (path, stat) cache: parsed once per change, not per request."""
+    from rebalance.dag_factory import loaded_portfolio
+    from rebalance.portfolio import portfolio_files, portfolio_id_from_path
     from rebalance.settings import portfolios_dir
-    from rebalance.timetable import build_timetable, rebalance_times
 
     rows: list[dict[str, Any]] = []
     for path in portfolio_files(portfolios_dir()):
@@ -114,12 +118,10 @@ def portfolio_rows(now: dt.datetime | None = None) -> list[dict[str, Any]]:
         if problem:
             rows.append({"id": pid, "dag_id": f"rebalance_{pid}", "error": f"{path}: {problem}"})
             continue
-        try:
-            portfolio = load_portfolio(path)
-            timetable = build_timetable(portfolio, path)
-            last, upcoming, warning = rebalance_times(timetable, now)
-        except Exception as exc:  # a bad file is shown, not fatal to the page
-            rows.append({"id": pid, "dag_id": f"rebalance_{pid}", "error": str(exc)[:500]})
+        portfolio, timetable, problems = loaded_portfolio(path)
+        if portfolio is None or timetable is None:
+            error = f"{path}: {'; '.join(problems) or 'cannot be loaded'}"
+            rows.append({"id": pid, "dag_id": f"rebalance_{pid}", "error": error[:500]})
             continue
         rows.append(
             {
@@ -127,12 +129,25 @@ def portfolio_rows(now: dt.datetime | None = None) -> list[dict[str, Any]]:
                 "name": portfolio.name,
                 "dag_id": portfolio.dag_id,
                 "schedule": timetable.summary,
-                "next": upcoming,
-                "last_scheduled": last,
-                "warning": warning,
+                "timetable": timetable,
             }
         )
     return rows
+
+
+def add_times(rows: list[dict[str, Any]], now: dt.datetime | None = None) -> None:
+    """The next and last scheduled rebalance of the cards shown (the trading calendar's work)."""
+    from rebalance.timetable import rebalance_times
+
+    for row in rows:
+        if row.get("error"):
+            continue
+        try:
+            row["last_scheduled"], row["next"], row["warning"] = rebalance_times(
+                row["timetable"], now
+            )
+        except Exception as exc:  # a bad file is shown, not fatal to the page
+            row["error"] = str(exc)[:500]
 
 
 def _unreadable(path: Path) -> str | None:
@@ -161,7 +176,7 @@ def run_number(text: str) -> int:
 def create_app() -> FastAPI:
     app = FastAPI(
         title="Rebalance",
-        description="Read-only view of rebalance runs (history database).",
+        description="Rebalance runs: history, preview and Run now.",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -185,7 +200,18 @@ def create_app() -> FastAPI:
         return _problem(400, f"bad request: {fields or 'invalid parameters'}")
 
     @app.get("/", response_class=HTMLResponse)
-    def overview(request: Request, who: ViewerDep, portfolio: str | None = None) -> str:
+    def overview(
+        request: Request,
+        who: ViewerDep,
+        portfolio: str | None = None,
+        status: str | None = None,
+        account: str | None = None,
+        since: dt.date | None = None,
+        until: dt.date | None = None,
+        page: int = 1,
+    ) -> str:
+        from rebalance.ui import actions, preview_page, preview_routes
+
         if portfolio is not None and not _PORTFOLIO_ID.match(portfolio):
             raise HTTPException(404, f"no portfolio {portfolio[:70]!r}")
         portfolios = portfolio_rows()
@@ -194,14 +220,32 @@ def create_app() -> FastAPI:
         # a file without an id has no DAG to ask about: its problem is shown to every viewer
         portfolios = [p for p in portfolios if p["dag_id"] is None or p["dag_id"] in readable]
         store = _store()
+        pages = max(1, -(-len(portfolios) // CARDS_PER_PAGE))
+        shown = min(max(page, 1), pages)
+        portfolios = portfolios[(shown - 1) * CARDS_PER_PAGE : shown * CARDS_PER_PAGE]
+        add_times(portfolios)
+        last_runs = store.last_runs(p["id"] for p in portfolios if not p.get("error"))
         for p in portfolios:
             if not p.get("error"):
-                last = store.runs(p["id"], limit=1)
-                p["last_run"] = last[0] if last else None
+                p["last_run"] = last_runs.get(p["id"])
+                may = actions.can_trigger(request, p["dag_id"])
+                p["actions_html"] = preview_page.card_actions(_base(request), p["id"], may)
         runs = [r for r in store.runs(portfolio, limit=100) if r.dag_id in readable]
         if portfolio is not None and not runs and all(p["id"] != portfolio for p in portfolios):
             raise HTTPException(404, f"no portfolio {portfolio!r}")
-        return render.overview(portfolios, runs, _base(request), who.name, portfolio)
+        filters: dict[str, Any] = {
+            "status": status,
+            "account": account,
+            "since": since,
+            "until": until,
+        }
+        if any(filters.values()):
+            runs = preview_routes.history_runs(
+                store, who, portfolio, status, account, since, until
+            )[:100]
+        tools = preview_page.history_filters(_base(request), portfolio, filters)
+        pager = preview_page.card_pager(_base(request), shown, pages, dict(request.query_params))
+        return render.overview(portfolios, runs, _base(request), who.name, portfolio, tools, pager)
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_detail(request: Request, run_id: str, who: ViewerDep) -> str:
@@ -216,6 +260,9 @@ def create_app() -> FastAPI:
         positions = (run.plan or {}).get("positions") or []
         return Response(render.weights_svg(positions), media_type="image/svg+xml")
 
+    from rebalance.ui.preview_routes import add_routes
+
+    add_routes(app)
     return app
 
 

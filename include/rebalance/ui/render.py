@@ -50,6 +50,9 @@ th{background:#f6f8fa;font-weight:600}td.num,th.num{text-align:right;font-varian
 .badge{display:inline-block;border-radius:10px;padding:1px 8px;color:#fff;font-size:12px}
 .links a{margin-right:14px}.kv td:first-child{color:#656d76;width:180px}
 nav.crumbs{margin-bottom:10px}
+.card .links{margin-top:8px}.filters a{margin-right:10px}.filters{margin:6px 0}
+@media (max-width:640px){body{padding:8px}.card{min-width:0;flex:1 1 100%}
+table{font-size:12px}th,td{padding:4px}}
 """
 
 
@@ -168,7 +171,8 @@ def portfolio_cards(portfolios: Sequence[Mapping[str, Any]], base: str) -> str:
             f"{airflow_link(dag_href(p['dag_id']), escape(p['dag_id']))}</div>"
             f"<table class='kv'><tr><td>Next rebalance</td><td>{when(p.get('next'))}</td></tr>"
             f"<tr><td>Last scheduled slot</td><td>{when(p.get('last_scheduled'))}</td></tr>"
-            f"<tr><td>Last run</td><td>{last}</td></tr></table>{warning}</div>"
+            f"<tr><td>Last run</td><td>{last}</td></tr></table>{warning}"
+            f"{p.get('actions_html', '')}</div>"
         )
     return f"<div class='cards'>{''.join(cards)}</div>"
 
@@ -353,13 +357,15 @@ def overview(
     base: str,
     user: str,
     portfolio_filter: str | None,
+    history_tools: str = "",
+    cards_pager: str = "",
 ) -> str:
     heading = "History" + (f" of {escape(portfolio_filter)}" if portfolio_filter else "")
     clear = f" · <a href='{base}/'>all portfolios</a>" if portfolio_filter else ""
     body = (
-        f"<h1>Rebalance</h1><div class='muted'>signed in as {escape(user)} · read-only · "
+        f"<h1>Rebalance</h1><div class='muted'>signed in as {escape(user)} · "
         "times in IST</div><h2>Portfolios</h2>"
-        f"{portfolio_cards(portfolios, base)}<h2>{heading}</h2>"
-        f"<div class='muted'>newest first{clear}</div>{runs_table(runs, base)}"
+        f"{portfolio_cards(portfolios, base)}{cards_pager}<h2>{heading}</h2>"
+        f"<div class='muted'>newest first{clear}</div>{history_tools}{runs_table(runs, base)}"
     )
     return page("Rebalance", body)

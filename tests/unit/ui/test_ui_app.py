@@ -328,7 +328,7 @@ def test_every_link_into_airflow_opens_in_the_whole_window(
             assert "data-airflow" in a, a
         for a in links:  # the page's own links stay inside it
             if "data-airflow" not in a:
-                assert re.search(r"href='(/runs/|/\?portfolio=|/')", a), a
+                assert re.search(r"href='(/runs/|/\?portfolio=|/'|/history.csv|/preview/)", a), a
 
 
 def test_history_database_down_is_a_clear_503(
