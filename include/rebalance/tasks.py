@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -23,6 +23,7 @@ from rebalance.approval import (
     decide_automatically,
 )
 from rebalance.brokers.base import AuthError, BadResponse, Broker, BrokerError, TemporaryBrokerError
+from rebalance.brokers.pricing import PricingKind, PricingPolicy
 from rebalance.domain.market import IST, Instrument
 from rebalance.errors import InputDataError, RebalanceError
 from rebalance.execution import (
@@ -81,7 +82,7 @@ def fetch_holdings(
     run_id = _open_run(lane, store)
     if broker is None:
         try:
-            broker = broker_for(lane)
+            broker = broker_for(lane, store)
         except LaneStopped as exc:
             store.transition(run_id, RunStatus.FAILED, f"stopped at fetch_holdings: {exc}")
             raise
@@ -538,8 +539,26 @@ def _open_failed(lane: Lane, store: HistoryStore) -> int:
 
 
 def _settings(lane: Lane, settings: ExecutionSettings | None) -> ExecutionSettings:
-    minutes = lane.portfolio.execution.order_deadline_minutes
-    return settings or ExecutionSettings.for_deadline(minutes)
+    """The lane's placement settings: the portfolio's fill deadline, pricing and re-pricing
+    rounds (tests pass shorter timings; the portfolio's pricing applies to them too)."""
+    execution = lane.portfolio.execution
+    pricing = PricingPolicy(
+        kind=PricingKind(str(execution.order_type)),
+        limit_buffer_pct=execution.limit_buffer_pct,
+        market_protection_pct=execution.market_protection_pct,
+    )
+    if settings is not None:
+        return replace(
+            settings,
+            pricing=pricing,
+            max_price_move_pct=lane.policy.max_price_move_pct,
+        )
+    return ExecutionSettings.for_deadline(
+        execution.order_deadline_minutes,
+        reprice_rounds=execution.max_reprice_rounds,
+        pricing=pricing,
+        max_price_move_pct=lane.policy.max_price_move_pct,
+    )
 
 
 def _valid_until(lane: Lane, run: RunRecord) -> datetime | None:
@@ -597,7 +616,11 @@ def _settle_placing(
     """record_run of a run left ``placing``: settle it from the book, or say why not."""
     try:
         result = settle_interrupted(
-            store, run_id, broker or broker_for(lane), settings=_settings(lane, settings), now=clock
+            store,
+            run_id,
+            broker or broker_for(lane, store),
+            settings=_settings(lane, settings),
+            now=clock,
         )
         log.warning("%s: run %d placement interrupted: %s", lane.account, run_id, result.reason)
     except RunLocked as exc:

@@ -48,7 +48,8 @@ def emulators(
             "conn_type": "generic",
             "login": kite.api_key,
             "password": kite.access_token,
-            "extra": {"root": kite.url},
+            # No default protection: an unpriced order fails loudly, so every send is priced.
+            "extra": {"root": kite.url, "default_market_protection": "none"},
         }
         angel_conn = {
             "conn_type": "generic",
@@ -59,6 +60,7 @@ def emulators(
                 "totp_secret": angel.totp_secret,
                 "root": angel.url,
                 "instrument_master_url": angel.master_url,
+                "default_market_protection": "none",
             },
         }
         monkeypatch.setenv("AIRFLOW_CONN_ZERODHA_TEST", json.dumps(zerodha_conn))

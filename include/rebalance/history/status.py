@@ -34,6 +34,8 @@ Order lifecycle (one leg of a run, see ``OrderState``)::
                                                           prices moved, approval no longer valid)
     not_sent -> pending                                  (``rebalance resume``: send it after all)
     not_sent -> open | partially_filled | complete | cancelled | rejected     (found in the book)
+    cancelled -> pending                                 (re-priced: the remainder goes out as a
+                                                          child order, next ``reprice_round``)
 
 ``not_sent`` (we know it never left: it was still ``pending``) is distinct from an unknown outcome
 (``sent`` and never seen in the book): only the second can be at the broker.
@@ -166,7 +168,8 @@ _ORDER_TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     ),
     OrderState.PARTIALLY_FILLED: frozenset({OrderState.COMPLETE, OrderState.CANCELLED}),
     OrderState.COMPLETE: frozenset(),
-    OrderState.CANCELLED: frozenset(),
+    # Re-pricing: a remainder cancelled at the fill deadline is sent again as a child order.
+    OrderState.CANCELLED: frozenset({OrderState.PENDING}),
     OrderState.REJECTED: frozenset(),
     OrderState.DENIED: frozenset(),
     # The book lagged past the grace: the broker's word wins over our guess.
