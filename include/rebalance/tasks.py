@@ -174,7 +174,11 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
     run_id = _run_id(lane, store)
     refused = _second_live_run(lane, store, run_id)
     if refused:
-        _stop(store, run_id, RunStatus.FAILED, refused)
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        store.transition(run_id, RunStatus.SKIPPED, refused)
+        log.warning("%s: run %d skipped: %s", lane.account, run_id, refused)
+        raise AirflowSkipException(refused)
     snapshot = _snapshot(store.run(run_id))
     portfolio = lane.portfolio
     inputs: dict[str, Any] = {
@@ -567,9 +571,30 @@ def _valid_until(lane: Lane, run: RunRecord) -> datetime | None:
     return approval_valid_until(mode, lane.portfolio.execution, asked, run.approved_at)
 
 
+def same_day_quantities_reliable(broker: BrokerName) -> bool:
+    """The adapter's ``capabilities.same_day_quantities_reliable`` (docs/brokers.md): today's
+    delivery buys are counted once in its holdings, so a second run the same day plans on true
+    quantities."""
+    if broker is BrokerName.ZERODHA:
+        from rebalance.brokers.zerodha import ZerodhaBroker
+
+        return ZerodhaBroker.capabilities.same_day_quantities_reliable
+    if broker is BrokerName.ANGELONE:
+        from rebalance.brokers.angelone import AngelOneBroker
+
+        return AngelOneBroker.capabilities.same_day_quantities_reliable
+    from rebalance.brokers.paper import PaperBroker
+
+    return PaperBroker.capabilities.same_day_quantities_reliable
+
+
 def _second_live_run(lane: Lane, store: HistoryStore, run_id: int) -> str | None:
-    """``trading_rules.second_live_run_today`` over this account's other live runs."""
+    """``trading_rules.second_live_run_today`` over this account's other live runs, for the
+    brokers whose same-day quantities are not reliable (a resume or a re-pricing round belongs
+    to its own run: never a second run)."""
     if lane.mode is not ExecutionMode.LIVE or lane.account_config.broker is BrokerName.PAPER:
+        return None
+    if same_day_quantities_reliable(lane.account_config.broker):
         return None
     earlier = (
         EarlierLiveRun(run.id, run.created_at, _filled(store, run.id))

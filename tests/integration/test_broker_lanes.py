@@ -117,33 +117,75 @@ def test_one_failing_account_does_not_stop_the_other(
         assert secret not in recorded
 
 
-def test_a_second_live_rebalance_the_same_day_is_refused(
+def _first_live_run(lane, store, broker) -> dict:  # type: ignore[no-untyped-def]
+    from rebalance import tasks
+    from rebalance.approval import Decision
+
+    tasks.fetch_holdings(lane, store, broker)
+    tasks.validate_snapshot(lane, store)
+    planned = tasks.plan_trades(lane, store)
+    tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
+    tasks.place_orders(lane, store, broker, planned["plan_hash"])
+    return planned
+
+
+def test_a_second_live_run_the_same_day_plans_on_true_quantities_at_zerodha(
     store,  # type: ignore[no-untyped-def]
     emulators: tuple[KiteEmulator, SmartApiEmulator],
     two_broker_portfolio: Path,
 ) -> None:
-    """Today's buys are not in the broker's holdings until settlement: a second live plan on the
-    same day would buy them again, so it is refused before planning."""
+    """Zerodha's same-day quantities are read once (positions merged with holdings): a second
+    live run the same day is allowed and does not buy the first run's buys again."""
     from rebalance import tasks
-    from rebalance.approval import Decision
     from rebalance.wiring import broker_for
 
     kite, _ = emulators
     first = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
-    broker = broker_for(first)
-    tasks.fetch_holdings(first, store, broker)
-    tasks.validate_snapshot(first, store)
-    planned = tasks.plan_trades(first, store)
-    tasks.record_decision(first, store, Decision.APPROVED, by="asha")
-    tasks.place_orders(first, store, broker, planned["plan_hash"])
+    planned = _first_live_run(first, store, broker_for(first, store))
     assert kite.orders_received == planned["trades"] > 0
+    before = tasks._snapshot(store.run(planned["run"])).positions.set_index("symbol")["quantity"]
+    moved = {
+        o.symbol: o.filled_quantity * (1 if o.side == "BUY" else -1)
+        for o in store.orders(planned["run"])
+    }
 
     second = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__2")
-    tasks.fetch_holdings(second, store, broker_for(second))
+    tasks.fetch_holdings(second, store, broker_for(second, store))
     tasks.validate_snapshot(second, store)
-    with pytest.raises(tasks.LaneStopped, match="already traded in rebalance run"):
+    again = tasks.plan_trades(second, store)
+    run = store.run(store.find_run(second.run_key))
+    assert run.run_status is RunStatus.PLANNED
+    after = tasks._snapshot(run).positions.set_index("symbol")["quantity"]
+    for symbol, shares in moved.items():  # today's buys counted once, sells gone
+        assert after.get(symbol, 0) == before.get(symbol, 0) + shares, symbol
+    assert again["trades"] < planned["trades"]
+
+
+def test_a_second_live_rebalance_the_same_day_is_skipped_at_angelone(
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+) -> None:
+    """AngelOne's same-day quantities are not proven: a second live plan on the same day could
+    buy the first run's buys again, so the run is skipped before planning, with its reason."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from rebalance import tasks
+    from rebalance.wiring import broker_for
+
+    _, angel = emulators
+    first = tasks.Lane(str(two_broker_portfolio), "angelone_main", "rebalance_both", "manual__1")
+    planned = _first_live_run(first, store, broker_for(first, store))
+    assert angel.orders_received == planned["trades"] > 0
+
+    second = tasks.Lane(str(two_broker_portfolio), "angelone_main", "rebalance_both", "manual__2")
+    tasks.fetch_holdings(second, store, broker_for(second, store))
+    tasks.validate_snapshot(second, store)
+    with pytest.raises(AirflowSkipException, match="already traded in rebalance run"):
         tasks.plan_trades(second, store)
     run = store.run(store.find_run(second.run_key))
-    assert run["status"] == RunStatus.FAILED
-    assert run["plan"] is None
-    assert kite.orders_received == planned["trades"]  # nothing more reached the broker
+    assert run.run_status is RunStatus.SKIPPED
+    assert "already traded in rebalance run" in (run.status_reason or "")
+    assert run.plan is None
+    assert angel.orders_received == planned["trades"]  # nothing more reached the broker
+    assert tasks.record_run(second, store)["status"] == "skipped"  # closed, not failed

@@ -3,6 +3,10 @@
 Run lifecycle (one run = one portfolio x account lane of one Airflow DAG run)::
 
     started -> invalid                                  (snapshot failed validation)
+    started -> skipped                                  (a trading rule refused the run before
+                                                         planning, e.g. a second live run the same
+                                                         day at a broker whose same-day quantities
+                                                         are not reliable; the reason says which)
     started -> planned -> awaiting_approval -> approved | rejected | expired
     approved -> placing -> placed | partially_filled | failed
     planned | approved -> completed                     (dry run, or nothing to order)
@@ -60,6 +64,7 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     COMPLETED = "completed"
     INTERRUPTED = "interrupted"  # placement stopped with legs never sent; resumable while valid
+    SKIPPED = "skipped"  # refused before planning by a trading rule: nothing planned or ordered
 
     @property
     def is_final(self) -> bool:
@@ -74,11 +79,14 @@ FINAL_RUN_STATUSES = frozenset(
         RunStatus.FAILED,
         RunStatus.COMPLETED,
         RunStatus.INTERRUPTED,  # final for the DAG run; only ``rebalance resume`` reopens it
+        RunStatus.SKIPPED,
     }
 )
 
 _RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.STARTED: frozenset({RunStatus.PLANNED, RunStatus.INVALID, RunStatus.FAILED}),
+    RunStatus.STARTED: frozenset(
+        {RunStatus.PLANNED, RunStatus.INVALID, RunStatus.FAILED, RunStatus.SKIPPED}
+    ),
     RunStatus.PLANNED: frozenset(
         {RunStatus.AWAITING_APPROVAL, RunStatus.APPROVED, RunStatus.COMPLETED, RunStatus.FAILED}
     ),
@@ -105,6 +113,7 @@ _RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.EXPIRED: frozenset(),
     RunStatus.FAILED: frozenset(),
     RunStatus.COMPLETED: frozenset(),
+    RunStatus.SKIPPED: frozenset(),
 }
 
 
