@@ -169,6 +169,5 @@ def test_angelone_orders_are_limits_within_the_circuit(store: HistoryStore, ange
     assert result.status is RunStatus.PLACED, result.reason
     assert all(o["ordertype"] == "LIMIT" and o["price"] > 0 for o in angel.emulator.orders)
     itc = next(leg for leg in store.orders(run) if leg.symbol == "ITC")
-    assert itc.filled_quantity == 20 and itc.reprice_round == 1
-
-
+    assert itc.filled_quantity == 20
+    assert itc.reprice_round == 1
