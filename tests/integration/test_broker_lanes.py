@@ -189,3 +189,55 @@ def test_a_second_live_rebalance_the_same_day_is_skipped_at_angelone(
     assert run.plan is None
     assert angel.orders_received == planned["trades"]  # nothing more reached the broker
     assert tasks.record_run(second, store)["status"] == "skipped"  # closed, not failed
+
+
+def test_a_live_dag_run_prices_every_leg_and_completes_by_repricing(
+    airflow_db: Path,
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both emulators in strict 2026 mode, test connections without a default protection (an
+    unpriced order would be refused). The market trades 0.6% above every quote, so each buy's
+    0.5% limit rests open to the fill deadline, is cancelled, and fills as a round-1 child."""
+    from rebalance.brokers.tags import split_tag
+    from rebalance.execution import ExecutionSettings
+
+    fast = ExecutionSettings.for_deadline
+
+    def short(minutes: float, **kw: object) -> ExecutionSettings:  # seconds, not minutes
+        settings = fast(minutes, **kw)  # type: ignore[arg-type]
+        return ExecutionSettings(
+            **{**settings.__dict__, "deadline_seconds": 1.0, "poll_seconds": 0.1}
+        )
+
+    monkeypatch.setattr(ExecutionSettings, "for_deadline", staticmethod(short))
+    kite, angel = emulators
+    portfolio = load_portfolio(two_broker_portfolio)
+    for emulator in emulators:
+        emulator.faults.market_moves = dict.fromkeys(portfolio.targets, 0.6)
+
+    dag_run = build_dag(two_broker_portfolio, portfolio).test()
+
+    assert str(dag_run.state) == "success"
+    runs = {r.account: r for r in store.runs("both")}
+    kite_orders = [(o["tag"], o["order_type"], o["price"]) for o in kite.orders]
+    angel_orders = [(o["ordertag"], o["ordertype"], o["price"]) for o in angel.orders]
+    for account, orders in (("zerodha_main", kite_orders), ("angelone_main", angel_orders)):
+        run = runs[account]
+        assert run.run_status is RunStatus.COMPLETED, run.status_reason
+        legs = store.orders(run.id)
+        assert legs
+        assert all(kind == "LIMIT" and price > 0 for _, kind, price in orders), orders
+        per_leg: dict[str, int] = {}
+        for tag, _, _ in orders:
+            leg_tag, round_number = split_tag(tag)
+            per_leg[leg_tag] = per_leg.get(leg_tag, 0) + 1
+            assert round_number <= 1
+        assert sorted(tag for tag, _, _ in orders) == sorted({t for t, _, _ in orders})
+        for leg in legs:
+            assert leg.order_state is OrderState.COMPLETE, leg
+            assert leg.filled_quantity == leg.quantity
+            assert leg.reprice_round == (1 if leg.side == "BUY" else 0), leg
+            assert per_leg[leg.tag] == 1 + leg.reprice_round
