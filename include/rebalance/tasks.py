@@ -24,7 +24,7 @@ from rebalance.approval import (
 )
 from rebalance.brokers.base import AuthError, BadResponse, Broker, BrokerError, TemporaryBrokerError
 from rebalance.brokers.pricing import PricingKind, PricingPolicy
-from rebalance.domain.market import IST, Instrument
+from rebalance.domain.market import IST, Holding, Instrument
 from rebalance.errors import InputDataError, RebalanceError
 from rebalance.execution import (
     ApprovalLapsed,
@@ -105,8 +105,10 @@ def fetch_holdings(
     except BrokerError as exc:
         store.transition(run_id, RunStatus.FAILED, f"could not read the account: {exc}")
         raise LaneStopped(str(exc)) from None
+    # What can be sold today: a non-DDPI account sells only what the depository authorised.
+    sellable_today = [replace(h, sellable_quantity=h.sellable_today) for h in holdings]
     snapshot = raw_snapshot_from_broker(
-        holdings,
+        sellable_today,
         quotes,
         cash=cash,
         taken_at=datetime.now(UTC),
@@ -115,9 +117,50 @@ def fetch_holdings(
         target_symbols=portfolio.targets,
         exchange=portfolio.exchange,
     )
-    store.update_run(run_id, snapshot=snapshot.to_records(), cash=cash)
+    records = snapshot.to_records()
+    records["unauthorised"] = unauthorised_holdings(holdings)
+    store.update_run(run_id, snapshot=records, cash=cash)
     log.info("%s: %d holdings, cash %.2f", lane.account, len(snapshot.positions), cash)
     return {"run": run_id, "account": lane.account}
+
+
+def unauthorised_holdings(holdings: list[Holding]) -> list[dict[str, Any]]:
+    """Holdings with sellable shares the depository has not authorised for sale today (no DDPI
+    / POA, no CDSL TPIN yet): ``[{"symbol", "sellable", "authorised"}]``, for the preview."""
+    return [
+        {"symbol": h.symbol, "sellable": h.sellable_quantity, "authorised": h.authorised_quantity}
+        for h in holdings
+        if h.authorised_quantity is not None and h.authorised_quantity < h.sellable_quantity
+    ]
+
+
+def authorisation_for_preview(run: RunRecord, broker: str) -> list[dict[str, Any]]:
+    """``brokers.validation.authorisation_needed`` for the symbols the plan sells or was kept
+    from selling (``sellable_limited`` / ``not_sellable``) by a missing authorisation: what a
+    person authorises (symbol, shares, where) before approving, so a re-plan can sell them."""
+    from rebalance.brokers.validation import authorisation_needed
+
+    unauthorised = (run.snapshot or {}).get("unauthorised") or []
+    if not unauthorised or not run.plan:
+        return []
+    wanted = {o["symbol"] for o in run.plan["orders"] if o["side"] == "SELL"}
+    for position in run.plan.get("positions", []):
+        if "not_sellable" in position.get("skipped", []):
+            wanted.add(position["symbol"])
+    held = [
+        Holding(
+            symbol=u["symbol"],
+            exchange="NSE",
+            quantity=u["sellable"],
+            sellable_quantity=u["sellable"],
+            average_price=0.0,
+            last_price=0.0,
+            authorised_quantity=u["authorised"],
+        )
+        for u in unauthorised
+        if u["symbol"] in wanted
+    ]
+    return authorisation_needed(held, {h.symbol: h.sellable_quantity for h in held}, broker)
 
 
 def validate_snapshot(
@@ -253,6 +296,7 @@ def request_approval(
         account=lane.account,
         mode=str(lane.mode),
         plan_hash=run.plan_hash or "",
+        authorisation=authorisation_for_preview(run, str(lane.account_config.broker)),
     )
     subject = (
         f"Approve rebalance of {lane.portfolio.name} ({lane.account}): {run.trades} orders, "

@@ -241,3 +241,67 @@ def test_a_live_dag_run_prices_every_leg_and_completes_by_repricing(
             assert leg.filled_quantity == leg.quantity
             assert leg.reprice_round == (1 if leg.side == "BUY" else 0), leg
             assert per_leg[leg.tag] == 1 + leg.reprice_round
+
+
+def test_a_non_ddpi_account_names_what_to_authorise_and_sells_only_that(
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No DDPI: the preview lists the unauthorised shares the plan wants to sell (symbol,
+    shares, where) before approval; the plan sells at most what is authorised today, and no
+    sell above that reaches the broker (the emulator would answer HTTP 428)."""
+    from rebalance import tasks
+    from rebalance.approval import Decision
+    from rebalance.wiring import broker_for
+
+    kite, _ = emulators
+    kite.ddpi = False  # sells need today's CDSL TPIN authorisation
+    connection = {
+        "conn_type": "generic",
+        "login": kite.api_key,
+        "password": kite.access_token,
+        "extra": {
+            "root": kite.url,
+            "default_market_protection": "none",
+            "demat_authorisation": "tpin",
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_ZERODHA_TEST", json.dumps(connection))
+    data = yaml.safe_load(two_broker_portfolio.read_text())
+    data["execution"]["approval"] = "manual"
+    two_broker_portfolio.write_text(yaml.safe_dump(data))
+
+    def plan_and_preview(run_id: str) -> tuple[tasks.Lane, str, dict]:  # type: ignore[type-arg]
+        lane = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", run_id)
+        tasks.fetch_holdings(lane, store, broker_for(lane, store))
+        tasks.validate_snapshot(lane, store)
+        planned = tasks.plan_trades(lane, store)
+        request = tasks.request_approval(lane, store)
+        assert request.preview is not None
+        return lane, request.preview, planned
+
+    _, preview, planned = plan_and_preview("manual__1")
+    assert "### Sell authorisation needed" in preview
+    assert "Kite > Holdings > Authorisation (CDSL TPIN)" in preview
+    run = store.run(planned["run"])
+    assert not [o for o in run.plan["orders"] if o["side"] == "SELL"]  # nothing authorised
+    rows = preview.split("### Sell authorisation needed")[1].split("### Orders")[0]
+    cells = [line.split("|") for line in rows.splitlines() if line.startswith("| ")]
+    listed = {c[1].strip(): int(c[2]) for c in cells if c[2].strip().isdigit()}
+    assert listed, preview
+    symbol, unauthorised = max(listed.items(), key=lambda item: item[1])
+    authorised = max(1, unauthorised // 2)
+
+    kite.authorise(symbol, authorised)  # the person authorises part of it
+    lane, preview, planned = plan_and_preview("manual__2")
+    run = store.run(planned["run"])
+    sells = [o for o in run.plan["orders"] if o["side"] == "SELL"]
+    assert [o["symbol"] for o in sells] == [symbol]
+    assert 0 < sells[0]["quantity"] <= authorised
+    tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
+    tasks.place_orders(lane, store, broker_for(lane, store), planned["plan_hash"])
+    sent = [o for o in kite.orders if o["transaction_type"] == "SELL"]
+    assert [(o["tradingsymbol"], o["quantity"]) for o in sent] == [(symbol, sells[0]["quantity"])]
+    assert all(o["status"] != "REJECTED" for o in kite.orders), kite.orders
