@@ -97,12 +97,12 @@ orders = Table(
     Column(
         "broker_orders", Integer, nullable=False, server_default="0"
     ),  # 0002: orders with our tag
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("reprice_round", Integer, nullable=False, server_default="0"),  # 0005: current round
     Column(
         "children", JSONB, nullable=False, server_default=text("'[]'::jsonb")
     ),  # 0005: every order sent for the leg, one per round
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("run_id", "leg", name="uq_order_leg"),
 )
 
