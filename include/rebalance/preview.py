@@ -19,9 +19,11 @@ def render_preview(
     mode: str,
     plan_hash: str,
     authorisation: Sequence[Mapping[str, Any]] = (),
+    broker_estimate: str | None = None,
 ) -> str:
     """Orders (qty, notional, charges, reasons), before/after weights and the summary.
 
+    ``broker_estimate``: live mode, the broker's own charge estimate beside ours (one line).
     ``authorisation``: shares the plan sells or would sell that the depository has not
     authorised today (``brokers.validation.authorisation_needed``): listed before the orders.
     """
@@ -35,6 +37,8 @@ def render_preview(
         f"est. charges ₹{summary['estimated_charges']:,.2f}",
         "",
     ]
+    if broker_estimate:
+        lines += [f"Charges: {broker_estimate}.", ""]
     if authorisation:
         lines += [
             "### Sell authorisation needed",

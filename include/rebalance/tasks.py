@@ -31,6 +31,7 @@ from rebalance.execution import (
     ExecutionSettings,
     PlanMismatch,
     RunLocked,
+    legs_of,
     place_approved,
     settle_interrupted,
     settle_stale_runs,
@@ -161,6 +162,46 @@ def authorisation_for_preview(run: RunRecord, broker: str) -> list[dict[str, Any
         if u["symbol"] in wanted
     ]
     return authorisation_needed(held, {h.symbol: h.sellable_quantity for h in held}, broker)
+
+
+def broker_charge_estimate(lane: Lane, store: HistoryStore, run: RunRecord) -> str | None:
+    """Live mode: the broker's own estimate of the plan's charges, one line beside ours (Kite's
+    order-charges endpoint, SmartAPI's ``estimateCharges``); None in paper / dry-run mode.
+
+    Never fails the lane: when the broker does not answer, the line says so.
+    """
+    from rebalance.brokers.base import OrderRequest, Side, capabilities_of
+
+    if lane.mode is not ExecutionMode.LIVE or lane.account_config.broker is BrokerName.PAPER:
+        return None
+    orders = (run.plan or {}).get("orders") or []
+    if not orders:
+        return None
+    ours = sum(float(o.get("charges", 0.0)) for o in orders)
+    try:
+        broker = broker_for(lane, store)
+        if not capabilities_of(broker).charge_estimates:
+            return None
+        requests = [
+            OrderRequest(
+                symbol=leg["symbol"],
+                exchange=leg["exchange"],
+                side=Side(leg["side"]),
+                quantity=leg["quantity"],
+                tag=leg["tag"],
+                price=leg["price"],
+            )
+            for leg in legs_of(TradePlan.from_dict(run.plan or {}), lane.tag_seed, lane.account)
+        ]
+        theirs = sum(e.total for e in broker.estimate_charges(requests))  # type: ignore[attr-defined]
+    except Exception as exc:  # an estimate must never stop the lane
+        log.warning("%s: the broker's charge estimate failed: %s", lane.account, exc)
+        why = type(exc).__name__
+        return f"the broker's own charge estimate is unavailable ({why}); ours ₹{ours:,.2f}"
+    return (
+        f"{lane.account_config.broker}'s own charge estimate ₹{theirs:,.2f} "
+        f"(ours ₹{ours:,.2f}, at the planning prices)"
+    )
 
 
 def validate_snapshot(
@@ -297,6 +338,7 @@ def request_approval(
         mode=str(lane.mode),
         plan_hash=run.plan_hash or "",
         authorisation=authorisation_for_preview(run, str(lane.account_config.broker)),
+        broker_estimate=broker_charge_estimate(lane, store, run),
     )
     subject = (
         f"Approve rebalance of {lane.portfolio.name} ({lane.account}): {run.trades} orders, "

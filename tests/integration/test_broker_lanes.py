@@ -284,6 +284,7 @@ def test_a_non_ddpi_account_names_what_to_authorise_and_sells_only_that(
 
     _, preview, planned = plan_and_preview("manual__1")
     assert "### Sell authorisation needed" in preview
+    assert "zerodha's own charge estimate ₹" in preview  # Kite's /charges/orders, beside ours
     assert "Kite > Holdings > Authorisation (CDSL TPIN)" in preview
     run = store.run(planned["run"])
     assert not [o for o in run.plan["orders"] if o["side"] == "SELL"]  # nothing authorised
