@@ -105,7 +105,9 @@ __all__ = [
     "PlanMismatch",
     "RunLocked",
     "legs_of",
+    "mark_placed",
     "place_approved",
+    "reconcile_manual_queue",
     "settle_interrupted",
     "settle_legs",
     "settle_stale_runs",
@@ -953,3 +955,54 @@ def _summarise(
         not_sent=states.count(OrderState.NOT_SENT),
         unknown=unknown,
     )
+
+
+# --- the manual queue (notes 13.4) ------------------------------------------------------------
+
+
+def mark_placed(store: HistoryStore, run_id: int, by: str, now: datetime | None = None) -> None:
+    """A person says the exported basket of ``run_id`` is placed (``rebalance mark-placed``)."""
+    run = store.run(run_id)
+    queue = dict((run.placement or {}).get("manual_queue") or {})
+    if run.run_status is not RunStatus.PLACING or not queue.get("baskets"):
+        raise IllegalTransition(
+            f"run {run_id} is {run.run_status}: only a run waiting with an exported basket "
+            "(manual_queue, placing) can be marked placed"
+        )
+    queue |= {"marked_placed_by": by, "marked_placed_at": (now or _utcnow()).isoformat()}
+    store.update_run(run_id, placement=(run.placement or {}) | {"manual_queue": queue})
+    store.note(run_id, f"basket marked placed by {by}")
+
+
+def reconcile_manual_queue(
+    store: HistoryStore, run_id: int, holdings: Iterable[Any], why: str
+) -> PlacementResult:
+    """Record what a hand-placed basket did: each leg's fill is the change of the account's
+    holding since the run's snapshot, at most the leg's quantity (a buy: up; a sell: down).
+
+    Holdings must count today's buys (Zerodha merges the day's positions; see docs/brokers.md).
+    """
+    run = store.run(run_id)
+    before = {
+        str(p["symbol"]): int(p.get("quantity") or 0)
+        for p in (run.snapshot or {}).get("positions", [])
+    }
+    now_held = {h.symbol: int(h.quantity) for h in holdings}
+    for leg in store.orders(run_id):
+        change = now_held.get(leg.symbol, 0) - before.get(leg.symbol, 0)
+        done = change if leg.side == str(Side.BUY) else -change
+        filled = max(0, min(leg.quantity, done))
+        if leg.order_state.is_terminal:
+            continue
+        if filled == leg.quantity:
+            state = OrderState.COMPLETE
+        elif filled > 0:
+            state = OrderState.CANCELLED
+        else:
+            state = OrderState.NOT_SENT
+        note = f"manual queue: holding changed by {change:+d} shares since the snapshot"
+        store.update_order(run_id, leg.leg, state=state, filled_quantity=filled, error=note)
+    result = _summarise(store.orders(run_id), sent=0, prefix=f"{why}: ")
+    placement = dict(run.placement or {}) | result.to_record()
+    store.transition(run_id, result.status, result.reason, placement=placement)
+    return result

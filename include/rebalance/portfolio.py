@@ -40,6 +40,7 @@ class ExecutionMode(StrEnum):
     DRY_RUN = "dry_run"  # plan and record, order nothing
     PAPER = "paper"  # orders go to the paper broker
     LIVE = "live"  # orders go to the account's broker
+    MANUAL_QUEUE = "manual_queue"  # a basket a person places by hand, then reconciled (13.4)
 
 
 class OrderType(StrEnum):

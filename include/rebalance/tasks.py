@@ -11,6 +11,7 @@ be re-run (a retry) without doing its work twice. Airflow runs them from ``dag_f
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -33,9 +34,11 @@ from rebalance.execution import (
     RunLocked,
     legs_of,
     place_approved,
+    reconcile_manual_queue,
     settle_interrupted,
     settle_stale_runs,
     unfinished_legs,
+    valid_until_of,
 )
 from rebalance.history.records import RunRecord
 from rebalance.history.status import OrderState, RunStatus
@@ -424,6 +427,8 @@ def place_orders(
     """
     run_id = _run_id(lane, store)
     record = store.run(run_id)
+    if lane.mode is ExecutionMode.MANUAL_QUEUE:
+        return _manual_queue(lane, store, broker, approved_hash, record, settings, now or _utcnow)
     legs = len(record.plan["orders"]) if record.plan else 0
     log.info("%s: run %d, %d orders in the plan to place", lane.account, run_id, legs)
     try:
@@ -454,6 +459,78 @@ def place_orders(
         "sent": result.sent,
         "status": str(result.status),
     }
+
+
+def _manual_queue(
+    lane: Lane,
+    store: HistoryStore,
+    broker: Broker,
+    approved_hash: str,
+    record: RunRecord,
+    settings: ExecutionSettings | None,
+    clock: Clock,
+) -> dict[str, Any]:
+    """``execution.mode: manual_queue`` (notes 13.4): export the approved plan as basket CSVs in
+    the state dir (paths in ``placement.manual_queue.baskets``), wait until a person marks it
+    placed (``rebalance mark-placed RUN``) or the approval's validity ends, then reconcile the
+    account's holdings against the plan and record each leg's fill. Nothing is sent by us."""
+    from rebalance.brokers.basket import BasketError, export_baskets
+    from rebalance.settings import state_dir
+
+    run_id = record.id
+    status = record.run_status
+    placement = dict(record.placement or {})
+    if status is RunStatus.APPROVED:
+        if not record.plan or record.plan_hash != approved_hash:
+            _stop(store, run_id, RunStatus.FAILED, "the stored plan is not the approved plan")
+        plan = TradePlan.from_dict(record.plan)
+        if not plan.orders:
+            store.transition(run_id, RunStatus.COMPLETED, "nothing to order")
+            return {"run": run_id, "placed": 0, "sent": 0, "status": "completed"}
+        name = str(lane.account_config.broker)
+        quotes = broker.quotes([Instrument(o.symbol, o.exchange) for o in plan.orders])
+        try:
+            files = export_baskets(
+                record.plan, name, policy=_settings(lane, settings).pricing, quotes=quotes
+            )
+        except BasketError as exc:
+            _stop(store, run_id, RunStatus.FAILED, f"could not export the basket: {exc}")
+        folder = state_dir() / "baskets" / lane.portfolio.id / str(run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for number, text in enumerate(files, start=1):
+            path = folder / f"{name}_{number}.csv"
+            path.write_text(text)
+            paths.append(str(path))
+        valid_until = _valid_until(lane, record)
+        placement["manual_queue"] = {"baskets": paths}
+        if valid_until is not None:
+            placement["valid_until"] = valid_until.isoformat()
+        store.transition(
+            run_id,
+            RunStatus.PLACING,
+            f"basket exported to {folder}: place it by hand, then `rebalance mark-placed {run_id}`",
+            executed_at=clock(),
+            placement=placement,
+        )
+        store.write_orders_ahead(run_id, legs_of(plan, lane.tag_seed, lane.account), approved_hash)
+        log.info("%s: run %d basket written: %s", lane.account, run_id, ", ".join(paths))
+    elif status is not RunStatus.PLACING or "manual_queue" not in placement:
+        return {"run": run_id, "placed": 0, "sent": 0, "status": str(status)}
+    poll = _settings(lane, settings).poll_seconds
+    until = valid_until_of(store.run(run_id))
+    while True:
+        queue = (store.run(run_id).placement or {}).get("manual_queue") or {}
+        if queue.get("marked_placed_by"):
+            why = f"basket marked placed by {queue['marked_placed_by']}"
+            break
+        if until is not None and clock() >= until:
+            why = f"nobody marked the basket placed by {until.astimezone(IST):%H:%M IST}"
+            break
+        time.sleep(poll)
+    result = reconcile_manual_queue(store, run_id, broker.holdings(), why)
+    log.info("%s: run %d %s: %s", lane.account, run_id, result.status, result.reason)
+    return {"run": run_id, "placed": result.placed, "sent": 0, "status": str(result.status)}
 
 
 def record_run(
