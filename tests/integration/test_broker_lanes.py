@@ -306,3 +306,72 @@ def test_a_non_ddpi_account_names_what_to_authorise_and_sells_only_that(
     sent = [o for o in kite.orders if o["transaction_type"] == "SELL"]
     assert [(o["tradingsymbol"], o["quantity"]) for o in sent] == [(symbol, sells[0]["quantity"])]
     assert all(o["status"] != "REJECTED" for o in kite.orders), kite.orders
+
+
+def test_manual_queue_exports_the_basket_waits_and_reconciles(
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+) -> None:
+    """execution.mode: manual_queue: the approved plan becomes a Kite basket CSV in the state dir;
+    place_orders waits until a person marks it placed, then reads the holdings and records each
+    leg's fill. The pipeline itself sends nothing."""
+    import csv
+    import threading
+    from dataclasses import replace
+
+    from rebalance import tasks
+    from rebalance.approval import Decision
+    from rebalance.brokers.base import OrderRequest, Side
+    from rebalance.execution import ExecutionSettings, mark_placed
+    from rebalance.wiring import broker_for
+
+    kite, _ = emulators
+    data = yaml.safe_load(two_broker_portfolio.read_text())
+    data["execution"]["mode"] = "manual_queue"
+    two_broker_portfolio.write_text(yaml.safe_dump(data))
+    lane = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
+    broker = broker_for(lane, store)
+    tasks.fetch_holdings(lane, store, broker)
+    tasks.validate_snapshot(lane, store)
+    planned = tasks.plan_trades(lane, store)
+    tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
+    fast = replace(ExecutionSettings(), poll_seconds=0.05)
+    outcome: dict = {}  # type: ignore[type-arg]
+    placing = threading.Thread(
+        target=lambda: outcome.update(
+            tasks.place_orders(lane, store, broker, planned["plan_hash"], settings=fast)
+        )
+    )
+    placing.start()
+    run_id = planned["run"]
+    for _ in range(200):
+        placement = store.run(run_id).placement or {}
+        if placement.get("manual_queue"):
+            break
+        placing.join(0.05)
+    baskets = placement["manual_queue"]["baskets"]
+    rows = [row for path in baskets for row in csv.DictReader(Path(path).read_text().splitlines())]
+    assert len(rows) == planned["trades"] > 0
+    assert kite.orders_received == 0  # the pipeline sends nothing itself
+    assert placing.is_alive()  # waiting for the person
+
+    for row in rows:  # the person places the basket by hand (here through the API)
+        broker.place_order(
+            OrderRequest(
+                symbol=row["tradingsymbol"],
+                exchange=row["exchange"],
+                side=Side(row["transaction_type"]),
+                quantity=int(row["quantity"]),
+                tag="BYHAND",
+                price=float(row["price"]),
+            )
+        )
+    mark_placed(store, run_id, "asha")
+    placing.join(30)
+    assert not placing.is_alive()
+    assert outcome["status"] == "placed"
+    legs = store.orders(run_id)
+    assert all(leg.order_state is OrderState.COMPLETE for leg in legs), legs
+    assert all(leg.filled_quantity == leg.quantity for leg in legs)
+    assert tasks.record_run(lane, store, broker)["status"] == "completed"
