@@ -375,3 +375,25 @@ def test_manual_queue_exports_the_basket_waits_and_reconciles(
     assert all(leg.order_state is OrderState.COMPLETE for leg in legs), legs
     assert all(leg.filled_quantity == leg.quantity for leg in legs)
     assert tasks.record_run(lane, store, broker)["status"] == "completed"
+
+
+def test_a_failing_broker_estimate_is_said_not_fatal(
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+) -> None:
+    from rebalance import tasks
+    from rebalance.wiring import broker_for
+
+    kite, _ = emulators
+    data = yaml.safe_load(two_broker_portfolio.read_text())
+    data["execution"]["approval"] = "manual"
+    two_broker_portfolio.write_text(yaml.safe_dump(data))
+    lane = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
+    tasks.fetch_holdings(lane, store, broker_for(lane, store))
+    tasks.validate_snapshot(lane, store)
+    tasks.plan_trades(lane, store)
+    kite.faults.expired_token = True  # the estimate call is refused
+    request = tasks.request_approval(lane, store)
+    assert request.preview is not None
+    assert "the broker's own charge estimate is unavailable (AuthError); ours ₹" in request.preview
