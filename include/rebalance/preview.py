@@ -20,9 +20,11 @@ def render_preview(
     plan_hash: str,
     authorisation: Sequence[Mapping[str, Any]] = (),
     broker_estimate: str | None = None,
+    basket_folder: str | None = None,
 ) -> str:
     """Orders (qty, notional, charges, reasons), before/after weights and the summary.
 
+    ``basket_folder``: manual_queue mode, where the basket CSVs are written once approved.
     ``broker_estimate``: live mode, the broker's own charge estimate beside ours (one line).
     ``authorisation``: shares the plan sells or would sell that the depository has not
     authorised today (``brokers.validation.authorisation_needed``): listed before the orders.
@@ -39,6 +41,12 @@ def render_preview(
     ]
     if broker_estimate:
         lines += [f"Charges: {broker_estimate}.", ""]
+    if basket_folder:
+        lines += [
+            f"Manual queue: once approved, the basket CSVs are written to `{basket_folder}`; "
+            "place them by hand, then run `rebalance mark-placed RUN`.",
+            "",
+        ]
     if authorisation:
         lines += [
             "### Sell authorisation needed",

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NoReturn
 
 from rebalance.approval import (
@@ -342,6 +343,9 @@ def request_approval(
         plan_hash=run.plan_hash or "",
         authorisation=authorisation_for_preview(run, str(lane.account_config.broker)),
         broker_estimate=broker_charge_estimate(lane, store, run),
+        basket_folder=str(_basket_folder(lane, run_id))
+        if lane.mode is ExecutionMode.MANUAL_QUEUE
+        else None,
     )
     subject = (
         f"Approve rebalance of {lane.portfolio.name} ({lane.account}): {run.trades} orders, "
@@ -461,6 +465,13 @@ def place_orders(
     }
 
 
+def _basket_folder(lane: Lane, run_id: int) -> Path:
+    """Where the manual queue writes a run's basket CSVs (the state dir)."""
+    from rebalance.settings import state_dir
+
+    return state_dir() / "baskets" / lane.portfolio.id / str(run_id)
+
+
 def _manual_queue(
     lane: Lane,
     store: HistoryStore,
@@ -475,7 +486,6 @@ def _manual_queue(
     placed (``rebalance mark-placed RUN``) or the approval's validity ends, then reconcile the
     account's holdings against the plan and record each leg's fill. Nothing is sent by us."""
     from rebalance.brokers.basket import BasketError, export_baskets
-    from rebalance.settings import state_dir
 
     run_id = record.id
     status = record.run_status
@@ -495,7 +505,7 @@ def _manual_queue(
             )
         except BasketError as exc:
             _stop(store, run_id, RunStatus.FAILED, f"could not export the basket: {exc}")
-        folder = state_dir() / "baskets" / lane.portfolio.id / str(run_id)
+        folder = _basket_folder(lane, run_id)
         folder.mkdir(parents=True, exist_ok=True)
         paths = []
         for number, text in enumerate(files, start=1):

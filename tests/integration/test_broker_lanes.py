@@ -329,12 +329,17 @@ def test_manual_queue_exports_the_basket_waits_and_reconciles(
     kite, _ = emulators
     data = yaml.safe_load(two_broker_portfolio.read_text())
     data["execution"]["mode"] = "manual_queue"
+    data["execution"]["approval"] = "manual"
     two_broker_portfolio.write_text(yaml.safe_dump(data))
     lane = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
     broker = broker_for(lane, store)
     tasks.fetch_holdings(lane, store, broker)
     tasks.validate_snapshot(lane, store)
     planned = tasks.plan_trades(lane, store)
+    preview = tasks.request_approval(lane, store).preview or ""
+    folder = f"baskets/{lane.portfolio.id}/{planned['run']}"
+    assert "Manual queue: once approved, the basket CSVs are written to" in preview
+    assert folder in preview
     tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
     fast = replace(ExecutionSettings(), poll_seconds=0.05)
     outcome: dict = {}  # type: ignore[type-arg]
@@ -351,6 +356,7 @@ def test_manual_queue_exports_the_basket_waits_and_reconciles(
             break
         placing.join(0.05)
     baskets = placement["manual_queue"]["baskets"]
+    assert all(folder in path for path in baskets)
     rows = [row for path in baskets for row in csv.DictReader(Path(path).read_text().splitlines())]
     assert len(rows) == planned["trades"] > 0
     assert kite.orders_received == 0  # the pipeline sends nothing itself
