@@ -209,7 +209,8 @@ def _place_orders(step: LaneStepOperator, context: Any) -> dict[str, Any]:
     approved = context["ti"].xcom_pull(task_ids=step.approval_task_id)
     with _stopping_fails_without_retry():
         lane = _lane(step.portfolio_file, step.account)
-        store, broker = wiring.open_store(), wiring.broker_for(lane)
+        store = wiring.open_store()
+        broker = wiring.broker_for(lane, store)
         tasks.check_prices_unchanged(lane, store, broker)
         return tasks.place_orders(lane, store, broker, approved["plan_hash"])
 

@@ -45,6 +45,23 @@ exactly once anyway:
    ``interrupted`` (``rebalance resume`` may finish it, same run, same tags); otherwise it is
    closed from what the book says.
 
+10. **Every order is priced.** Each send (first or again) reads a fresh quote and prices the
+   order with ``brokers.pricing.price_order`` under the portfolio's policy (``execution:
+   order_type``): a LIMIT on the tick inside the day's circuit, or a MARKET with explicit
+   protection. Nothing leaves unpriced (the brokers refuse unprotected MARKET orders since
+   1 April 2026). A quote that cannot price the order leaves the leg ``denied`` with the reason.
+11. **Re-pricing rounds, within the approved quantity.** A remainder cancelled at the fill
+   deadline is re-priced from a fresh quote and sent again as a child order tagged
+   ``child_tag(leg_tag, n)``, at most ``max_reprice_rounds`` times, and only while the price has
+   not moved more than ``max_price_move_pct`` from the plan's. The child's quantity (approved
+   quantity less what every earlier round filled, read from the book after the cancel settled)
+   is written into the leg's ``children`` with the new ``reprice_round`` and committed, leg
+   ``sent``, before the send: a crash then settles the child by its tag like any leg (same tag
+   and quantity on a resend). Only one order of a leg is ever open, so the rounds' quantities
+   never add up to more than the approved quantity. Settling matches every round's tag to its leg
+   (``split_tag``): the leg's fill is the sum over its rounds, its state that of its current
+   round. A restart carries on from the leg's recorded round.
+
 A run already past ``placing`` (placed, partially filled, completed, failed, interrupted...) is
 never placed again: re-running a finished DAG run refreshes fills at most and sends nothing. Only
 ``place_approved(..., resume=True)`` reopens an ``interrupted`` run, under the lock.
@@ -68,11 +85,12 @@ from rebalance.brokers.base import (
     OrderOutcomeUnknown,
     OrderRejected,
     OrderReport,
-    OrderRequest,
     OrderStatus,
     Side,
 )
-from rebalance.brokers.tags import order_tag
+from rebalance.brokers.pricing import PricingPolicy, price_order
+from rebalance.brokers.tags import child_tag, is_order_tag, order_tag, split_tag
+from rebalance.domain.market import Instrument, Quote
 from rebalance.history.records import LegRecord, RunRecord
 from rebalance.history.status import IllegalTransition, OrderState, RunStatus
 from rebalance.history.store import HistoryStore, LegsMismatch, RunLocked
@@ -87,7 +105,9 @@ __all__ = [
     "PlanMismatch",
     "RunLocked",
     "legs_of",
+    "mark_placed",
     "place_approved",
+    "reconcile_manual_queue",
     "settle_interrupted",
     "settle_legs",
     "settle_stale_runs",
@@ -131,15 +151,24 @@ class ExecutionSettings:
     lock_wait_seconds: float = 660.0  # a second copy waits this long for the first one
     cancel_open_at_deadline: bool = True  # cancel unfilled remainders at the deadline
     buy_cash_buffer: float = 0.01  # fraction added to a buy's cost when cash is checked
+    pricing: PricingPolicy = field(default_factory=PricingPolicy)  # how every order is priced
+    max_reprice_rounds: int = 0  # re-pricing rounds after the fill deadline (0: cancel only)
+    max_price_move_pct: float | None = None  # no re-pricing once the price moved more than this
 
     @classmethod
-    def for_deadline(cls, minutes: float, **overrides: Any) -> ExecutionSettings:
-        """Settings for a portfolio's ``order_deadline_minutes``."""
+    def for_deadline(
+        cls, minutes: float, *, reprice_rounds: int = 0, **overrides: Any
+    ) -> ExecutionSettings:
+        """Settings for a portfolio's ``order_deadline_minutes`` (the fill deadline of a round).
+
+        The lock wait covers every round, so a second copy outwaits the first one's rounds.
+        """
         seconds = minutes * 60.0
         values: dict[str, Any] = {
             "deadline_seconds": seconds,
             "sell_wait_seconds": seconds / 2,
-            "lock_wait_seconds": seconds + 60.0,
+            "lock_wait_seconds": seconds * (1 + reprice_rounds) + 60.0,
+            "max_reprice_rounds": reprice_rounds,
         }
         values.update(overrides)
         return cls(**values)
@@ -472,11 +501,27 @@ def settle_legs(
     tags = {leg.tag for leg in legs}
     book: dict[str, list[OrderReport]] = defaultdict(list)
     for report in broker.orders():
-        if report.tag is not None and report.tag in tags:
-            book[report.tag].append(report)
+        if report.tag is None or not is_order_tag(report.tag):
+            continue
+        leg_tag, _ = split_tag(report.tag)  # a child order settles under its leg
+        if leg_tag in tags:
+            book[leg_tag].append(report)
     for leg in legs:
         _settle_leg(store, run_id, broker, leg, book.get(leg.tag, []), settings, now, final)
     return store.orders(run_id)
+
+
+def current_tag(leg: LegRecord) -> str:
+    """The tag of the leg's current order: its own in round 0, ``child_tag`` after."""
+    return child_tag(leg.tag, leg.reprice_round)
+
+
+def _round_quantity(leg: LegRecord) -> int:
+    """The quantity of the leg's current order (a child's was written ahead in ``children``)."""
+    for child in leg.children:
+        if child.get("round") == leg.reprice_round and leg.reprice_round > 0:
+            return int(child["quantity"])
+    return leg.quantity
 
 
 def _settle_leg(
@@ -491,8 +536,11 @@ def _settle_leg(
 ) -> None:
     number = leg.leg
     state = leg.order_state
-    if reports:
-        _record_reports(store, run_id, leg, reports)
+    tag = current_tag(leg)
+    current = [r for r in reports if (r.tag or "").upper() == tag]
+    earlier = [r for r in reports if (r.tag or "").upper() != tag]
+    if current:
+        _record_reports(store, run_id, leg, current, earlier)
         return
     if state is OrderState.SENT and not final:
         sent_at = leg.sent_at or leg.updated_at
@@ -518,14 +566,20 @@ def _settle_leg(
 
 
 def _record_reports(
-    store: HistoryStore, run_id: int, leg: LegRecord, reports: list[OrderReport]
+    store: HistoryStore,
+    run_id: int,
+    leg: LegRecord,
+    reports: list[OrderReport],
+    earlier: list[OrderReport] | None = None,
 ) -> None:
-    """Record what the book says about one leg. Several orders with one tag are all kept."""
+    """Record what the book says about one leg: its state from the current round's orders
+    (``reports``; several with one tag are all kept), its fill over every round."""
     number = leg.leg
     primary = reports[0]
     new = _STATE_OF_STATUS[primary.status]
-    filled = sum(r.filled_quantity for r in reports)
-    fills = [(r.filled_quantity, r.average_price) for r in reports if r.average_price]
+    every = reports + (earlier or [])
+    filled = sum(r.filled_quantity for r in every)
+    fills = [(r.filled_quantity, r.average_price) for r in every if r.average_price]
     average = sum(q * p for q, p in fills) / sum(q for q, _ in fills) if fills else None
     error = primary.message if primary.status is OrderStatus.REJECTED else None
     if len(reports) > 1:
@@ -606,7 +660,73 @@ class _Placement:
         legs = self._poll(lambda ls: _all_settled(ls, None), deadline)
         if self.settings.cancel_open_at_deadline:
             legs = self._cancel_open(legs)
+            for round_number in range(1, self.settings.max_reprice_rounds + 1):
+                if not self._reprice(legs, round_number):
+                    break
+                legs = self._poll(
+                    lambda ls: _all_settled(ls, None),
+                    time.monotonic() + self.settings.deadline_seconds,
+                )
+                legs = self._cancel_open(legs)
         return _summarise(legs, sent=self.sent)
+
+    def _reprice(self, legs: list[LegRecord], round_number: int) -> bool:
+        """Send round ``round_number`` for every remainder cancelled in the round before;
+        True if any child order went out."""
+        remainders = [
+            leg
+            for leg in legs
+            if leg.order_state is OrderState.CANCELLED
+            and leg.reprice_round == round_number - 1
+            and leg.filled_quantity < leg.quantity
+            and leg.leg in self.sendable
+        ]
+        sent = False
+        quotes = self._quotes(remainders)
+        for leg in remainders:
+            quote = quotes.get(leg.symbol)
+            limit = self.settings.max_price_move_pct
+            if quote is not None and limit is not None and leg.price > 0:
+                change = 100 * (quote.last_price - leg.price) / leg.price
+                if abs(change) > limit:
+                    self.store.note(
+                        self.run_id,
+                        f"leg {leg.leg} {leg.symbol}: not re-priced, the price moved "
+                        f"{change:+.2f}% since planning (limit {limit}%)",
+                    )
+                    continue
+            remainder = leg.quantity - leg.filled_quantity
+            tag = child_tag(leg.tag, round_number)
+            child = {"round": round_number, "tag": tag, "quantity": remainder}
+            self.store.update_order(
+                self.run_id,
+                leg.leg,
+                state=OrderState.PENDING,
+                reprice_round=round_number,
+                attempts=0,
+                children=[*leg.children, child],
+                error=None,
+            )
+            self.store.note(
+                self.run_id,
+                f"leg {leg.leg} {leg.symbol}: {remainder} of {leg.quantity} shares unfilled at "
+                f"the fill deadline, re-priced as {tag} (round {round_number})",
+            )
+            fresh = {lg.leg: lg for lg in self.store.orders(self.run_id)}[leg.leg]
+            self._send(fresh, quote)
+            sent = True
+        return sent
+
+    def _quote(self, leg: LegRecord) -> Quote | None:
+        return self._quotes([leg]).get(leg.symbol)
+
+    def _quotes(self, legs: list[LegRecord]) -> dict[str, Quote]:
+        """Fresh quotes for ``legs`` (one batched read; a read error fails the task, whose
+        retry carries on: nothing was sent for these legs yet)."""
+        if not legs:
+            return {}
+        instruments = list({Instrument(leg.symbol, leg.exchange) for leg in legs})
+        return self.broker.quotes(instruments)
 
     def _buys_need_sells(self, sells: list[LegRecord], buys: list[LegRecord]) -> bool:
         if not sells or not buys:
@@ -617,11 +737,16 @@ class _Placement:
 
     def _send_all(self, legs: Iterable[LegRecord]) -> None:
         fresh = {leg.leg: leg for leg in self.store.orders(self.run_id)}
+        legs = list(legs)
+        pending = [
+            fresh[leg.leg] for leg in legs if fresh[leg.leg].order_state is OrderState.PENDING
+        ]
+        quotes = self._quotes(pending)  # one read for every order about to be priced
         for leg in legs:
             number = leg.leg
             self.sendable.add(number)
             if fresh[number].order_state is OrderState.PENDING:
-                self._send(fresh[number])
+                self._send(fresh[number], quotes.get(leg.symbol))
 
     def _release_buys(self, legs: list[LegRecord], sell_numbers: set[int]) -> None:
         """Send the buys: all if every sell filled, else those today's cash covers."""
@@ -650,20 +775,44 @@ class _Placement:
             self.store.note(self.run_id, f"leg {leg.leg} {leg.symbol}: {why}")
             log.warning("BUY %s %s: %s", leg.quantity, leg.symbol, why)
 
-    def _send(self, leg: LegRecord) -> None:
+    def _send(self, leg: LegRecord, quote: Quote | None = None) -> None:
         number = leg.leg
         attempt = leg.attempts + 1
-        request = OrderRequest(
-            symbol=leg.symbol,
-            exchange=leg.exchange,
-            side=Side(leg.side),
-            quantity=leg.quantity,
-            tag=leg.tag,
+        side = Side(leg.side)
+        round_number = leg.reprice_round
+        quote = quote or self._quote(leg)
+        try:
+            if quote is None:
+                raise ValueError(f"{leg.symbol}: the broker gave no quote to price the order")
+            priced = price_order(side, quote, self.settings.pricing, round_number=round_number)
+        except ValueError as exc:
+            why = f"not sent: {exc}"
+            self.store.update_order(self.run_id, number, state=OrderState.DENIED, error=why)
+            self.store.note(self.run_id, f"leg {number} {leg.symbol}: {why}")
+            log.warning("%s %s: %s", side, leg.symbol, why)
+            return
+        request = priced.request(
+            leg.symbol, leg.exchange, side, _round_quantity(leg), current_tag(leg)
         )
+        entry = {
+            "round": round_number,
+            "tag": request.tag,
+            "quantity": request.quantity,
+            "price": priced.price,
+            "market_protection": priced.market_protection,
+            "reference_price": priced.reference_price,
+            "notes": list(priced.notes),
+        }
+        children = [c for c in leg.children if c.get("round") != round_number] + [entry]
         # Committed before sending: a crash from here on leaves "sent", which only the book
         # (or the grace rule) settles.
         self.store.update_order(
-            self.run_id, number, state=OrderState.SENT, attempts=attempt, sent_at=self.now()
+            self.run_id,
+            number,
+            state=OrderState.SENT,
+            attempts=attempt,
+            sent_at=self.now(),
+            children=sorted(children, key=lambda c: int(c["round"])),
         )
         self.checkpoint("before_send", {"leg": number, "tag": request.tag, "attempt": attempt})
         self.sent += 1
@@ -806,3 +955,54 @@ def _summarise(
         not_sent=states.count(OrderState.NOT_SENT),
         unknown=unknown,
     )
+
+
+# --- the manual queue (notes 13.4) ------------------------------------------------------------
+
+
+def mark_placed(store: HistoryStore, run_id: int, by: str, now: datetime | None = None) -> None:
+    """A person says the exported basket of ``run_id`` is placed (``rebalance mark-placed``)."""
+    run = store.run(run_id)
+    queue = dict((run.placement or {}).get("manual_queue") or {})
+    if run.run_status is not RunStatus.PLACING or not queue.get("baskets"):
+        raise IllegalTransition(
+            f"run {run_id} is {run.run_status}: only a run waiting with an exported basket "
+            "(manual_queue, placing) can be marked placed"
+        )
+    queue |= {"marked_placed_by": by, "marked_placed_at": (now or _utcnow()).isoformat()}
+    store.update_run(run_id, placement=(run.placement or {}) | {"manual_queue": queue})
+    store.note(run_id, f"basket marked placed by {by}")
+
+
+def reconcile_manual_queue(
+    store: HistoryStore, run_id: int, holdings: Iterable[Any], why: str
+) -> PlacementResult:
+    """Record what a hand-placed basket did: each leg's fill is the change of the account's
+    holding since the run's snapshot, at most the leg's quantity (a buy: up; a sell: down).
+
+    Holdings must count today's buys (Zerodha merges the day's positions; see docs/brokers.md).
+    """
+    run = store.run(run_id)
+    before = {
+        str(p["symbol"]): int(p.get("quantity") or 0)
+        for p in (run.snapshot or {}).get("positions", [])
+    }
+    now_held = {h.symbol: int(h.quantity) for h in holdings}
+    for leg in store.orders(run_id):
+        change = now_held.get(leg.symbol, 0) - before.get(leg.symbol, 0)
+        done = change if leg.side == str(Side.BUY) else -change
+        filled = max(0, min(leg.quantity, done))
+        if leg.order_state.is_terminal:
+            continue
+        if filled == leg.quantity:
+            state = OrderState.COMPLETE
+        elif filled > 0:
+            state = OrderState.CANCELLED
+        else:
+            state = OrderState.NOT_SENT
+        note = f"manual queue: holding changed by {change:+d} shares since the snapshot"
+        store.update_order(run_id, leg.leg, state=state, filled_quantity=filled, error=note)
+    result = _summarise(store.orders(run_id), sent=0, prefix=f"{why}: ")
+    placement = dict(run.placement or {}) | result.to_record()
+    store.transition(run_id, result.status, result.reason, placement=placement)
+    return result

@@ -40,6 +40,14 @@ class ExecutionMode(StrEnum):
     DRY_RUN = "dry_run"  # plan and record, order nothing
     PAPER = "paper"  # orders go to the paper broker
     LIVE = "live"  # orders go to the account's broker
+    MANUAL_QUEUE = "manual_queue"  # a basket a person places by hand, then reconciled (13.4)
+
+
+class OrderType(StrEnum):
+    """How the pipeline prices an order (docs/brokers.md, "Order pricing")."""
+
+    LIMIT = "limit"  # last price +/- limit_buffer_pct, on the tick, inside the circuit
+    MARKET = "market"  # a market order with market_protection_pct (the broker's limit band)
 
 
 class ApprovalMode(StrEnum):
@@ -140,13 +148,47 @@ class Execution(NumbersAreNumbers):
     snapshot_max_age_minutes: int = Field(
         30, ge=1, le=24 * 60, description="holdings older than this are not planned on"
     )
-    order_deadline_minutes: int = Field(10, ge=1, le=120, description="poll fills this long")
+    order_deadline_minutes: int = Field(
+        10,
+        ge=1,
+        le=120,
+        description="the fill deadline: poll fills this long per pricing round, then cancel "
+        "what is still open (and re-price it, within max_reprice_rounds)",
+    )
+    order_type: OrderType = Field(
+        OrderType.LIMIT, description="limit (default) or market with explicit protection"
+    )
+    limit_buffer_pct: float = Field(
+        0.5, ge=0, le=20, description="limit orders: % above the last price (buys) / below (sells)"
+    )
+    market_protection_pct: float = Field(
+        1.0,
+        description="market orders: protection %, above 0 and at most 100, or -1 for the "
+        "broker's automatic band; 0 (unprotected) is refused by the brokers since 1 April 2026",
+    )
+    max_reprice_rounds: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="remainders open at the fill deadline are cancelled and re-priced from a "
+        "fresh quote at most this many times (0: cancel only)",
+    )
     approvers: tuple[str, ...] = Field(
         (),
         max_length=100,
         description="Airflow user ids who may answer the approval; empty = anyone who may act "
         "on the DAG (simple auth manager: the user name; FAB: the numeric user id)",
     )
+
+    @field_validator("market_protection_pct")
+    @classmethod
+    def _protection(cls, value: float) -> float:
+        if value == -1 or 0 < value <= 100:
+            return value
+        raise ValueError(
+            "must be -1 (the broker's automatic band) or a percentage above 0 and at most 100; "
+            "0 means unprotected, which the brokers refuse since 1 April 2026"
+        )
 
     @field_validator("approvers")
     @classmethod

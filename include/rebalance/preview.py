@@ -5,16 +5,30 @@ Pure: takes the stored plan (``TradePlan.to_dict()``) and returns text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rebalance.domain.formatting import frac
 
 
 def render_preview(
-    plan: Mapping[str, Any], *, portfolio_name: str, account: str, mode: str, plan_hash: str
+    plan: Mapping[str, Any],
+    *,
+    portfolio_name: str,
+    account: str,
+    mode: str,
+    plan_hash: str,
+    authorisation: Sequence[Mapping[str, Any]] = (),
+    broker_estimate: str | None = None,
+    basket_folder: str | None = None,
 ) -> str:
-    """Orders (qty, notional, charges, reasons), before/after weights and the summary."""
+    """Orders (qty, notional, charges, reasons), before/after weights and the summary.
+
+    ``basket_folder``: manual_queue mode, where the basket CSVs are written once approved.
+    ``broker_estimate``: live mode, the broker's own charge estimate beside ours (one line).
+    ``authorisation``: shares the plan sells or would sell that the depository has not
+    authorised today (``brokers.validation.authorisation_needed``): listed before the orders.
+    """
     summary = plan["summary"]
     lines = [
         f"## {portfolio_name}: account `{account}` ({mode})",
@@ -24,6 +38,32 @@ def render_preview(
         f"max drift {frac(summary['max_drift_before'])} → {frac(summary['max_drift_after'])} · "
         f"est. charges ₹{summary['estimated_charges']:,.2f}",
         "",
+    ]
+    if broker_estimate:
+        lines += [f"Charges: {broker_estimate}.", ""]
+    if basket_folder:
+        lines += [
+            f"Manual queue: once approved, the basket CSVs are written to `{basket_folder}`; "
+            "place them by hand, then run `rebalance mark-placed RUN`.",
+            "",
+        ]
+    if authorisation:
+        lines += [
+            "### Sell authorisation needed",
+            "",
+            "This account has no DDPI / POA: only shares authorised today (CDSL TPIN / eDIS) can "
+            "be sold, and the plan sells no more than that. Authorise these, then re-run to "
+            "sell them:",
+            "",
+            "| symbol | shares to authorise | authorised now | where |",
+            "|---|---:|---:|---|",
+        ]
+        lines += [
+            f"| {a['symbol']} | {a['shares']} | {a['authorised']} | {a['where']} |"
+            for a in authorisation
+        ]
+        lines.append("")
+    lines += [
         "### Orders",
         "",
         "| side | symbol | qty | price | notional | charges | why |",

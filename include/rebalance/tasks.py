@@ -11,9 +11,11 @@ be re-run (a retry) without doing its work twice. Airflow runs them from ``dag_f
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NoReturn
 
 from rebalance.approval import (
@@ -23,17 +25,21 @@ from rebalance.approval import (
     decide_automatically,
 )
 from rebalance.brokers.base import AuthError, BadResponse, Broker, BrokerError, TemporaryBrokerError
-from rebalance.domain.market import IST, Instrument
+from rebalance.brokers.pricing import PricingKind, PricingPolicy
+from rebalance.domain.market import IST, Holding, Instrument
 from rebalance.errors import InputDataError, RebalanceError
 from rebalance.execution import (
     ApprovalLapsed,
     ExecutionSettings,
     PlanMismatch,
     RunLocked,
+    legs_of,
     place_approved,
+    reconcile_manual_queue,
     settle_interrupted,
     settle_stale_runs,
     unfinished_legs,
+    valid_until_of,
 )
 from rebalance.history.records import RunRecord
 from rebalance.history.status import OrderState, RunStatus
@@ -81,7 +87,7 @@ def fetch_holdings(
     run_id = _open_run(lane, store)
     if broker is None:
         try:
-            broker = broker_for(lane)
+            broker = broker_for(lane, store)
         except LaneStopped as exc:
             store.transition(run_id, RunStatus.FAILED, f"stopped at fetch_holdings: {exc}")
             raise
@@ -104,8 +110,10 @@ def fetch_holdings(
     except BrokerError as exc:
         store.transition(run_id, RunStatus.FAILED, f"could not read the account: {exc}")
         raise LaneStopped(str(exc)) from None
+    # What can be sold today: a non-DDPI account sells only what the depository authorised.
+    sellable_today = [replace(h, sellable_quantity=h.sellable_today) for h in holdings]
     snapshot = raw_snapshot_from_broker(
-        holdings,
+        sellable_today,
         quotes,
         cash=cash,
         taken_at=datetime.now(UTC),
@@ -114,9 +122,90 @@ def fetch_holdings(
         target_symbols=portfolio.targets,
         exchange=portfolio.exchange,
     )
-    store.update_run(run_id, snapshot=snapshot.to_records(), cash=cash)
+    records = snapshot.to_records()
+    records["unauthorised"] = unauthorised_holdings(holdings)
+    store.update_run(run_id, snapshot=records, cash=cash)
     log.info("%s: %d holdings, cash %.2f", lane.account, len(snapshot.positions), cash)
     return {"run": run_id, "account": lane.account}
+
+
+def unauthorised_holdings(holdings: list[Holding]) -> list[dict[str, Any]]:
+    """Holdings with sellable shares the depository has not authorised for sale today (no DDPI
+    / POA, no CDSL TPIN yet): ``[{"symbol", "sellable", "authorised"}]``, for the preview."""
+    return [
+        {"symbol": h.symbol, "sellable": h.sellable_quantity, "authorised": h.authorised_quantity}
+        for h in holdings
+        if h.authorised_quantity is not None and h.authorised_quantity < h.sellable_quantity
+    ]
+
+
+def authorisation_for_preview(run: RunRecord, broker: str) -> list[dict[str, Any]]:
+    """``brokers.validation.authorisation_needed`` for the symbols the plan sells or was kept
+    from selling (``sellable_limited`` / ``not_sellable``) by a missing authorisation: what a
+    person authorises (symbol, shares, where) before approving, so a re-plan can sell them."""
+    from rebalance.brokers.validation import authorisation_needed
+
+    unauthorised = (run.snapshot or {}).get("unauthorised") or []
+    if not unauthorised or not run.plan:
+        return []
+    wanted = {o["symbol"] for o in run.plan["orders"] if o["side"] == "SELL"}
+    for position in run.plan.get("positions", []):
+        if "not_sellable" in position.get("skipped", []):
+            wanted.add(position["symbol"])
+    held = [
+        Holding(
+            symbol=u["symbol"],
+            exchange="NSE",
+            quantity=u["sellable"],
+            sellable_quantity=u["sellable"],
+            average_price=0.0,
+            last_price=0.0,
+            authorised_quantity=u["authorised"],
+        )
+        for u in unauthorised
+        if u["symbol"] in wanted
+    ]
+    return authorisation_needed(held, {h.symbol: h.sellable_quantity for h in held}, broker)
+
+
+def broker_charge_estimate(lane: Lane, store: HistoryStore, run: RunRecord) -> str | None:
+    """Live mode: the broker's own estimate of the plan's charges, one line beside ours (Kite's
+    order-charges endpoint, SmartAPI's ``estimateCharges``); None in paper / dry-run mode.
+
+    Never fails the lane: when the broker does not answer, the line says so.
+    """
+    from rebalance.brokers.base import OrderRequest, Side, capabilities_of
+
+    if lane.mode is not ExecutionMode.LIVE or lane.account_config.broker is BrokerName.PAPER:
+        return None
+    orders = (run.plan or {}).get("orders") or []
+    if not orders:
+        return None
+    ours = sum(float(o.get("charges", 0.0)) for o in orders)
+    try:
+        broker = broker_for(lane, store)
+        if not capabilities_of(broker).charge_estimates:
+            return None
+        requests = [
+            OrderRequest(
+                symbol=leg["symbol"],
+                exchange=leg["exchange"],
+                side=Side(leg["side"]),
+                quantity=leg["quantity"],
+                tag=leg["tag"],
+                price=leg["price"],
+            )
+            for leg in legs_of(TradePlan.from_dict(run.plan or {}), lane.tag_seed, lane.account)
+        ]
+        theirs = sum(e.total for e in broker.estimate_charges(requests))  # type: ignore[attr-defined]
+    except Exception as exc:  # an estimate must never stop the lane
+        log.warning("%s: the broker's charge estimate failed: %s", lane.account, exc)
+        why = type(exc).__name__
+        return f"the broker's own charge estimate is unavailable ({why}); ours ₹{ours:,.2f}"
+    return (
+        f"{lane.account_config.broker}'s own charge estimate ₹{theirs:,.2f} "
+        f"(ours ₹{ours:,.2f}, at the planning prices)"
+    )
 
 
 def validate_snapshot(
@@ -173,7 +262,11 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
     run_id = _run_id(lane, store)
     refused = _second_live_run(lane, store, run_id)
     if refused:
-        _stop(store, run_id, RunStatus.FAILED, refused)
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        store.transition(run_id, RunStatus.SKIPPED, refused)
+        log.warning("%s: run %d skipped: %s", lane.account, run_id, refused)
+        raise AirflowSkipException(refused)
     snapshot = _snapshot(store.run(run_id))
     portfolio = lane.portfolio
     inputs: dict[str, Any] = {
@@ -248,6 +341,11 @@ def request_approval(
         account=lane.account,
         mode=str(lane.mode),
         plan_hash=run.plan_hash or "",
+        authorisation=authorisation_for_preview(run, str(lane.account_config.broker)),
+        broker_estimate=broker_charge_estimate(lane, store, run),
+        basket_folder=str(_basket_folder(lane, run_id))
+        if lane.mode is ExecutionMode.MANUAL_QUEUE
+        else None,
     )
     subject = (
         f"Approve rebalance of {lane.portfolio.name} ({lane.account}): {run.trades} orders, "
@@ -333,6 +431,8 @@ def place_orders(
     """
     run_id = _run_id(lane, store)
     record = store.run(run_id)
+    if lane.mode is ExecutionMode.MANUAL_QUEUE:
+        return _manual_queue(lane, store, broker, approved_hash, record, settings, now or _utcnow)
     legs = len(record.plan["orders"]) if record.plan else 0
     log.info("%s: run %d, %d orders in the plan to place", lane.account, run_id, legs)
     try:
@@ -363,6 +463,84 @@ def place_orders(
         "sent": result.sent,
         "status": str(result.status),
     }
+
+
+def _basket_folder(lane: Lane, run_id: int) -> Path:
+    """Where the manual queue writes a run's basket CSVs (the state dir)."""
+    from rebalance.settings import state_dir
+
+    return state_dir() / "baskets" / lane.portfolio.id / str(run_id)
+
+
+def _manual_queue(
+    lane: Lane,
+    store: HistoryStore,
+    broker: Broker,
+    approved_hash: str,
+    record: RunRecord,
+    settings: ExecutionSettings | None,
+    clock: Clock,
+) -> dict[str, Any]:
+    """``execution.mode: manual_queue`` (notes 13.4): export the approved plan as basket CSVs in
+    the state dir (paths in ``placement.manual_queue.baskets``), wait until a person marks it
+    placed (``rebalance mark-placed RUN``) or the approval's validity ends, then reconcile the
+    account's holdings against the plan and record each leg's fill. Nothing is sent by us."""
+    from rebalance.brokers.basket import BasketError, export_baskets
+
+    run_id = record.id
+    status = record.run_status
+    placement = dict(record.placement or {})
+    if status is RunStatus.APPROVED:
+        if not record.plan or record.plan_hash != approved_hash:
+            _stop(store, run_id, RunStatus.FAILED, "the stored plan is not the approved plan")
+        plan = TradePlan.from_dict(record.plan)
+        if not plan.orders:
+            store.transition(run_id, RunStatus.COMPLETED, "nothing to order")
+            return {"run": run_id, "placed": 0, "sent": 0, "status": "completed"}
+        name = str(lane.account_config.broker)
+        quotes = broker.quotes([Instrument(o.symbol, o.exchange) for o in plan.orders])
+        try:
+            files = export_baskets(
+                record.plan, name, policy=_settings(lane, settings).pricing, quotes=quotes
+            )
+        except BasketError as exc:
+            _stop(store, run_id, RunStatus.FAILED, f"could not export the basket: {exc}")
+        folder = _basket_folder(lane, run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for number, text in enumerate(files, start=1):
+            path = folder / f"{name}_{number}.csv"
+            path.write_text(text)
+            paths.append(str(path))
+        valid_until = _valid_until(lane, record)
+        placement["manual_queue"] = {"baskets": paths}
+        if valid_until is not None:
+            placement["valid_until"] = valid_until.isoformat()
+        store.transition(
+            run_id,
+            RunStatus.PLACING,
+            f"basket exported to {folder}: place it by hand, then `rebalance mark-placed {run_id}`",
+            executed_at=clock(),
+            placement=placement,
+        )
+        store.write_orders_ahead(run_id, legs_of(plan, lane.tag_seed, lane.account), approved_hash)
+        log.info("%s: run %d basket written: %s", lane.account, run_id, ", ".join(paths))
+    elif status is not RunStatus.PLACING or "manual_queue" not in placement:
+        return {"run": run_id, "placed": 0, "sent": 0, "status": str(status)}
+    poll = _settings(lane, settings).poll_seconds
+    until = valid_until_of(store.run(run_id))
+    while True:
+        queue = (store.run(run_id).placement or {}).get("manual_queue") or {}
+        if queue.get("marked_placed_by"):
+            why = f"basket marked placed by {queue['marked_placed_by']}"
+            break
+        if until is not None and clock() >= until:
+            why = f"nobody marked the basket placed by {until.astimezone(IST):%H:%M IST}"
+            break
+        time.sleep(poll)
+    result = reconcile_manual_queue(store, run_id, broker.holdings(), why)
+    log.info("%s: run %d %s: %s", lane.account, run_id, result.status, result.reason)
+    return {"run": run_id, "placed": result.placed, "sent": 0, "status": str(result.status)}
 
 
 def record_run(
@@ -538,8 +716,26 @@ def _open_failed(lane: Lane, store: HistoryStore) -> int:
 
 
 def _settings(lane: Lane, settings: ExecutionSettings | None) -> ExecutionSettings:
-    minutes = lane.portfolio.execution.order_deadline_minutes
-    return settings or ExecutionSettings.for_deadline(minutes)
+    """The lane's placement settings: the portfolio's fill deadline, pricing and re-pricing
+    rounds (tests pass shorter timings; the portfolio's pricing applies to them too)."""
+    execution = lane.portfolio.execution
+    pricing = PricingPolicy(
+        kind=PricingKind(str(execution.order_type)),
+        limit_buffer_pct=execution.limit_buffer_pct,
+        market_protection_pct=execution.market_protection_pct,
+    )
+    if settings is not None:
+        return replace(
+            settings,
+            pricing=pricing,
+            max_price_move_pct=lane.policy.max_price_move_pct,
+        )
+    return ExecutionSettings.for_deadline(
+        execution.order_deadline_minutes,
+        reprice_rounds=execution.max_reprice_rounds,
+        pricing=pricing,
+        max_price_move_pct=lane.policy.max_price_move_pct,
+    )
 
 
 def _valid_until(lane: Lane, run: RunRecord) -> datetime | None:
@@ -548,9 +744,30 @@ def _valid_until(lane: Lane, run: RunRecord) -> datetime | None:
     return approval_valid_until(mode, lane.portfolio.execution, asked, run.approved_at)
 
 
+def same_day_quantities_reliable(broker: BrokerName) -> bool:
+    """The adapter's ``capabilities.same_day_quantities_reliable`` (docs/brokers.md): today's
+    delivery buys are counted once in its holdings, so a second run the same day plans on true
+    quantities."""
+    if broker is BrokerName.ZERODHA:
+        from rebalance.brokers.zerodha import ZerodhaBroker
+
+        return ZerodhaBroker.capabilities.same_day_quantities_reliable
+    if broker is BrokerName.ANGELONE:
+        from rebalance.brokers.angelone import AngelOneBroker
+
+        return AngelOneBroker.capabilities.same_day_quantities_reliable
+    from rebalance.brokers.paper import PaperBroker
+
+    return PaperBroker.capabilities.same_day_quantities_reliable
+
+
 def _second_live_run(lane: Lane, store: HistoryStore, run_id: int) -> str | None:
-    """``trading_rules.second_live_run_today`` over this account's other live runs."""
+    """``trading_rules.second_live_run_today`` over this account's other live runs, for the
+    brokers whose same-day quantities are not reliable (a resume or a re-pricing round belongs
+    to its own run: never a second run)."""
     if lane.mode is not ExecutionMode.LIVE or lane.account_config.broker is BrokerName.PAPER:
+        return None
+    if same_day_quantities_reliable(lane.account_config.broker):
         return None
     earlier = (
         EarlierLiveRun(run.id, run.created_at, _filled(store, run.id))
@@ -597,7 +814,11 @@ def _settle_placing(
     """record_run of a run left ``placing``: settle it from the book, or say why not."""
     try:
         result = settle_interrupted(
-            store, run_id, broker or broker_for(lane), settings=_settings(lane, settings), now=clock
+            store,
+            run_id,
+            broker or broker_for(lane, store),
+            settings=_settings(lane, settings),
+            now=clock,
         )
         log.warning("%s: run %d placement interrupted: %s", lane.account, run_id, result.reason)
     except RunLocked as exc:

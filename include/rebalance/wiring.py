@@ -32,13 +32,17 @@ def open_store(url: str | None = None) -> HistoryStore:
     return HistoryStore(engine_for(url or history_url()))
 
 
-def broker_for(lane: Lane) -> Broker:
+def broker_for(lane: Lane, store: HistoryStore | None = None) -> Broker:
     """The broker of the lane's account, as the run's mode wants it.
 
     live: the account's broker. paper: a paper account's file-backed broker, or for a real
     account its true holdings with simulated fills. dry_run: the real reads; placing is refused
     upstream (nothing reaches place_orders' sending code). A login or configuration that cannot
     work stops the lane (``LaneStopped``) with what to do.
+
+    In live mode the account's order limits (10 orders a second, the brokers' per-minute, -hour
+    and -day caps) are shared through the history database (``SharedOrderLimiter``) with every
+    lane and portfolio placing orders in the same account at the same time, in any process.
     """
     from rebalance.brokers.factory import make_broker
     from rebalance.brokers.simulated import SimulatedExecution
@@ -52,9 +56,14 @@ def broker_for(lane: Lane) -> Broker:
         if account.connection_id is None
         else connection_credentials(account.connection_id, str(account.broker))
     )
+    shared = lane.mode is ExecutionMode.LIVE and account.broker is not BrokerName.PAPER
     try:
         broker = make_broker(
-            account, credentials, state_dir=lane_state, portfolio_file=Path(lane.portfolio_file)
+            account,
+            credentials,
+            state_dir=lane_state,
+            portfolio_file=Path(lane.portfolio_file),
+            order_engine=(store or open_store()).engine if shared else None,
         )
     except (AuthError, ConfigError) as exc:
         raise LaneStopped(what_to_do(exc, lane)) from None
@@ -66,32 +75,24 @@ def broker_for(lane: Lane) -> Broker:
 
 
 def connection_credentials(conn_id: str, broker: str) -> dict[str, Any]:
-    """An Airflow connection as the broker factory's plain dict, every secret masked in logs.
+    """An Airflow connection as the broker factory's plain dict, every secret masked in logs at
+    every level (``brokers.connections.connection_credentials``).
 
     A connection that is not defined stops the lane (LaneStopped): no retry can create it.
     Airflow 3.3's task SDK raises ``airflow.sdk.exceptions.AirflowNotFoundException`` for it
     (``Connection.get`` -> ``_handle_connection_error``, also when no secrets backend has it).
     """
-    from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
-    from airflow.sdk.log import mask_secret
 
-    from rebalance.brokers.factory import SECRET_FIELDS, connection_fields
+    from rebalance.brokers import connections
 
     try:
-        conn = Connection.get(conn_id)
+        return connections.connection_credentials(conn_id, broker)
     except AirflowNotFoundException:
         raise LaneStopped(
             f"connection {conn_id!r} is not defined: add it as {CONNECTIONS_DOC} says "
             f"(a {broker} connection; or AIRFLOW_CONN_{conn_id.upper()} in .env)"
         ) from None
-    credentials = {"login": conn.login, "password": conn.password, "extra": conn.extra_dejson}
-    for key, value in connection_fields(credentials, broker).items():
-        if key in SECRET_FIELDS and value:
-            mask_secret(str(value), name=key)
-    if conn.password:
-        mask_secret(conn.password)
-    return credentials
 
 
 def what_to_do(exc: Exception, lane: Lane) -> str:

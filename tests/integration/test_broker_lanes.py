@@ -48,7 +48,8 @@ def emulators(
             "conn_type": "generic",
             "login": kite.api_key,
             "password": kite.access_token,
-            "extra": {"root": kite.url},
+            # No default protection: an unpriced order fails loudly, so every send is priced.
+            "extra": {"root": kite.url, "default_market_protection": "none"},
         }
         angel_conn = {
             "conn_type": "generic",
@@ -59,6 +60,7 @@ def emulators(
                 "totp_secret": angel.totp_secret,
                 "root": angel.url,
                 "instrument_master_url": angel.master_url,
+                "default_market_protection": "none",
             },
         }
         monkeypatch.setenv("AIRFLOW_CONN_ZERODHA_TEST", json.dumps(zerodha_conn))
@@ -115,33 +117,289 @@ def test_one_failing_account_does_not_stop_the_other(
         assert secret not in recorded
 
 
-def test_a_second_live_rebalance_the_same_day_is_refused(
+def _first_live_run(lane, store, broker) -> dict:  # type: ignore[no-untyped-def]
+    from rebalance import tasks
+    from rebalance.approval import Decision
+
+    tasks.fetch_holdings(lane, store, broker)
+    tasks.validate_snapshot(lane, store)
+    planned = tasks.plan_trades(lane, store)
+    tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
+    tasks.place_orders(lane, store, broker, planned["plan_hash"])
+    return planned
+
+
+def test_a_second_live_run_the_same_day_plans_on_true_quantities_at_zerodha(
     store,  # type: ignore[no-untyped-def]
     emulators: tuple[KiteEmulator, SmartApiEmulator],
     two_broker_portfolio: Path,
 ) -> None:
-    """Today's buys are not in the broker's holdings until settlement: a second live plan on the
-    same day would buy them again, so it is refused before planning."""
+    """Zerodha's same-day quantities are read once (positions merged with holdings): a second
+    live run the same day is allowed and does not buy the first run's buys again."""
+    from rebalance import tasks
+    from rebalance.wiring import broker_for
+
+    kite, _ = emulators
+    first = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
+    planned = _first_live_run(first, store, broker_for(first, store))
+    assert kite.orders_received == planned["trades"] > 0
+    before = tasks._snapshot(store.run(planned["run"])).positions.set_index("symbol")["quantity"]
+    moved = {
+        o.symbol: o.filled_quantity * (1 if o.side == "BUY" else -1)
+        for o in store.orders(planned["run"])
+    }
+
+    second = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__2")
+    tasks.fetch_holdings(second, store, broker_for(second, store))
+    tasks.validate_snapshot(second, store)
+    again = tasks.plan_trades(second, store)
+    run = store.run(store.find_run(second.run_key))
+    assert run.run_status is RunStatus.PLANNED
+    after = tasks._snapshot(run).positions.set_index("symbol")["quantity"]
+    for symbol, shares in moved.items():  # today's buys counted once, sells gone
+        assert after.get(symbol, 0) == before.get(symbol, 0) + shares, symbol
+    assert again["trades"] < planned["trades"]
+
+
+def test_a_second_live_rebalance_the_same_day_is_skipped_at_angelone(
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+) -> None:
+    """AngelOne's same-day quantities are not proven: a second live plan on the same day could
+    buy the first run's buys again, so the run is skipped before planning, with its reason."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from rebalance import tasks
+    from rebalance.wiring import broker_for
+
+    _, angel = emulators
+    first = tasks.Lane(str(two_broker_portfolio), "angelone_main", "rebalance_both", "manual__1")
+    planned = _first_live_run(first, store, broker_for(first, store))
+    assert angel.orders_received == planned["trades"] > 0
+
+    second = tasks.Lane(str(two_broker_portfolio), "angelone_main", "rebalance_both", "manual__2")
+    tasks.fetch_holdings(second, store, broker_for(second, store))
+    tasks.validate_snapshot(second, store)
+    with pytest.raises(AirflowSkipException, match="already traded in rebalance run"):
+        tasks.plan_trades(second, store)
+    run = store.run(store.find_run(second.run_key))
+    assert run.run_status is RunStatus.SKIPPED
+    assert "already traded in rebalance run" in (run.status_reason or "")
+    assert run.plan is None
+    assert angel.orders_received == planned["trades"]  # nothing more reached the broker
+    assert tasks.record_run(second, store)["status"] == "skipped"  # closed, not failed
+
+
+def test_a_live_dag_run_prices_every_leg_and_completes_by_repricing(
+    airflow_db: Path,
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both emulators in strict 2026 mode, test connections without a default protection (an
+    unpriced order would be refused). The market trades 0.6% above every quote, so each buy's
+    0.5% limit rests open to the fill deadline, is cancelled, and fills as a round-1 child."""
+    from rebalance.brokers.tags import split_tag
+    from rebalance.execution import ExecutionSettings
+
+    fast = ExecutionSettings.for_deadline
+
+    def short(minutes: float, **kw: object) -> ExecutionSettings:  # seconds, not minutes
+        settings = fast(minutes, **kw)  # type: ignore[arg-type]
+        return ExecutionSettings(
+            **{**settings.__dict__, "deadline_seconds": 1.0, "poll_seconds": 0.1}
+        )
+
+    monkeypatch.setattr(ExecutionSettings, "for_deadline", staticmethod(short))
+    kite, angel = emulators
+    portfolio = load_portfolio(two_broker_portfolio)
+    for emulator in emulators:
+        emulator.faults.market_moves = dict.fromkeys(portfolio.targets, 0.6)
+
+    dag_run = build_dag(two_broker_portfolio, portfolio).test()
+
+    assert str(dag_run.state) == "success"
+    runs = {r.account: r for r in store.runs("both")}
+    kite_orders = [(o["tag"], o["order_type"], o["price"]) for o in kite.orders]
+    angel_orders = [(o["ordertag"], o["ordertype"], o["price"]) for o in angel.orders]
+    for account, orders in (("zerodha_main", kite_orders), ("angelone_main", angel_orders)):
+        run = runs[account]
+        assert run.run_status is RunStatus.COMPLETED, run.status_reason
+        legs = store.orders(run.id)
+        assert legs
+        assert all(kind == "LIMIT" and price > 0 for _, kind, price in orders), orders
+        per_leg: dict[str, int] = {}
+        for tag, _, _ in orders:
+            leg_tag, round_number = split_tag(tag)
+            per_leg[leg_tag] = per_leg.get(leg_tag, 0) + 1
+            assert round_number <= 1
+        assert sorted(tag for tag, _, _ in orders) == sorted({t for t, _, _ in orders})
+        for leg in legs:
+            assert leg.order_state is OrderState.COMPLETE, leg
+            assert leg.filled_quantity == leg.quantity
+            assert leg.reprice_round == (1 if leg.side == "BUY" else 0), leg
+            assert per_leg[leg.tag] == 1 + leg.reprice_round
+
+
+def test_a_non_ddpi_account_names_what_to_authorise_and_sells_only_that(
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No DDPI: the preview lists the unauthorised shares the plan wants to sell (symbol,
+    shares, where) before approval; the plan sells at most what is authorised today, and no
+    sell above that reaches the broker (the emulator would answer HTTP 428)."""
     from rebalance import tasks
     from rebalance.approval import Decision
     from rebalance.wiring import broker_for
 
     kite, _ = emulators
-    first = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
-    broker = broker_for(first)
-    tasks.fetch_holdings(first, store, broker)
-    tasks.validate_snapshot(first, store)
-    planned = tasks.plan_trades(first, store)
-    tasks.record_decision(first, store, Decision.APPROVED, by="asha")
-    tasks.place_orders(first, store, broker, planned["plan_hash"])
-    assert kite.orders_received == planned["trades"] > 0
+    kite.ddpi = False  # sells need today's CDSL TPIN authorisation
+    connection = {
+        "conn_type": "generic",
+        "login": kite.api_key,
+        "password": kite.access_token,
+        "extra": {
+            "root": kite.url,
+            "default_market_protection": "none",
+            "demat_authorisation": "tpin",
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_ZERODHA_TEST", json.dumps(connection))
+    data = yaml.safe_load(two_broker_portfolio.read_text())
+    data["execution"]["approval"] = "manual"
+    two_broker_portfolio.write_text(yaml.safe_dump(data))
 
-    second = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__2")
-    tasks.fetch_holdings(second, store, broker_for(second))
-    tasks.validate_snapshot(second, store)
-    with pytest.raises(tasks.LaneStopped, match="already traded in rebalance run"):
-        tasks.plan_trades(second, store)
-    run = store.run(store.find_run(second.run_key))
-    assert run["status"] == RunStatus.FAILED
-    assert run["plan"] is None
-    assert kite.orders_received == planned["trades"]  # nothing more reached the broker
+    def plan_and_preview(run_id: str) -> tuple[tasks.Lane, str, dict]:  # type: ignore[type-arg]
+        lane = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", run_id)
+        tasks.fetch_holdings(lane, store, broker_for(lane, store))
+        tasks.validate_snapshot(lane, store)
+        planned = tasks.plan_trades(lane, store)
+        request = tasks.request_approval(lane, store)
+        assert request.preview is not None
+        return lane, request.preview, planned
+
+    _, preview, planned = plan_and_preview("manual__1")
+    assert "### Sell authorisation needed" in preview
+    assert "zerodha's own charge estimate ₹" in preview  # Kite's /charges/orders, beside ours
+    assert "Kite > Holdings > Authorisation (CDSL TPIN)" in preview
+    run = store.run(planned["run"])
+    assert not [o for o in run.plan["orders"] if o["side"] == "SELL"]  # nothing authorised
+    rows = preview.split("### Sell authorisation needed")[1].split("### Orders")[0]
+    cells = [line.split("|") for line in rows.splitlines() if line.startswith("| ")]
+    listed = {c[1].strip(): int(c[2]) for c in cells if c[2].strip().isdigit()}
+    assert listed, preview
+    symbol, unauthorised = max(listed.items(), key=lambda item: item[1])
+    authorised = max(1, unauthorised // 2)
+
+    kite.authorise(symbol, authorised)  # the person authorises part of it
+    lane, preview, planned = plan_and_preview("manual__2")
+    run = store.run(planned["run"])
+    sells = [o for o in run.plan["orders"] if o["side"] == "SELL"]
+    assert [o["symbol"] for o in sells] == [symbol]
+    assert 0 < sells[0]["quantity"] <= authorised
+    tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
+    tasks.place_orders(lane, store, broker_for(lane, store), planned["plan_hash"])
+    sent = [o for o in kite.orders if o["transaction_type"] == "SELL"]
+    assert [(o["tradingsymbol"], o["quantity"]) for o in sent] == [(symbol, sells[0]["quantity"])]
+    assert all(o["status"] != "REJECTED" for o in kite.orders), kite.orders
+
+
+def test_manual_queue_exports_the_basket_waits_and_reconciles(
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+) -> None:
+    """execution.mode: manual_queue: the approved plan becomes a Kite basket CSV in the state dir;
+    place_orders waits until a person marks it placed, then reads the holdings and records each
+    leg's fill. The pipeline itself sends nothing."""
+    import csv
+    import threading
+    from dataclasses import replace
+
+    from rebalance import tasks
+    from rebalance.approval import Decision
+    from rebalance.brokers.base import OrderRequest, Side
+    from rebalance.execution import ExecutionSettings, mark_placed
+    from rebalance.wiring import broker_for
+
+    kite, _ = emulators
+    data = yaml.safe_load(two_broker_portfolio.read_text())
+    data["execution"]["mode"] = "manual_queue"
+    data["execution"]["approval"] = "manual"
+    two_broker_portfolio.write_text(yaml.safe_dump(data))
+    lane = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
+    broker = broker_for(lane, store)
+    tasks.fetch_holdings(lane, store, broker)
+    tasks.validate_snapshot(lane, store)
+    planned = tasks.plan_trades(lane, store)
+    preview = tasks.request_approval(lane, store).preview or ""
+    folder = f"baskets/{lane.portfolio.id}/{planned['run']}"
+    assert "Manual queue: once approved, the basket CSVs are written to" in preview
+    assert folder in preview
+    tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
+    fast = replace(ExecutionSettings(), poll_seconds=0.05)
+    outcome: dict = {}  # type: ignore[type-arg]
+    placing = threading.Thread(
+        target=lambda: outcome.update(
+            tasks.place_orders(lane, store, broker, planned["plan_hash"], settings=fast)
+        )
+    )
+    placing.start()
+    run_id = planned["run"]
+    for _ in range(200):
+        placement = store.run(run_id).placement or {}
+        if placement.get("manual_queue"):
+            break
+        placing.join(0.05)
+    baskets = placement["manual_queue"]["baskets"]
+    assert all(folder in path for path in baskets)
+    rows = [row for path in baskets for row in csv.DictReader(Path(path).read_text().splitlines())]
+    assert len(rows) == planned["trades"] > 0
+    assert kite.orders_received == 0  # the pipeline sends nothing itself
+    assert placing.is_alive()  # waiting for the person
+
+    for row in rows:  # the person places the basket by hand (here through the API)
+        broker.place_order(
+            OrderRequest(
+                symbol=row["tradingsymbol"],
+                exchange=row["exchange"],
+                side=Side(row["transaction_type"]),
+                quantity=int(row["quantity"]),
+                tag="BYHAND",
+                price=float(row["price"]),
+            )
+        )
+    mark_placed(store, run_id, "asha")
+    placing.join(30)
+    assert not placing.is_alive()
+    assert outcome["status"] == "placed"
+    legs = store.orders(run_id)
+    assert all(leg.order_state is OrderState.COMPLETE for leg in legs), legs
+    assert all(leg.filled_quantity == leg.quantity for leg in legs)
+    assert tasks.record_run(lane, store, broker)["status"] == "completed"
+
+
+def test_a_failing_broker_estimate_is_said_not_fatal(
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+) -> None:
+    from rebalance import tasks
+    from rebalance.wiring import broker_for
+
+    kite, _ = emulators
+    data = yaml.safe_load(two_broker_portfolio.read_text())
+    data["execution"]["approval"] = "manual"
+    two_broker_portfolio.write_text(yaml.safe_dump(data))
+    lane = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
+    tasks.fetch_holdings(lane, store, broker_for(lane, store))
+    tasks.validate_snapshot(lane, store)
+    tasks.plan_trades(lane, store)
+    kite.faults.expired_token = True  # the estimate call is refused
+    request = tasks.request_approval(lane, store)
+    assert request.preview is not None
+    assert "the broker's own charge estimate is unavailable (AuthError); ours ₹" in request.preview

@@ -122,3 +122,25 @@ def settle(
 ) -> None:
     """Close RUN from the broker's order book (a run left placing or interrupted): send nothing."""
     _run(run, portfolio, settle_only=True)
+
+
+@app.command("mark-placed")
+def mark_placed(
+    run: Annotated[int, typer.Argument(help="the history run id (rebalance history)")],
+    by: Annotated[str, typer.Option("--by", help="who placed the basket")] = "cli",
+) -> None:
+    """Say the basket exported for RUN (execution.mode: manual_queue) is placed: the waiting
+    place_orders then reconciles the account's holdings against the plan."""
+    import getpass
+
+    from rebalance.execution import mark_placed as mark
+    from rebalance.history.status import IllegalTransition
+    from rebalance.history.store import RunNotFound
+
+    try:
+        mark(_store(), run, by if by != "cli" else getpass.getuser())
+    except RunNotFound:
+        raise _fail(f"mark-placed: no rebalance run {run}", EXIT_BAD_INPUT) from None
+    except IllegalTransition as exc:
+        raise _fail(f"mark-placed {run}: {exc}", EXIT_BAD_INPUT) from None
+    typer.echo(f"run {run}: basket marked placed; place_orders reconciles the holdings now")

@@ -12,7 +12,7 @@ read-only mapping (``record["status"]``, ``record.get("plan")``, ``dict(record)`
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
@@ -123,6 +123,8 @@ class LegRecord(_Record):
     broker_orders: int  # orders found with our tag (more than 1: a resend made a second order)
     created_at: datetime
     updated_at: datetime
+    reprice_round: int = 0  # 0005: the round of the leg's current order (0: the leg's own tag)
+    children: list[dict[str, Any]] = field(default_factory=list)  # 0005: one per round sent
 
     @property
     def order_state(self) -> OrderState:

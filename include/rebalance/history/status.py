@@ -3,6 +3,10 @@
 Run lifecycle (one run = one portfolio x account lane of one Airflow DAG run)::
 
     started -> invalid                                  (snapshot failed validation)
+    started -> skipped                                  (a trading rule refused the run before
+                                                         planning, e.g. a second live run the same
+                                                         day at a broker whose same-day quantities
+                                                         are not reliable; the reason says which)
     started -> planned -> awaiting_approval -> approved | rejected | expired
     approved -> placing -> placed | partially_filled | failed
     planned | approved -> completed                     (dry run, or nothing to order)
@@ -34,6 +38,8 @@ Order lifecycle (one leg of a run, see ``OrderState``)::
                                                           prices moved, approval no longer valid)
     not_sent -> pending                                  (``rebalance resume``: send it after all)
     not_sent -> open | partially_filled | complete | cancelled | rejected     (found in the book)
+    cancelled -> pending                                 (re-priced: the remainder goes out as a
+                                                          child order, next ``reprice_round``)
 
 ``not_sent`` (we know it never left: it was still ``pending``) is distinct from an unknown outcome
 (``sent`` and never seen in the book): only the second can be at the broker.
@@ -58,6 +64,7 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     COMPLETED = "completed"
     INTERRUPTED = "interrupted"  # placement stopped with legs never sent; resumable while valid
+    SKIPPED = "skipped"  # refused before planning by a trading rule: nothing planned or ordered
 
     @property
     def is_final(self) -> bool:
@@ -72,11 +79,14 @@ FINAL_RUN_STATUSES = frozenset(
         RunStatus.FAILED,
         RunStatus.COMPLETED,
         RunStatus.INTERRUPTED,  # final for the DAG run; only ``rebalance resume`` reopens it
+        RunStatus.SKIPPED,
     }
 )
 
 _RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.STARTED: frozenset({RunStatus.PLANNED, RunStatus.INVALID, RunStatus.FAILED}),
+    RunStatus.STARTED: frozenset(
+        {RunStatus.PLANNED, RunStatus.INVALID, RunStatus.FAILED, RunStatus.SKIPPED}
+    ),
     RunStatus.PLANNED: frozenset(
         {RunStatus.AWAITING_APPROVAL, RunStatus.APPROVED, RunStatus.COMPLETED, RunStatus.FAILED}
     ),
@@ -103,6 +113,7 @@ _RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.EXPIRED: frozenset(),
     RunStatus.FAILED: frozenset(),
     RunStatus.COMPLETED: frozenset(),
+    RunStatus.SKIPPED: frozenset(),
 }
 
 
@@ -166,7 +177,8 @@ _ORDER_TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     ),
     OrderState.PARTIALLY_FILLED: frozenset({OrderState.COMPLETE, OrderState.CANCELLED}),
     OrderState.COMPLETE: frozenset(),
-    OrderState.CANCELLED: frozenset(),
+    # Re-pricing: a remainder cancelled at the fill deadline is sent again as a child order.
+    OrderState.CANCELLED: frozenset({OrderState.PENDING}),
     OrderState.REJECTED: frozenset(),
     OrderState.DENIED: frozenset(),
     # The book lagged past the grace: the broker's word wins over our guess.

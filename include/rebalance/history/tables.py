@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -98,6 +99,10 @@ orders = Table(
     ),  # 0002: orders with our tag
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("reprice_round", Integer, nullable=False, server_default="0"),  # 0005: current round
+    Column(
+        "children", JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    ),  # 0005: every order sent for the leg, one per round
     UniqueConstraint("run_id", "leg", name="uq_order_leg"),
 )
 

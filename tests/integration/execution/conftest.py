@@ -138,6 +138,7 @@ def kite_broker(kite: KiteEmulator) -> Any:
         limits=LIMITS,
         retry=RETRY,
         sleep=lambda _s: None,
+        default_market_protection=None,  # unpriced orders fail loudly: every send is priced
     )
 
 
@@ -166,5 +167,6 @@ def angel(tmp_path: Path) -> Iterator[Venue]:
             limits=LIMITS,
             retry=RETRY,
             sleep=lambda _s: None,
+            default_market_protection=None,  # unpriced orders fail loudly: every send is priced
         )
         yield Venue(emulator, broker)

@@ -38,6 +38,7 @@ def main(spec: dict[str, Any]) -> None:
         kite["access_token"],
         root=kite["url"],
         timeout=0.5,
+        default_market_protection=None,  # an unpriced order would be refused: every send is priced
         limits=RateLimits(orders_per_second=None, orders_per_minute=None, reads_per_second=None),
         retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.05, rate_limited_min_delay=0.01),
     )

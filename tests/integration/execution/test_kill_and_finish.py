@@ -69,7 +69,8 @@ def kill_placement(
         "approved_hash": plan.plan_hash,
         "tag_seed": run_key(),
         "account": "zerodha_main",
-        "settings": FAST.__dict__,
+        # The pricing policy is not JSON: the subprocess prices with the default (limit, 0.5%).
+        "settings": {k: v for k, v in FAST.__dict__.items() if k != "pricing"},
         "valid_until": _valid_until(the_lane, store.run(run)).isoformat(),
         "kill": {"point": point, "leg": leg},
     }
@@ -222,7 +223,11 @@ def test_settle_command_closes_a_run_from_the_book(
         "conn_type": "generic",
         "login": kite.emulator.api_key,
         "password": kite.emulator.access_token,
-        "extra": {"root": kite.emulator.url, "timeout": 0.5},
+        "extra": {
+            "root": kite.emulator.url,
+            "timeout": 0.5,
+            "default_market_protection": "none",  # every send must be priced
+        },
     }
     monkeypatch.setenv("AIRFLOW_CONN_KITE_MAIN", json.dumps(connection))
     _register_commands()

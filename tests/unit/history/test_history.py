@@ -47,7 +47,7 @@ def new_run(store: HistoryStore, run: str = "manual__1", portfolio: str = "demo"
 
 
 def test_migrations_reach_head(history_db: str) -> None:
-    assert current_revision(history_db) == "0004"
+    assert current_revision(history_db) == "0005"
 
 
 @pytest.mark.parametrize(
