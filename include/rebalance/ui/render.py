@@ -34,6 +34,9 @@ STATUS_COLOURS = {
     "expired": "#cf222e",
     "invalid": "#cf222e",
     "failed": "#cf222e",
+    "interrupted": "#bc4c00",  # approved legs never sent: resume finishes them
+    "not_sent": "#bc4c00",
+    "skipped": "#6e7781",  # refused before planning, with its reason (not a failure)
 }
 
 CSS = """
