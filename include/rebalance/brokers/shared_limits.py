@@ -18,7 +18,8 @@ A send is recorded when its slot is granted, just before the HTTP request. Windo
 ``margin_seconds`` (default 0.25 s) so that jitter between the slot and the request's arrival
 (a loaded worker, the network) cannot crowd 11 requests into one second at the broker: with 0.1 s
 a loaded 2-core machine once let 11 arrive within a second at the emulator. The daily cap counts
-the IST calendar day and refuses (``OrderRejected``) rather than waits: waiting for tomorrow is never what a run wants.
+the IST calendar day and refuses (``OrderRejected``) rather than waits: waiting for tomorrow is
+never what a run wants.
 
 The account key is a hash of the broker and the client identity, so no identifier or credential
 is stored (``account_key``).
