@@ -3,6 +3,7 @@
 Run lifecycle (one run = one portfolio x account lane of one Airflow DAG run)::
 
     started -> invalid                                  (snapshot failed validation)
+    started -> skipped                                  (schedule_and_drift: inside the bands)
     started -> planned -> awaiting_approval -> approved | rejected | expired
     approved -> placing -> placed | partially_filled | failed
     planned | approved -> completed                     (dry run, or nothing to order)
@@ -58,6 +59,7 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     COMPLETED = "completed"
     INTERRUPTED = "interrupted"  # placement stopped with legs never sent; resumable while valid
+    SKIPPED = "skipped"  # nothing to do, nothing planned (schedule_and_drift inside the bands)
 
     @property
     def is_final(self) -> bool:
@@ -72,11 +74,14 @@ FINAL_RUN_STATUSES = frozenset(
         RunStatus.FAILED,
         RunStatus.COMPLETED,
         RunStatus.INTERRUPTED,  # final for the DAG run; only ``rebalance resume`` reopens it
+        RunStatus.SKIPPED,
     }
 )
 
 _RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.STARTED: frozenset({RunStatus.PLANNED, RunStatus.INVALID, RunStatus.FAILED}),
+    RunStatus.STARTED: frozenset(
+        {RunStatus.PLANNED, RunStatus.INVALID, RunStatus.FAILED, RunStatus.SKIPPED}
+    ),
     RunStatus.PLANNED: frozenset(
         {RunStatus.AWAITING_APPROVAL, RunStatus.APPROVED, RunStatus.COMPLETED, RunStatus.FAILED}
     ),
@@ -103,6 +108,7 @@ _RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.EXPIRED: frozenset(),
     RunStatus.FAILED: frozenset(),
     RunStatus.COMPLETED: frozenset(),
+    RunStatus.SKIPPED: frozenset(),
 }
 
 
