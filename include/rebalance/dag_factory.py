@@ -37,8 +37,7 @@ from rebalance.alerts import (
 )
 from rebalance.approval_operator import PlanApprovalOperator
 from rebalance.domain.market import IST, IST_NAME, MARKET_CLOSE
-from rebalance.drift.config import TriggerMode
-from rebalance.drift.record import breach_asset_name
+from rebalance.drift.config import TriggerMode, breach_asset_name
 from rebalance.errors import ConfigError
 from rebalance.policy import TradeFilter
 from rebalance.portfolio import BrokerName, ExecutionMode, Portfolio, portfolio_from_data

@@ -29,8 +29,7 @@ from airflow.sdk import DAG, Asset, AssetAlias, BaseOperator
 
 from rebalance.alerts import failure_notifiers
 from rebalance.dag_factory import START_DATE, folder_entries
-from rebalance.drift.record import breach_asset_name
-from rebalance.drift_watch import WatchTarget, batches
+from rebalance.drift.config import WatchTarget, batches, breach_asset_name
 from rebalance.portfolio import Portfolio
 from rebalance.schedule import Frequency, Schedule
 from rebalance.timetable import TradingCalendarTimetable
@@ -122,10 +121,16 @@ class DecideOperator(BaseOperator):
     """Records, decides and alerts for every portfolio; adds the breach asset events."""
 
     def __init__(
-        self, *, read_task_id: str, portfolio_files: dict[str, str], **kwargs: Any
+        self,
+        *,
+        read_task_id: str,
+        batch_count: int,
+        portfolio_files: dict[str, str],
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.read_task_id = read_task_id
+        self.batch_count = batch_count
         self.portfolio_files = portfolio_files  # portfolio id -> its file
 
     def execute(self, context: Any) -> dict[str, str]:
@@ -136,7 +141,10 @@ class DecideOperator(BaseOperator):
         from rebalance.drift_watch import decide_portfolio
         from rebalance.portfolio import load_portfolio
 
-        batches_out = context["ti"].xcom_pull(task_ids=self.read_task_id) or []
+        # Explicit map indexes: a list back even for one batch (one index alone gives its value).
+        batches_out = context["ti"].xcom_pull(
+            task_ids=self.read_task_id, map_indexes=range(self.batch_count)
+        )
         by_file: dict[str, list[DriftRecord]] = defaultdict(list)
         files = self.portfolio_files
         for batch in batches_out:
@@ -194,6 +202,7 @@ def build_watch_dag(watch_time: dt.time, portfolios: list[tuple[Path, Portfolio]
         decide = DecideOperator(
             task_id="decide",
             read_task_id="read_accounts",
+            batch_count=len(mapped),
             portfolio_files={p.id: str(path) for path, p in portfolios},
             outlets=[AssetAlias(BREACH_ALIAS)],
         )

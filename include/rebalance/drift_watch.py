@@ -18,7 +18,7 @@ it as they are.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -57,39 +57,6 @@ from rebalance.portfolio import Portfolio
 from rebalance.snapshot import HoldingsSnapshot, raw_snapshot_from_broker, snapshot_from_frame
 
 log = logging.getLogger(__name__)
-
-BATCH_SIZE = 25  # accounts per mapped read task (docs/drift.md, "How the watch runs")
-
-
-@dataclass(frozen=True)
-class WatchTarget:
-    """One account the watch reads: which portfolio file, which account, of which broker."""
-
-    portfolio_file: str
-    portfolio_id: str
-    account: str
-    broker: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "portfolio_file": self.portfolio_file,
-            "portfolio_id": self.portfolio_id,
-            "account": self.account,
-            "broker": self.broker,
-        }
-
-
-def batches(targets: Iterable[WatchTarget], size: int = BATCH_SIZE) -> list[list[dict[str, str]]]:
-    """The read task's map: accounts grouped by broker (one broker's outage and rate limits stay
-    in its own batches), at most ``size`` a batch, in a stable order."""
-    by_broker: dict[str, list[WatchTarget]] = {}
-    for target in sorted(targets, key=lambda t: (t.broker, t.portfolio_id, t.account)):
-        by_broker.setdefault(target.broker, []).append(target)
-    out: list[list[dict[str, str]]] = []
-    for group in by_broker.values():
-        for start in range(0, len(group), size):
-            out.append([t.to_dict() for t in group[start : start + size]])
-    return out
 
 
 def ist_day(moment: datetime) -> date:

@@ -38,7 +38,10 @@ class Lane:
     def from_context(cls, context: Mapping[str, Any], portfolio_file: str, account: str) -> Lane:
         """The lane of a running Airflow task, from its context."""
         dag_run = context["dag_run"]
-        run_type = str(getattr(dag_run, "run_type", "manual"))
+        # The task SDK's DagRunType is a (str, Enum): str() gives "DagRunType.SCHEDULED", so
+        # read its value (lower case: "scheduled", "asset_triggered", "manual").
+        run_type = getattr(dag_run, "run_type", "manual")
+        run_type = str(getattr(run_type, "value", run_type)).lower()
         return cls(
             portfolio_file=portfolio_file,
             account=account,
