@@ -136,3 +136,24 @@ def test_schedule_mode_alerts_and_waits_for_the_schedule(store, tmp_path: Path) 
     (text,) = watch.sent
     assert "waiting for the next scheduled run" in text
     assert "ITC" in text
+
+
+def test_rebalance_drift_prints_the_history(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from rebalance.cli import _register_commands, app
+
+    path, p = portfolio(tmp_path, "drift")
+    today = dt.datetime.now(IST).date()
+    Watch(store, path, p, tmp_path).day(today)
+    _register_commands()
+
+    result = CliRunner().invoke(app, ["drift", "--portfolio", p.id, "--days", "3"])
+
+    assert result.exit_code == 0, result.output
+    assert f"{today}  paper" in result.output
+    assert "trigger (alerted)" in result.output
+    assert f"{p.id} / paper" in result.output
+    empty = CliRunner().invoke(app, ["drift", "--portfolio", "nobody"])
+    assert empty.exit_code == 0
+    assert "no drift records for portfolio 'nobody'" in empty.output
