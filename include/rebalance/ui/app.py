@@ -32,6 +32,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 
+from rebalance.domain.market import IST
 from rebalance.ui import render
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from rebalance.history.store import HistoryStore
 
 MAX_RUN_ID = 2**63 - 1  # the history's run ids are PostgreSQL bigints
+DRIFT_DAYS = 90  # the portfolio view's drift chart covers this many calendar days
 MAX_PORTFOLIO_FILE_BYTES = 1_000_000  # a portfolio file is a few kB; a bigger one is not read
 _PORTFOLIO_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 
@@ -201,7 +203,12 @@ def create_app() -> FastAPI:
         runs = [r for r in store.runs(portfolio, limit=100) if r.dag_id in readable]
         if portfolio is not None and not runs and all(p["id"] != portfolio for p in portfolios):
             raise HTTPException(404, f"no portfolio {portfolio!r}")
-        return render.overview(portfolios, runs, _base(request), who.name, portfolio)
+        drift = ""
+        # One portfolio the viewer may read: its drift history (issue 13).
+        if portfolio is not None and any(p["id"] == portfolio for p in portfolios):
+            since = dt.datetime.now(IST).date() - dt.timedelta(days=DRIFT_DAYS)
+            drift = render.drift_section(store.drift_records(portfolio, since=since), runs)
+        return render.overview(portfolios, runs, _base(request), who.name, portfolio, drift)
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_detail(request: Request, run_id: str, who: ViewerDep) -> str:
