@@ -10,8 +10,8 @@ trigger:
 
 ``trigger: drift`` (a bare mode) is short for ``trigger: {mode: drift}``. A file without the
 section keeps today's behaviour (``schedule``). Unknown keys are errors; messages name the field.
-``Portfolio`` includes it as ``trigger: Trigger = Field(default_factory=Trigger)`` (a later step;
-this module does not touch ``portfolio.py``).
+``Portfolio.trigger`` is this model (default: ``schedule``). The module also holds the light
+pieces the DAG files need at parse time (``breach_asset_name``, the watch's account batches).
 """
 
 from __future__ import annotations
