@@ -157,3 +157,50 @@ def test_rebalance_drift_prints_the_history(store, tmp_path: Path) -> None:  # t
     empty = CliRunner().invoke(app, ["drift", "--portfolio", "nobody"])
     assert empty.exit_code == 0
     assert "no drift records for portfolio 'nobody'" in empty.output
+
+
+def test_through_the_kite_emulator_an_expired_token_is_not_read(tmp_path: Path) -> None:
+    """The real kiteconnect client against the Kite emulator: read, then the morning's expired
+    token ("TokenException") is "not read (session_expired)", not an exception."""
+    from rebalance.brokers.ratelimit import UNLIMITED
+    from rebalance.brokers.retry import RetryPolicy
+    from rebalance.brokers.zerodha import ZerodhaBroker
+    from rebalance.testing.emulators import KiteEmulator
+    from rebalance.testing.emulators._server import fake_credential
+
+    data = yaml.safe_load((ROOT / "portfolios" / "demo.yaml").read_text())
+    data["accounts"] = [{"name": "kite", "broker": "zerodha", "connection_id": "kite"}]
+    data["targets"] = ["RELIANCE", "HDFCBANK", "INFY", "TCS"]  # what the emulator holds
+    path = tmp_path / "kite.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    p = load_portfolio(path)
+    key, token = fake_credential("kite-key"), fake_credential("kite-token")
+    with KiteEmulator(
+        api_key=key,
+        access_token=token,
+        api_secret=fake_credential("kite-secret"),
+        request_token=fake_credential("kite-request"),
+    ) as kite:
+
+        def connect() -> Broker:
+            return ZerodhaBroker(
+                key,
+                token,
+                root=kite.url,
+                timeout=0.5,
+                limits=UNLIMITED,
+                retry=RetryPolicy(attempts=2, base_delay=0.0, max_delay=0.0),
+                sleep=lambda _s: None,
+            )
+
+        now = at(dt.date(2026, 11, 16))
+        read = read_account(p, "kite", connect, now=now)
+        kite.faults.expired_token = True
+        expired = read_account(p, "kite", connect, now=now)
+
+    assert read.status is WatchStatus.READ, read.detail
+    assert read.total_drift is not None
+    assert read.positions
+    assert expired.status is WatchStatus.NOT_READ
+    assert expired.not_read_reason is NotReadReason.SESSION_EXPIRED
+    assert token not in (expired.detail or "")
