@@ -186,7 +186,12 @@ def _fetch_holdings(step: LaneStepOperator, context: Any) -> dict[str, Any]:
         _stop_lane_if_deselected(lane)
         if lane.initiator == "scheduled":
             _refuse_unknown_trading_day(lane, step.portfolio_file)
-        return tasks.fetch_holdings(lane, wiring.open_store())
+        store = wiring.open_store()
+        try:
+            return tasks.fetch_holdings(lane, store)
+        finally:  # a triggered run records its breach, whether or not the read went through
+            if lane.initiator == "drift" and (run_id := store.find_run(lane.run_key)):
+                store.update_run(run_id, trigger_event=_triggering_breach())
 
 
 def _validate_snapshot(step: LaneStepOperator, context: Any) -> dict[str, Any]:
@@ -202,14 +207,11 @@ def _validate_snapshot(step: LaneStepOperator, context: Any) -> dict[str, Any]:
 
 def _gate_on_drift(lane: Lane, store: Any) -> None:
     """``trigger: schedule_and_drift``: a scheduled lane inside its bands ends here, skipped,
-    recorded as "inside bands, nothing to do"; nothing is planned or ordered (docs/drift.md).
-    A drift-triggered lane records the breach that started it on its run."""
+    recorded as "inside bands, nothing to do"; nothing is planned or ordered (docs/drift.md)."""
     from airflow.sdk.exceptions import AirflowSkipException
 
     from rebalance.drift_watch import gate_lane
 
-    if lane.initiator == "drift":
-        store.update_run(store.find_run(lane.run_key), trigger_event=_triggering_breach())
     if lane.portfolio.trigger.mode is not TriggerMode.SCHEDULE_AND_DRIFT:
         return
     reason = gate_lane(store, lane.run_key, lane.portfolio, lane.policy, lane.initiator)
