@@ -237,3 +237,33 @@ async def notify_deadline_missed(context: Any = None, **kwargs: Any) -> None:
             await asyncio.to_thread(post_webhook, url, text)
         except OSError as exc:
             log.error("alert webhook failed: %s", exc)
+
+
+def send_drift_notice(text: str, context: Any) -> bool:
+    """A drift-watch notice (breach, recovery, "log in") through the configured channels.
+
+    Always logged; sent to the webhook and the e-mail addresses where configured. Returns True
+    when at least one channel took it (the watch records that the notice went out, so a retry
+    of the watch never sends it twice); a failing channel is logged and does not fail the watch.
+    """
+    log.warning("%s", text)
+    channels = configured_channels()
+    sent = False
+    if url := channels.get("webhook"):
+        try:
+            post_webhook(url, text)
+            sent = True
+        except OSError as exc:
+            log.error("drift notice webhook failed: %s", exc)
+    if emails := channels.get("email"):
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        subject, _, _ = text.partition(":")
+        try:
+            SmtpNotifier(
+                to=emails, subject=subject, html_content=f"<pre>{escape(text)}</pre>"
+            ).notify(context)
+            sent = True
+        except Exception as exc:  # SMTP down or not configured: the watch still records
+            log.error("drift notice e-mail failed: %s", exc)
+    return sent or not channels

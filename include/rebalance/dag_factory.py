@@ -37,6 +37,7 @@ from rebalance.alerts import (
 )
 from rebalance.approval_operator import PlanApprovalOperator
 from rebalance.domain.market import IST, IST_NAME, MARKET_CLOSE
+from rebalance.drift.config import TriggerMode, breach_asset_name
 from rebalance.errors import ConfigError
 from rebalance.policy import TradeFilter
 from rebalance.portfolio import BrokerName, ExecutionMode, Portfolio, portfolio_from_data
@@ -185,7 +186,12 @@ def _fetch_holdings(step: LaneStepOperator, context: Any) -> dict[str, Any]:
         _stop_lane_if_deselected(lane)
         if lane.initiator == "scheduled":
             _refuse_unknown_trading_day(lane, step.portfolio_file)
-        return tasks.fetch_holdings(lane, wiring.open_store())
+        store = wiring.open_store()
+        try:
+            return tasks.fetch_holdings(lane, store)
+        finally:  # a triggered run records its breach, whether or not the read went through
+            if lane.initiator == "drift" and (run_id := store.find_run(lane.run_key)):
+                store.update_run(run_id, trigger_event=_triggering_breach())
 
 
 def _validate_snapshot(step: LaneStepOperator, context: Any) -> dict[str, Any]:
@@ -193,7 +199,34 @@ def _validate_snapshot(step: LaneStepOperator, context: Any) -> dict[str, Any]:
 
     with _stopping_fails_without_retry():
         lane = _lane(step.portfolio_file, step.account)
-        return tasks.validate_snapshot(lane, wiring.open_store())
+        store = wiring.open_store()
+        result = tasks.validate_snapshot(lane, store)
+        _gate_on_drift(lane, store)
+        return result
+
+
+def _gate_on_drift(lane: Lane, store: Any) -> None:
+    """``trigger: schedule_and_drift``: a scheduled lane inside its bands ends here, skipped,
+    recorded as "inside bands, nothing to do"; nothing is planned or ordered (docs/drift.md)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from rebalance.drift_watch import gate_lane
+
+    if lane.portfolio.trigger.mode is not TriggerMode.SCHEDULE_AND_DRIFT:
+        return
+    reason = gate_lane(store, lane.run_key, lane.portfolio, lane.policy, lane.initiator)
+    if reason is not None:
+        raise AirflowSkipException(reason)
+
+
+def _triggering_breach() -> dict[str, Any] | None:
+    """The drift watch's breach (the asset event's extra) that started this run, if any."""
+    events = get_current_context().get("triggering_asset_events") or {}
+    for asset in events:
+        for event in events[asset]:
+            if isinstance(event.extra, dict) and event.extra.get("trigger") == "drift":
+                return dict(event.extra)
+    return None
 
 
 def _plan_trades(step: LaneStepOperator, context: Any) -> dict[str, Any]:
@@ -308,6 +341,8 @@ def _market_close_deadline(portfolio: Portfolio) -> DeadlineAlert:
     """Alert when a run is not finished by market close (15:30 IST) of its scheduled time."""
     schedule = portfolio.schedule
     start = datetime.combine(date.today(), schedule.time, schedule.zone).astimezone(IST).time()
+    if portfolio.trigger.mode is TriggerMode.DRIFT:  # started by the watch, at its time
+        start = portfolio.trigger.watch_time
     minutes_left = (MARKET_CLOSE.hour * 60 + MARKET_CLOSE.minute) - (start.hour * 60 + start.minute)
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
@@ -323,6 +358,32 @@ def _market_close_deadline(portfolio: Portfolio) -> DeadlineAlert:
     )
 
 
+def _describe_trigger(portfolio: Portfolio) -> str:
+    mode = portfolio.trigger.mode
+    if mode is TriggerMode.DRIFT:
+        return (
+            f"trigger: drift, on the asset {breach_asset_name(portfolio.id)} (the drift watch at "
+            f"{portfolio.trigger.watch_time:%H:%M} IST, at most once per "
+            f"{portfolio.trigger.min_trading_days_between} trading days)"
+        )
+    text = describe_schedule(portfolio.schedule)
+    if mode is TriggerMode.SCHEDULE_AND_DRIFT:
+        text += "; trigger: schedule_and_drift, a lane inside its bands is skipped"
+    return text
+
+
+def _schedule(
+    portfolio: Portfolio, portfolio_file: Path, timetable: TradingCalendarTimetable | None
+) -> Any:
+    """``trigger: drift``: the portfolio's breach asset alone (the drift watch updates it);
+    otherwise the trading-calendar timetable (``schedule_and_drift`` gates each lane instead)."""
+    if portfolio.trigger.mode is TriggerMode.DRIFT:
+        from airflow.sdk import Asset
+
+        return Asset(name=breach_asset_name(portfolio.id))
+    return timetable or build_timetable(portfolio, portfolio_file)
+
+
 def build_dag(
     portfolio_file: Path,
     portfolio: Portfolio,
@@ -336,7 +397,7 @@ def build_dag(
     with DAG(
         dag_id=portfolio.dag_id,
         description=portfolio.description or portfolio.name,
-        schedule=timetable or build_timetable(portfolio, portfolio_file),
+        schedule=_schedule(portfolio, portfolio_file, timetable),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -352,7 +413,7 @@ def build_dag(
             f"### {portfolio.name}\n\n{portfolio.description}\n\n"
             f"* portfolio file: `{portfolio_file.name}`\n* accounts: {accounts}\n"
             f"* execution: {portfolio.execution.mode}, approval {portfolio.execution.approval}\n"
-            f"* schedule: {describe_schedule(portfolio.schedule)} (the header's *Next Run* is "
+            f"* schedule: {_describe_trigger(portfolio)} (the header's *Next Run* is "
             "next_rebalance_at; `rebalance schedule` lists more; the Rebalance page shows the "
             "last rebalance)\n"
         ),

@@ -31,20 +31,23 @@ class Lane:
     account: str
     dag_id: str
     airflow_run_id: str
-    initiator: str = "manual"  # scheduled | manual
+    initiator: str = "manual"  # scheduled | manual | drift (the drift watch's asset event)
     params: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any], portfolio_file: str, account: str) -> Lane:
         """The lane of a running Airflow task, from its context."""
         dag_run = context["dag_run"]
-        run_type = str(getattr(dag_run, "run_type", "manual"))
+        # The task SDK's DagRunType is a (str, Enum): str() gives "DagRunType.SCHEDULED", so
+        # read its value (lower case: "scheduled", "asset_triggered", "manual").
+        run_type = getattr(dag_run, "run_type", "manual")
+        run_type = str(getattr(run_type, "value", run_type)).lower()
         return cls(
             portfolio_file=portfolio_file,
             account=account,
             dag_id=dag_run.dag_id,
             airflow_run_id=dag_run.run_id,
-            initiator="scheduled" if "scheduled" in run_type else "manual",
+            initiator=_initiator(run_type),
             params=dict(context.get("params") or {}),
         )
 
@@ -87,6 +90,15 @@ class Lane:
         """A manual run that chose other accounts (its ``accounts`` Param)."""
         chosen = self.params.get("accounts")
         return chosen is not None and self.account not in chosen
+
+
+def _initiator(run_type: str) -> str:
+    """Airflow's run type in our words: an asset-triggered run was started by the drift watch."""
+    if "scheduled" in run_type:
+        return "scheduled"
+    if "asset" in run_type:
+        return "drift"
+    return "manual"
 
 
 class NotResumable(LookupError):  # noqa: N818

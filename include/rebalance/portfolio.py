@@ -17,6 +17,7 @@ from typing import Any, Self
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rebalance.drift.config import Trigger
 from rebalance.errors import ConfigError, validation_problems
 from rebalance.policy import NumbersAreNumbers, Policy, UnlistedHoldings, symbol_problem
 from rebalance.portfolio_file import (  # noqa: F401 - re-exported
@@ -220,6 +221,10 @@ class Portfolio(NumbersAreNumbers):
     )
     policy: Policy = Field(default_factory=Policy)
     schedule: Schedule = Field(default_factory=Schedule)
+    trigger: Trigger = Field(
+        default_factory=Trigger,
+        description="what starts a rebalance: schedule (default), drift or schedule_and_drift",
+    )
     accounts: tuple[Account, ...] = Field(description="one lane per account; at least one")
     execution: Execution = Field(default_factory=Execution)
     holiday_overrides: str | None = Field(

@@ -243,8 +243,13 @@ def test_one_dag_per_file_and_no_other(
 ) -> None:
     good = {f"rebalance_{Path(name).stem}" for name in GOOD}
     expected = {*good, f"rebalance_{Path(VANISHED).stem}", *map(_dag_id, HOSTILE)}
-    portfolio_dags = {d for d in hostile_bag.dag_ids if d != "rebalance_maintenance"}
+    watch = {d for d in hostile_bag.dag_ids if d.startswith("rebalance_drift_watch_")}
+    portfolio_dags = set(hostile_bag.dag_ids) - {"rebalance_maintenance"} - watch
     assert portfolio_dags == expected
+    # The drift watch reads the valid portfolios only: a broken file has its own failing DAG.
+    (watch_id,) = watch
+    watched = hostile_bag.dags[watch_id].task_dict["decide"].portfolio_files
+    assert {f"rebalance_{pid}" for pid in watched} <= good
 
 
 @pytest.mark.parametrize("name", GOOD)

@@ -41,6 +41,7 @@ def _register_commands() -> None:
         calendar,
         db,
         demo,
+        drift,
         history,
         local_airflow,
         plan,

@@ -10,13 +10,15 @@ trigger:
 
 ``trigger: drift`` (a bare mode) is short for ``trigger: {mode: drift}``. A file without the
 section keeps today's behaviour (``schedule``). Unknown keys are errors; messages name the field.
-``Portfolio`` includes it as ``trigger: Trigger = Field(default_factory=Trigger)`` (a later step;
-this module does not touch ``portfolio.py``).
+``Portfolio.trigger`` is this model (default: ``schedule``). The module also holds the light
+pieces the DAG files need at parse time (``breach_asset_name``, the watch's account batches).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Self
 
@@ -110,3 +112,44 @@ class Trigger(NumbersAreNumbers):
                 "the schedule decides when runs happen)"
             )
         return self
+
+
+def breach_asset_name(portfolio_id: str) -> str:
+    """The Airflow asset a portfolio's breach updates; ``trigger: drift`` DAGs schedule on it.
+    (Here rather than in ``record``: the DAG files import it at parse time, and this module is
+    light.)"""
+    return f"rebalance_{portfolio_id}_drift"
+
+
+BATCH_SIZE = 25  # accounts per mapped read task of the watch (docs/drift.md)
+
+
+@dataclass(frozen=True)
+class WatchTarget:
+    """One account the watch reads: which portfolio file, which account, of which broker."""
+
+    portfolio_file: str
+    portfolio_id: str
+    account: str
+    broker: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "portfolio_file": self.portfolio_file,
+            "portfolio_id": self.portfolio_id,
+            "account": self.account,
+            "broker": self.broker,
+        }
+
+
+def batches(targets: Iterable[WatchTarget], size: int = BATCH_SIZE) -> list[list[dict[str, str]]]:
+    """The watch's read-task map: accounts grouped by broker (one broker's outage and rate
+    limits stay in its own batches), at most ``size`` a batch, in a stable order."""
+    by_broker: dict[str, list[WatchTarget]] = {}
+    for target in sorted(targets, key=lambda t: (t.broker, t.portfolio_id, t.account)):
+        by_broker.setdefault(target.broker, []).append(target)
+    out: list[list[dict[str, str]]] = []
+    for group in by_broker.values():
+        for start in range(0, len(group), size):
+            out.append([t.to_dict() for t in group[start : start + size]])
+    return out

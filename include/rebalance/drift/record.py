@@ -16,6 +16,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from rebalance.drift.config import breach_asset_name  # noqa: F401 - re-exported
 from rebalance.drift.measure import DriftMeasurement, SymbolDrift
 from rebalance.policy import Policy
 
@@ -312,11 +313,6 @@ def merge_same_day(old: DriftRecord, new: DriftRecord) -> DriftRecord:
         action=old.action if keep_old_action else new.action,
         action_reason=old.action_reason if keep_old_action else new.action_reason,
     )
-
-
-def breach_asset_name(portfolio_id: str) -> str:
-    """The Airflow asset a portfolio's breach updates; ``trigger: drift`` DAGs schedule on it."""
-    return f"rebalance_{portfolio_id}_drift"
 
 
 def breach_event_extra(

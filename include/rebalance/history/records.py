@@ -85,6 +85,8 @@ class RunRecord(_Record):
     trades: int | None
     estimated_charges: float | None  # rupees
     placement: dict[str, Any] | None  # counts and deadlines of the placement pass
+    # 0006: the breach (asset event extra) of a run the drift watch triggered; None otherwise
+    trigger_event: dict[str, Any] | None = None
 
     @property
     def run_status(self) -> RunStatus:

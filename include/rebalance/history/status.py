@@ -3,10 +3,11 @@
 Run lifecycle (one run = one portfolio x account lane of one Airflow DAG run)::
 
     started -> invalid                                  (snapshot failed validation)
-    started -> skipped                                  (a trading rule refused the run before
-                                                         planning, e.g. a second live run the same
-                                                         day at a broker whose same-day quantities
-                                                         are not reliable; the reason says which)
+    started -> skipped                                  (nothing to do or refused before planning:
+                                                         schedule_and_drift inside the bands, or a
+                                                         second live run the same day at a broker
+                                                         whose same-day quantities are not reliable;
+                                                         the reason says which)
     started -> planned -> awaiting_approval -> approved | rejected | expired
     approved -> placing -> placed | partially_filled | failed
     planned | approved -> completed                     (dry run, or nothing to order)
@@ -64,7 +65,9 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     COMPLETED = "completed"
     INTERRUPTED = "interrupted"  # placement stopped with legs never sent; resumable while valid
-    SKIPPED = "skipped"  # refused before planning by a trading rule: nothing planned or ordered
+    SKIPPED = (
+        "skipped"  # nothing planned or ordered: inside the bands, or refused by a trading rule
+    )
 
     @property
     def is_final(self) -> bool:

@@ -10,13 +10,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import ARRAY, Connection, Engine, String, cast, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
+from rebalance.drift.record import DriftRecord, merge_same_day
 from rebalance.history import tables
 from rebalance.history.records import EventRecord, LegRecord, RunRecord
 from rebalance.history.status import (
@@ -341,6 +342,86 @@ class HistoryStore:
         if value is None:
             raise RunNotFound(f"no rebalance run {run_id}")
         return RunStatus(value)
+
+    # --- drift watch (issue 13) -------------------------------------------------------------
+
+    def save_drift_record(self, record: DriftRecord) -> DriftRecord:
+        """Insert the day's record of an account, or replace it keeping what the first watch of
+        the day already did (``merge_same_day``: an alert, a notice, a trigger). Returns what was
+        stored. The row is locked while it is merged, so two watches cannot both alert."""
+        table = tables.drift_snapshots
+        where = (
+            (table.c.portfolio_id == record.portfolio_id)
+            & (table.c.account == record.account)
+            & (table.c.day == record.day)
+        )
+        with self.engine.begin() as conn:
+            statement = (
+                pg_insert(table)
+                .values(**record.to_dict())
+                .on_conflict_do_nothing(constraint="uq_drift_day")
+            )
+            if conn.execute(statement.returning(table.c.id)).scalar_one_or_none() is not None:
+                return record
+            old = conn.execute(select(table).where(where).with_for_update()).mappings().one()
+            merged = merge_same_day(DriftRecord.from_dict(dict(old)), record)
+            conn.execute(update(table).where(where).values(**merged.to_dict()))
+            return merged
+
+    def drift_records(
+        self,
+        portfolio_id: str | None = None,
+        *,
+        since: date | None = None,
+        account: str | None = None,
+    ) -> list[DriftRecord]:
+        """Drift records oldest day first (then portfolio, account), optionally filtered."""
+        table = tables.drift_snapshots
+        query = select(table).order_by(table.c.day, table.c.portfolio_id, table.c.account)
+        if portfolio_id:
+            query = query.where(table.c.portfolio_id == portfolio_id)
+        if since is not None:
+            query = query.where(table.c.day >= since)
+        if account:
+            query = query.where(table.c.account == account)
+        with self.engine.connect() as conn:
+            return [DriftRecord.from_dict(dict(r)) for r in conn.execute(query).mappings()]
+
+    def latest_drift_record(
+        self, portfolio_id: str, account: str, before: date
+    ) -> DriftRecord | None:
+        """The account's latest record of a day before ``before`` (the episode carried in)."""
+        table = tables.drift_snapshots
+        query = (
+            select(table)
+            .where(
+                table.c.portfolio_id == portfolio_id,
+                table.c.account == account,
+                table.c.day < before,
+            )
+            .order_by(table.c.day.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else DriftRecord.from_dict(dict(row))
+
+    def run_days(self, portfolio_id: str, since: datetime) -> list[datetime]:
+        """When each run of the portfolio started (any initiator and outcome), since ``since``."""
+        query = select(tables.runs.c.created_at).where(
+            tables.runs.c.portfolio_id == portfolio_id, tables.runs.c.created_at >= since
+        )
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
+
+    def login_notices_sent(self, day: date) -> list[tuple[str, str]]:
+        """(broker, account) pairs whose watch sent a "log in" notice on ``day``."""
+        table = tables.drift_snapshots
+        query = select(table.c.broker, table.c.account).where(
+            table.c.day == day, table.c.login_notice_sent.is_(True)
+        )
+        with self.engine.connect() as conn:
+            return [(r[0], r[1]) for r in conn.execute(query)]
 
     @staticmethod
     def _event(

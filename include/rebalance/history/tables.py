@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -65,6 +67,7 @@ runs = Table(
     Column("trades", Integer),
     Column("estimated_charges", Float),
     Column("placement", JSONB),  # 0002: counts and deadlines of the placement pass
+    Column("trigger_event", JSONB),  # 0006: the drift breach that triggered the run
     UniqueConstraint("dag_id", "airflow_run_id", "account", name="uq_run_lane"),
 )
 Index("ix_runs_portfolio_created", runs.c.portfolio_id, runs.c.created_at.desc())
@@ -139,3 +142,39 @@ order_sends = Table(
     Column("sent_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_order_sends_account_sent", order_sends.c.account_key, order_sends.c.sent_at)
+
+# 0006: the drift watch's time series, one row per portfolio, account and IST trading day
+# (``rebalance.drift.record.DriftRecord``; docs/drift.md).
+drift_snapshots = Table(
+    "drift_snapshots",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("portfolio_id", String(64), nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("broker", String(16), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False),  # read | not_read
+    Column("not_read_reason", String(24)),
+    Column("detail", Text),
+    Column("portfolio_value", Float),
+    Column("cash", Float),
+    Column("cash_weight", Float),
+    Column("cash_target", Float),
+    Column("total_drift", Float),
+    Column("max_drift", Float),
+    Column("max_drift_symbol", String(32)),
+    Column("outside_band", JSONB, nullable=False),
+    Column("positions", JSONB, nullable=False),
+    Column("band_abs_pct", Float),
+    Column("band_rel_pct", Float),
+    Column("targets_run_id", BigInteger),
+    Column("since_last", JSONB),
+    Column("breach_since", Date),
+    Column("action", String(24)),
+    Column("action_reason", Text),
+    Column("alerted", Boolean, nullable=False, server_default="false"),
+    Column("login_notice_sent", Boolean, nullable=False, server_default="false"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("portfolio_id", "account", "day", name="uq_drift_day"),
+)

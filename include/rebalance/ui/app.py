@@ -33,6 +33,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 
+from rebalance.domain.market import IST
 from rebalance.ui import render
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 MAX_RUN_ID = 2**63 - 1  # the history's run ids are PostgreSQL bigints
 CARDS_PER_PAGE = 50  # portfolio cards per page of the overview (`?page=N`)
+DRIFT_DAYS = 90  # the portfolio view's drift chart covers this many calendar days
 MAX_PORTFOLIO_FILE_BYTES = 1_000_000  # a portfolio file is a few kB; a bigger one is not read
 _PORTFOLIO_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 
@@ -245,7 +247,14 @@ def create_app() -> FastAPI:
             )[:100]
         tools = preview_page.history_filters(_base(request), portfolio, filters)
         pager = preview_page.card_pager(_base(request), shown, pages, dict(request.query_params))
-        return render.overview(portfolios, runs, _base(request), who.name, portfolio, tools, pager)
+        drift = ""
+        # One portfolio the viewer may read: its drift history (issue 13).
+        if portfolio is not None and any(p["id"] == portfolio for p in portfolios):
+            drift_since = dt.datetime.now(IST).date() - dt.timedelta(days=DRIFT_DAYS)
+            drift = render.drift_section(store.drift_records(portfolio, since=drift_since), runs)
+        return render.overview(
+            portfolios, runs, _base(request), who.name, portfolio, tools, pager, drift
+        )
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_detail(request: Request, run_id: str, who: ViewerDep) -> str:

@@ -18,6 +18,7 @@ from rebalance.domain.market import IST
 from rebalance.task_ids import approval_task_id
 
 if TYPE_CHECKING:
+    from rebalance.drift.record import DriftRecord
     from rebalance.history.records import EventRecord, LegRecord, RunRecord
 
 STATUS_COLOURS = {
@@ -347,6 +348,7 @@ def run_detail(
         f"<nav class='crumbs'><a href='{base}/'>Rebalance</a> › run {run.id}</nav>"
         f"<h1>Run {run.id}: {escape(run.portfolio_name)} · {escape(run.account)}</h1>"
         f"{links}<table class='kv'>{rows}</table>"
+        f"{breach_section(run.trigger_event)}"
         f"<h2>Weights before and after</h2>{chart}"
         f"<h2>Orders and outcomes</h2>{orders_table(orders)}"
         f"<h2>Events</h2>{events_table(events)}"
@@ -362,13 +364,126 @@ def overview(
     portfolio_filter: str | None,
     history_tools: str = "",
     cards_pager: str = "",
+    drift: str = "",
 ) -> str:
+    """The page: portfolio cards, then (one portfolio) its drift section, then the runs."""
     heading = "History" + (f" of {escape(portfolio_filter)}" if portfolio_filter else "")
     clear = f" · <a href='{base}/'>all portfolios</a>" if portfolio_filter else ""
     body = (
         f"<h1>Rebalance</h1><div class='muted'>signed in as {escape(user)} · "
         "times in IST</div><h2>Portfolios</h2>"
-        f"{portfolio_cards(portfolios, base)}{cards_pager}<h2>{heading}</h2>"
+        f"{portfolio_cards(portfolios, base)}{cards_pager}{drift}<h2>{heading}</h2>"
         f"<div class='muted'>newest first{clear}</div>{history_tools}{runs_table(runs, base)}"
     )
     return page("Rebalance", body)
+
+
+def drift_svg(records: Sequence[DriftRecord], rebalance_days: Iterable[dt.date] = ()) -> str:
+    """Total and max drift of one portfolio over time (one line each per account), the absolute
+    band as a dashed line, and the days a rebalance ran or was triggered marked (standalone
+    SVG, server-rendered like ``weights_svg``)."""
+    read = [r for r in records if r.total_drift is not None]
+    days = sorted({r.day for r in records} | set(rebalance_days))
+    left, plot_w, right, top, plot_h = 56, 560, 150, 30, 200
+    width, height = left + plot_w + right, top + plot_h + 50
+    bands = [r.band_abs_pct / 100.0 for r in read if r.band_abs_pct is not None]
+    band = bands[-1] if bands else None
+    peak = max([0.01, *(r.total_drift or 0.0 for r in read), *([band] if band else [])]) * 1.1
+    if len(days) > 1:
+        span = (days[-1] - days[0]).days or 1
+        x = lambda d: left + plot_w * (d - days[0]).days / span  # noqa: E731
+    else:
+        x = lambda d: left + plot_w / 2  # noqa: E731
+    y = lambda v: top + plot_h * (1 - v / peak)  # noqa: E731
+    parts = [
+        f"<svg id='drift-chart' xmlns='http://www.w3.org/2000/svg' width='{width}' "
+        f"height='{height}' viewBox='0 0 {width} {height}' font-family='system-ui,sans-serif' "
+        "font-size='12' role='img' aria-labelledby='dt'><title id='dt'>Total and max drift over "
+        "time, with the band and the rebalances</title><rect width='100%' height='100%' "
+        "fill='#fff'/>",
+        f"<line x1='{left}' y1='{top + plot_h}' x2='{left + plot_w}' y2='{top + plot_h}' "
+        "stroke='#d0d7de'/>",
+        f"<text x='{left - 6}' y='{top + 4}' text-anchor='end'>{peak:.1%}</text>"
+        f"<text x='{left - 6}' y='{top + plot_h + 4}' text-anchor='end'>0%</text>",
+    ]
+    if band is not None:
+        parts.append(
+            f"<line x1='{left}' y1='{y(band):.1f}' x2='{left + plot_w}' y2='{y(band):.1f}' "
+            "stroke='#cf222e' stroke-dasharray='5 4'><title>abs band</title></line>"
+            f"<text x='{left + plot_w + 6}' y='{y(band) + 4:.1f}' fill='#cf222e'>"
+            f"band {band:.2%}</text>"
+        )
+    for day in sorted(set(rebalance_days)):
+        parts.append(
+            f"<line class='rebalance' x1='{x(day):.1f}' y1='{top}' x2='{x(day):.1f}' "
+            f"y2='{top + plot_h}' stroke='#8250df' stroke-width='2'>"
+            f"<title>rebalance {day}</title></line>"
+        )
+    for account in sorted({r.account for r in read}):
+        series = sorted((r for r in read if r.account == account), key=lambda r: r.day)
+        for key, colour in (("total_drift", "#0969da"), ("max_drift", "#bf8700")):
+            points = " ".join(f"{x(r.day):.1f},{y(getattr(r, key) or 0.0):.1f}" for r in series)
+            parts.append(
+                f"<polyline class='{key}' points='{points}' fill='none' stroke='{colour}' "
+                f"stroke-width='2'><title>{escape(account)} {key.replace('_', ' ')}</title>"
+                "</polyline>"
+            )
+            parts += [
+                f"<circle cx='{x(r.day):.1f}' cy='{y(getattr(r, key) or 0.0):.1f}' r='3' "
+                f"fill='{colour}'><title>{r.day} {escape(account)} {key.replace('_', ' ')} "
+                f"{getattr(r, key) or 0.0:.2%}</title></circle>"
+                for r in series
+            ]
+    legend_y = top + plot_h + 30
+    parts.append(
+        f"<rect x='{left}' y='{legend_y - 9}' width='14' height='4' fill='#0969da'/>"
+        f"<text x='{left + 18}' y='{legend_y}'>total drift</text>"
+        f"<rect x='{left + 100}' y='{legend_y - 9}' width='14' height='4' fill='#bf8700'/>"
+        f"<text x='{left + 118}' y='{legend_y}'>max drift</text>"
+        f"<rect x='{left + 200}' y='{legend_y - 12}' width='3' height='12' fill='#8250df'/>"
+        f"<text x='{left + 208}' y='{legend_y}'>rebalance</text>"
+    )
+    if days:
+        parts.append(
+            f"<text x='{left}' y='{top + plot_h + 14}'>{days[0]}</text>"
+            f"<text x='{left + plot_w}' y='{top + plot_h + 14}' text-anchor='end'>{days[-1]}"
+            "</text>"
+        )
+    else:
+        parts.append(f"<text x='{left + 8}' y='{top + 20}' fill='#656d76'>no drift records</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def drift_section(records: Sequence[DriftRecord], runs: Sequence[RunRecord]) -> str:
+    """The portfolio view's drift history: the chart, or why there is none."""
+    if not records:
+        return (
+            "<h2>Drift</h2><p class='muted'>No drift records yet: the drift watch records each "
+            "account every trading day (docs/drift.md).</p>"
+        )
+    rebalances = {r.created_at.astimezone(IST).date() for r in runs}
+    rebalances |= {r.day for r in records if r.triggered}
+    return f"<h2>Drift</h2>{drift_svg(records, sorted(rebalances))}"
+
+
+def breach_section(event: Mapping[str, Any] | None) -> str:
+    """The run detail's "started by a drift breach" section, from the stored asset extra."""
+    if not event:
+        return ""
+    items = []
+    for account in event.get("accounts") or []:
+        symbols = ", ".join(
+            f"{escape(str(s.get('symbol')))} {float(s.get('drift') or 0):+.2%} "
+            f"(band {float(s.get('band') or 0):.2%})"
+            for s in account.get("symbols") or []
+        )
+        items.append(
+            f"<li>{escape(str(account.get('account')))}: {symbols}; total drift "
+            f"{float(account.get('total_drift') or 0):.2%}</li>"
+        )
+    return (
+        "<h2>Started by a drift breach</h2>"
+        f"<p id='breach'>The drift watch of {escape(str(event.get('day')))} found:</p>"
+        f"<ul>{''.join(items)}</ul>"
+    )

@@ -24,7 +24,7 @@ def index_definitions(url: str) -> dict[str, tuple[str, str]]:
 
 
 def test_head_has_the_fleet_indexes(history_db: str) -> None:
-    assert current_revision(history_db) == "0005"
+    assert (current_revision(history_db) or "") >= "0004"  # later migrations keep them
     found = index_definitions(history_db)
     for name, (table, columns, where) in FLEET_INDEXES.items():
         assert name in found, name
