@@ -65,7 +65,7 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     COMPLETED = "completed"
     INTERRUPTED = "interrupted"  # placement stopped with legs never sent; resumable while valid
-    SKIPPED = (
+    SKIPPED = "skipped"  # nothing planned or ordered: inside the bands, or a trading rule refused
         "skipped"  # nothing planned or ordered: inside the bands, or refused by a trading rule
     )
 
