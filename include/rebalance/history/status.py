@@ -66,8 +66,6 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
     INTERRUPTED = "interrupted"  # placement stopped with legs never sent; resumable while valid
     SKIPPED = "skipped"  # nothing planned or ordered: inside the bands, or a trading rule refused
-        "skipped"  # nothing planned or ordered: inside the bands, or refused by a trading rule
-    )
 
     @property
     def is_final(self) -> bool:
