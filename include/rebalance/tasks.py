@@ -49,7 +49,7 @@ from rebalance.plan import PlannedOrder, TradePlan
 from rebalance.portfolio import BrokerName, ExecutionMode
 from rebalance.snapshot import HoldingsSnapshot
 from rebalance.trading_rules import EarlierLiveRun, price_move, second_live_run_today
-from rebalance.wiring import broker_for, what_to_do
+from rebalance.wiring import broker_for, read_account, what_to_do
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -81,8 +81,6 @@ def fetch_holdings(
     Runs of this account left ``placing`` earlier are then settled from the broker's book. The
     snapshot is stored as read, valid or not: validate_snapshot judges it.
     """
-    from rebalance.snapshot import raw_snapshot_from_broker
-
     portfolio = lane.portfolio
     run_id = _open_run(lane, store)
     if broker is None:
@@ -93,10 +91,7 @@ def fetch_holdings(
             raise
     _settle_stale(lane, store, broker, settings)
     try:
-        holdings = broker.holdings()
-        wanted = {h.symbol for h in holdings} | set(portfolio.targets)
-        quotes = broker.quotes([Instrument(s, portfolio.exchange) for s in sorted(wanted)])
-        cash = broker.funds().available_cash
+        holdings, snapshot = read_account(broker, portfolio, lane.account)
     except TemporaryBrokerError:
         raise  # a read: Airflow retries the task
     except BadResponse as exc:
@@ -110,22 +105,10 @@ def fetch_holdings(
     except BrokerError as exc:
         store.transition(run_id, RunStatus.FAILED, f"could not read the account: {exc}")
         raise LaneStopped(str(exc)) from None
-    # What can be sold today: a non-DDPI account sells only what the depository authorised.
-    sellable_today = [replace(h, sellable_quantity=h.sellable_today) for h in holdings]
-    snapshot = raw_snapshot_from_broker(
-        sellable_today,
-        quotes,
-        cash=cash,
-        taken_at=datetime.now(UTC),
-        account=lane.account,
-        broker=broker.name,
-        target_symbols=portfolio.targets,
-        exchange=portfolio.exchange,
-    )
     records = snapshot.to_records()
     records["unauthorised"] = unauthorised_holdings(holdings)
-    store.update_run(run_id, snapshot=records, cash=cash)
-    log.info("%s: %d holdings, cash %.2f", lane.account, len(snapshot.positions), cash)
+    store.update_run(run_id, snapshot=records, cash=snapshot.cash)
+    log.info("%s: %d holdings, cash %.2f", lane.account, len(snapshot.positions), snapshot.cash)
     return {"run": run_id, "account": lane.account}
 
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rebalance.brokers.base import AuthError, Broker
+from rebalance.domain.market import Holding
 from rebalance.history.store import HistoryStore
 from rebalance.lane import Lane, LaneStopped
-from rebalance.portfolio import BrokerName, ExecutionMode
+from rebalance.portfolio import BrokerName, ExecutionMode, Portfolio
+
+if TYPE_CHECKING:
+    from rebalance.snapshot import HoldingsSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +115,35 @@ def what_to_do(exc: Exception, lane: Lane) -> str:
                 f"connection {conn!r} as {ANGELONE_DOC} says"
             )
     return f"{account.name}: {text}"
+
+
+def read_account(
+    broker: Broker, portfolio: Portfolio, account: str
+) -> tuple[list[Holding], HoldingsSnapshot]:
+    """The account's holdings, quotes and cash now, as the snapshot a plan is made on.
+
+    A sell may use only what can be sold today: on a non-DDPI account, what the depository has
+    authorised (``Holding.sellable_today``). The pipeline's fetch and the page's preview both read
+    through here, so they plan on the same quantities. Broker errors propagate to the caller.
+    """
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from rebalance.domain.market import Instrument
+    from rebalance.snapshot import raw_snapshot_from_broker
+
+    holdings = broker.holdings()
+    wanted = {h.symbol for h in holdings} | set(portfolio.targets)
+    quotes = broker.quotes([Instrument(s, portfolio.exchange) for s in sorted(wanted)])
+    cash = broker.funds().available_cash
+    snapshot = raw_snapshot_from_broker(
+        [replace(h, sellable_quantity=h.sellable_today) for h in holdings],
+        quotes,
+        cash=cash,
+        taken_at=datetime.now(UTC),
+        account=account,
+        broker=broker.name,
+        target_symbols=portfolio.targets,
+        exchange=portfolio.exchange,
+    )
+    return holdings, snapshot

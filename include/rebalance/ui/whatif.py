@@ -209,36 +209,21 @@ class AccountPreview:
 def read_fresh_snapshot(
     portfolio: Portfolio, portfolio_file: str, account: Account
 ) -> HoldingsSnapshot:
-    """The account's holdings, quotes and cash now, as ``tasks.fetch_holdings`` reads them,
+    """The account's holdings, quotes and cash now, read as ``tasks.fetch_holdings`` reads them
+    (``wiring.read_account``: sells only up to what can be sold today),
     validated with the pipeline's Pandera schema. Raises PreviewError saying what failed."""
     from rebalance.brokers.base import BrokerError
-    from rebalance.domain.market import Instrument
     from rebalance.errors import RebalanceError
     from rebalance.lane import Lane, LaneStopped
-    from rebalance.snapshot import raw_snapshot_from_broker
-    from rebalance.wiring import broker_for
+    from rebalance.wiring import broker_for, read_account
 
     lane = Lane(portfolio_file, account.name, portfolio.dag_id, "preview", "manual", {})
     try:
-        broker = broker_for(lane)
-        holdings = broker.holdings()
-        wanted = {h.symbol for h in holdings} | set(portfolio.targets)
-        quotes = broker.quotes([Instrument(s, portfolio.exchange) for s in sorted(wanted)])
-        cash = broker.funds().available_cash
+        _, raw = read_account(broker_for(lane), portfolio, account.name)
     except (LaneStopped, BrokerError, RebalanceError) as exc:
         raise PreviewError(f"could not read {account.name}: {exc}") from None
     except Exception as exc:  # e.g. no Airflow connection in this process
         raise PreviewError(f"could not read {account.name}: {type(exc).__name__}: {exc}") from None
-    raw = raw_snapshot_from_broker(
-        holdings,
-        quotes,
-        cash=cash,
-        taken_at=datetime.now(UTC),
-        account=account.name,
-        broker=broker.name,
-        target_symbols=portfolio.targets,
-        exchange=portfolio.exchange,
-    )
     return validated(raw, f"{account.name} snapshot")
 
 
