@@ -8,14 +8,16 @@ Rates are fractions of the order's notional (0.001 = 0.1%) unless the name says 
 
 BSE's transaction charge depends on the scrip's group (A/B 0.00375%, X/XT/Z/ZP 0.1%, P/R/SS/ST
 1%, ...: ``BSE_GROUP_RATES``). Neither broker's instrument data carries the group, so a BSE order
-is charged by the group the caller passes (``scrip_group``: a per-symbol override of the
-portfolio) and, without one, at the A/B rate with a warning naming the symbol.
+is charged by the group the caller passes (``scrip_group``), else by the portfolio's per-symbol
+override carried in the rates (``execution.bse_scrip_groups``, ``with_scrip_groups``) and,
+without one, at the A/B rate with a warning naming the symbol and that field.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
 
@@ -55,6 +57,16 @@ class BrokerRates:
     brokerage_cap_inr: Rate  # at most this many rupees per order (0 = no brokerage)
     brokerage_min_inr: Rate  # at least this many rupees per order when brokerage applies
     dp_charge_inr: Rate  # rupees per scrip sold per day, GST included
+    # BSE scrip group by symbol (the portfolio's ``execution.bse_scrip_groups``): a tuple of
+    # pairs so that the rates stay hashable.
+    scrip_groups: tuple[tuple[str, str], ...] = ()
+
+    def scrip_group(self, symbol: str) -> str | None:
+        """The BSE scrip group set for ``symbol``, if any."""
+        for name, group in self.scrip_groups:
+            if name == symbol:
+                return group
+        return None
 
 
 _ZERODHA_CHARGES = "zerodha.com/charges (equity delivery column)"
@@ -156,7 +168,7 @@ def _warn_group(symbol: str, group: str) -> None:
     what = f"unknown BSE scrip group {group!r}" if group else "no BSE scrip group"
     log.warning(
         "%s for %s: charged at group A's 0.00375%%; set the symbol's group (A, B, X, Z, ...) "
-        "in the portfolio's charges overrides if it trades in another group",
+        "in the portfolio's execution.bse_scrip_groups if it trades in another group",
         what,
         symbol,
     )
@@ -220,6 +232,13 @@ def broker_rates(broker: str) -> BrokerRates:
         ) from None
 
 
+def with_scrip_groups(rates: BrokerRates, groups: Mapping[str, str] | None) -> BrokerRates:
+    """``rates`` carrying the portfolio's BSE scrip groups (symbol -> group) for its BSE orders."""
+    if not groups:
+        return rates
+    return replace(rates, scrip_groups=tuple(sorted((s, g.upper()) for s, g in groups.items())))
+
+
 def exchange_txn_rate(
     exchange: str, scrip_group: str | None = None, symbol: str = "", *, warn: bool = True
 ) -> float:
@@ -243,10 +262,13 @@ def order_charges(
 
     The DP charge is per scrip per day sold: counted on a sell unless ``dp_charge`` is False
     (a second order of a scrip already sold today, e.g. a re-pricing round). ``scrip_group``:
-    the BSE group of the scrip (see ``bse_txn_rate``); ignored on NSE.
+    the BSE group of the scrip (see ``bse_txn_rate``), by default the one ``rates`` carry for
+    ``symbol``; ignored on NSE.
     """
     if notional <= 0:
         return Charges(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    if exchange == "BSE" and scrip_group is None and symbol:
+        scrip_group = rates.scrip_group(symbol)
     brokerage = 0.0
     if rates.brokerage_cap_inr.value > 0:
         brokerage = min(rates.brokerage_cap_inr.value, rates.brokerage_pct.value * notional)

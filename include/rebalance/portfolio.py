@@ -6,6 +6,7 @@ field, e.g. ``portfolios/core.yaml: invalid configuration - targets: weights sum
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -26,6 +27,8 @@ from rebalance.portfolio_file import (  # noqa: F401 - re-exported
     read_portfolio_data,
 )
 from rebalance.schedule import Schedule
+
+log = logging.getLogger(__name__)
 
 WEIGHT_SUM_TOLERANCE_PCT = 0.01
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9&_.\-]{0,29}$")
@@ -181,6 +184,28 @@ class Execution(NumbersAreNumbers):
         "on the DAG (simple auth manager: the user name; FAB: the numeric user id)",
     )
 
+    bse_scrip_groups: dict[str, str] = Field(
+        default_factory=dict,
+        description="BSE orders: the scrip group of each symbol (A, B, X, Z, ...), which sets "
+        "BSE's transaction charge; neither broker's instrument data carries it",
+    )
+
+    @field_validator("bse_scrip_groups")
+    @classmethod
+    def _scrip_groups(cls, value: dict[str, str]) -> dict[str, str]:
+        from rebalance.costs import BSE_GROUP_RATES
+
+        groups = {}
+        for symbol, group in value.items():
+            name = str(group).strip().upper()
+            if name not in BSE_GROUP_RATES:
+                raise ValueError(
+                    f"{symbol}: {group!r} is not a BSE scrip group; known: "
+                    f"{', '.join(sorted(BSE_GROUP_RATES))}"
+                )
+            groups[symbol] = name
+        return groups
+
     @field_validator("market_protection_pct")
     @classmethod
     def _protection(cls, value: float) -> float:
@@ -298,7 +323,24 @@ class Portfolio(NumbersAreNumbers):
             raise ValueError(f"accounts: duplicate account name(s) {', '.join(dupes)}")
         if problems := policy_symbol_problems(self.policy, self.targets):
             raise ValueError("\n".join(problems))
+        if stray := sorted(set(self.execution.bse_scrip_groups) - set(self.targets)):
+            raise ValueError(
+                f"execution.bse_scrip_groups: {', '.join(stray)} not among the targets"
+            )
+        if self.exchange == "BSE" and (missing := self.symbols_without_scrip_group()):
+            log.warning(
+                "portfolio %s trades on BSE but execution.bse_scrip_groups gives no group for "
+                "%s: charged at group A's rate (X/Z groups pay 0.1%%, 27 times more)",
+                self.id,
+                ", ".join(missing),
+            )
         return self
+
+    def symbols_without_scrip_group(self) -> list[str]:
+        """The targets of a BSE portfolio with no ``execution.bse_scrip_groups`` entry."""
+        if self.exchange != "BSE":
+            return []
+        return sorted(set(self.targets) - set(self.execution.bse_scrip_groups))
 
     @property
     def dag_id(self) -> str:

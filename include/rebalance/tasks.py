@@ -255,6 +255,7 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
     inputs: dict[str, Any] = {
         "cash_target": portfolio.cash_target_fraction,
         "broker": str(lane.account_config.broker),
+        "scrip_groups": portfolio.execution.bse_scrip_groups,
     }
     targets = portfolio.target_fractions()
     try:

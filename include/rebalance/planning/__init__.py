@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
-from rebalance.costs import broker_rates
+from rebalance.costs import broker_rates, with_scrip_groups
 from rebalance.errors import ConfigError
 from rebalance.plan import TradePlan
 from rebalance.planning.book import build_book
@@ -43,18 +43,20 @@ def plan_rebalance(
     cash_target: float | None = None,
     broker: str = "paper",
     today: date | None = None,
+    scrip_groups: Mapping[str, str] | None = None,
 ) -> TradePlan:
     """Plan the trades that bring ``snapshot`` toward ``targets``.
 
     ``targets`` are fractions of portfolio value (0.1 = 10%) that sum to 1 with ``cash_target``
     (a fraction; None = fully invested, i.e. a cash target of 0). ``broker`` picks the charges
     table (zerodha, angelone, paper). ``today`` is the trading date for the holding-period rule;
-    by default the snapshot's date in Asia/Kolkata.
+    by default the snapshot's date in Asia/Kolkata. ``scrip_groups``: BSE scrip groups by symbol
+    (the portfolio's ``execution.bse_scrip_groups``) for BSE orders' transaction charge.
 
     Raises InputDataError (bad holdings) or ConfigError (bad targets, unknown broker).
     """
     try:
-        rates = broker_rates(broker)
+        rates = with_scrip_groups(broker_rates(broker), scrip_groups)
     except KeyError as exc:
         raise ConfigError("broker", [str(exc.args[0])]) from None
     book = build_book(snapshot, targets, policy, cash_target=cash_target, today=today)

@@ -260,7 +260,7 @@ def objective(
         side = intent.side or intent.direction
         if shares and side is not None:
             notional = shares * line.price
-            charges += charge_total(notional, side, line.exchange, rates)
+            charges += charge_total(notional, side, line.exchange, rates, symbol=line.symbol)
             net += notional if side is Side.BUY else -notional
             shares = shares if side is Side.BUY else -shares
         after[line.symbol] = (line.quantity + shares) * line.price
@@ -597,7 +597,7 @@ def _fits(
         line = c.intent.line
         notional = shares * line.price
         side = Side.BUY if c.sign > 0 else Side.SELL
-        charge = charge_total(notional, side, line.exchange, rates)
+        charge = charge_total(notional, side, line.exchange, rates, symbol=line.symbol)
         if c.sign > 0:
             buys, buy_charges = buys + notional, buy_charges + charge
             bought.append(c)

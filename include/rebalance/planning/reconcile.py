@@ -84,7 +84,8 @@ class _Ledger:
 
     def _charge(self, intent: Intent, units: int) -> float:
         side = intent.side or Side.BUY
-        return charge_total(units * intent.line.price, side, intent.line.exchange, self.rates)
+        line = intent.line
+        return charge_total(units * line.price, side, line.exchange, self.rates, symbol=line.symbol)
 
 
 def reconcile(

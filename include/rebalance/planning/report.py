@@ -72,7 +72,11 @@ def _outcome(intent: Intent, units: int, rates: BrokerRates) -> _Outcome:
         return _Outcome(intent, 0, None)
     notional = units * intent.line.price
     return _Outcome(
-        intent, units, order_charges(notional, intent.side, intent.line.exchange, rates)
+        intent,
+        units,
+        order_charges(
+            notional, intent.side, intent.line.exchange, rates, symbol=intent.line.symbol
+        ),
     )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from rebalance.costs import broker_rates, charge_total
+from rebalance.costs import broker_rates, charge_total, with_scrip_groups
 from rebalance.domain.market import IST, Side
 from rebalance.plan import PlannedOrder, TradePlan
 from rebalance.policy import BudgetMode, Policy, TradeFilter, UnlistedHoldings
@@ -33,10 +33,13 @@ def verify_plan(
     cash_target: float | None = None,
     broker: str = "paper",
     today: date | None = None,
+    scrip_groups: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Every hard-constraint violation of ``plan`` (empty when it is safe to place)."""
+    """Every hard-constraint violation of ``plan`` (empty when it is safe to place).
+    ``scrip_groups``: BSE scrip groups by symbol (the portfolio's ``execution.bse_scrip_groups``).
+    """
     rows = {str(r["symbol"]): r for r in snapshot.positions.to_dict(orient="records")}
-    rates = broker_rates(broker)
+    rates = with_scrip_groups(broker_rates(broker), scrip_groups)
     selling_unlisted = policy.unlisted_holdings is UnlistedHoldings.SELL
     members = {s for s in rows if s in targets or (selling_unlisted and rows[s]["quantity"] > 0)}
     cash = snapshot.cash or 0.0
@@ -49,7 +52,10 @@ def verify_plan(
         problems.append("more than one order for a symbol")
     if len(plan.orders) > policy.max_trades:
         problems.append(f"{len(plan.orders)} orders exceed max_trades {policy.max_trades}")
-    charges = {o.symbol: charge_total(o.notional, o.side, o.exchange, rates) for o in plan.orders}
+    charges = {
+        o.symbol: charge_total(o.notional, o.side, o.exchange, rates, symbol=o.symbol)
+        for o in plan.orders
+    }
     if policy.max_order_charges_pct is not None:
         share = policy.max_order_charges_pct / 100.0
         problems += [

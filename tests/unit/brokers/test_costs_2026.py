@@ -16,6 +16,7 @@ from rebalance.costs import (
     charge_total,
     order_charges,
     proportional_rate,
+    with_scrip_groups,
 )
 
 LAKH = 100_000.0
@@ -129,3 +130,48 @@ def test_proportional_rate_bounds_the_variable_charges() -> None:
         assert (
             proportional_rate(Side.BUY, exchange, rates, scrip_group=group) * LAKH >= exact - 1e-9
         )
+
+
+def _bse_portfolio(groups: object) -> dict[str, object]:
+    return {
+        "name": "BSE book",
+        "exchange": "BSE",
+        "targets": {"ALPHA": 50, "BETA": 50},
+        "accounts": [{"name": "paper", "broker": "paper", "holdings_file": "h.csv"}],
+        "execution": {"bse_scrip_groups": groups},
+    }
+
+
+def test_portfolio_sets_bse_scrip_groups_and_warns_for_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from rebalance.portfolio import parse_portfolio
+
+    with caplog.at_level(logging.WARNING, logger="rebalance.portfolio"):
+        portfolio = parse_portfolio(_bse_portfolio({"ALPHA": "z"}), "bse.yaml", "bse")
+    assert portfolio.execution.bse_scrip_groups == {"ALPHA": "Z"}
+    assert portfolio.symbols_without_scrip_group() == ["BETA"]
+    assert "execution.bse_scrip_groups gives no group for BETA" in caplog.text
+    # The rates carry the groups: ALPHA at Z's 0.1%, BETA (no group) at A's 0.00375%.
+    rates = with_scrip_groups(broker_rates("zerodha"), portfolio.execution.bse_scrip_groups)
+    alpha = order_charges(LAKH, Side.BUY, "BSE", rates, symbol="ALPHA")
+    beta = order_charges(LAKH, Side.BUY, "BSE", rates, symbol="BETA")
+    assert alpha.exchange_txn == pytest.approx(100.0)
+    assert beta.exchange_txn == pytest.approx(3.75)
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        ({"ALPHA": "Q9"}, "execution.bse_scrip_groups: ALPHA: 'Q9' is not a BSE scrip group"),
+        ({"GAMMA": "A"}, "execution.bse_scrip_groups: GAMMA not among the targets"),
+    ],
+)
+def test_bad_bse_scrip_groups_name_the_field(groups: dict[str, str], message: str) -> None:
+    from rebalance.errors import ConfigError
+    from rebalance.portfolio import parse_portfolio
+
+    with pytest.raises(ConfigError) as caught:
+        parse_portfolio(_bse_portfolio(groups), "bse.yaml", "bse")
+    assert "bse.yaml" in str(caught.value)
+    assert message in str(caught.value)
