@@ -55,6 +55,7 @@ LAYERS: dict[str, int] = {
     "rebalance.lane": GLUE,
     "rebalance.wiring": GLUE,
     "rebalance.tasks": GLUE,
+    "rebalance.manual_queue_wait": GLUE,
     "rebalance.task_ids": GLUE,
     "rebalance.task_docs": GLUE,
     "rebalance.dag_factory": GLUE,

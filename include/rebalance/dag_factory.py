@@ -245,7 +245,22 @@ def _place_orders(step: LaneStepOperator, context: Any) -> dict[str, Any]:
         store = wiring.open_store()
         broker = wiring.broker_for(lane, store)
         tasks.check_prices_unchanged(lane, store, broker)
-        return tasks.place_orders(lane, store, broker, approved["plan_hash"])
+        return _place_or_defer(step, lane, store, broker, approved["plan_hash"])
+
+
+def _place_or_defer(
+    step: LaneStepOperator, lane: Lane, store: Any, broker: Any, plan_hash: str
+) -> dict[str, Any]:
+    """``tasks.place_orders``; a manual queue still waiting for its person defers the task to
+    the triggerer instead of holding a worker (``rebalance.manual_queue_wait``)."""
+    from rebalance import tasks
+    from rebalance.manual_queue_wait import WaitForPerson, defer_until_placed
+
+    try:
+        return tasks.place_orders(lane, store, broker, plan_hash)
+    except WaitForPerson as wait:
+        defer_until_placed(step, wait)
+        raise  # defer_until_placed raises TaskDeferred; this is never reached
 
 
 def _record_run(step: LaneStepOperator, context: Any) -> dict[str, Any]:
@@ -290,6 +305,18 @@ class LaneStepOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         return _STEPS[self.step](self, context)
+
+    def resume_manual_queue(self, context: Any, event: Any = None) -> dict[str, Any]:
+        """place_orders back from the manual queue's wait (the basket marked placed, or the
+        approval's validity over): reconcile. Prices are not checked again: nothing is sent."""
+        from rebalance import wiring
+
+        approved = context["ti"].xcom_pull(task_ids=self.approval_task_id)
+        with _stopping_fails_without_retry():
+            lane = _lane(self.portfolio_file, self.account)
+            store = wiring.open_store()
+            broker = wiring.broker_for(lane, store)
+            return _place_or_defer(self, lane, store, broker, approved["plan_hash"])
 
 
 def _build_lane(portfolio_file: str, account: str) -> None:

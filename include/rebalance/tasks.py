@@ -11,7 +11,6 @@ be re-run (a retry) without doing its work twice. Airflow runs them from ``dag_f
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -468,8 +467,11 @@ def _manual_queue(
     """``execution.mode: manual_queue`` (notes 13.4): export the approved plan as basket CSVs in
     the state dir (paths in ``placement.manual_queue.baskets``), wait until a person marks it
     placed (``rebalance mark-placed RUN``) or the approval's validity ends, then reconcile the
-    account's holdings against the plan and record each leg's fill. Nothing is sent by us."""
+    account's holdings against the plan and record each leg's fill. Nothing is sent by us.
+    While nobody has marked it, raises ``WaitForPerson``: the operator defers (no worker slot is
+    held) and runs this again when the basket is marked or the validity ends."""
     from rebalance.brokers.basket import BasketError, export_baskets
+    from rebalance.manual_queue_wait import WaitForPerson, wait_outcome
 
     run_id = record.id
     status = record.run_status
@@ -482,10 +484,16 @@ def _manual_queue(
             store.transition(run_id, RunStatus.COMPLETED, "nothing to order")
             return {"run": run_id, "placed": 0, "sent": 0, "status": "completed"}
         name = str(lane.account_config.broker)
-        quotes = broker.quotes([Instrument(o.symbol, o.exchange) for o in plan.orders])
+        instruments = [Instrument(o.symbol, o.exchange) for o in plan.orders]
+        quotes = broker.quotes(instruments)
+        tokens = getattr(broker, "symbol_tokens", None)  # AngelOne: the basket needs tokens
         try:
             files = export_baskets(
-                record.plan, name, policy=_settings(lane, settings).pricing, quotes=quotes
+                record.plan,
+                name,
+                policy=_settings(lane, settings).pricing,
+                quotes=quotes,
+                tokens=tokens(instruments) if tokens else None,
             )
         except BasketError as exc:
             _stop(store, run_id, RunStatus.FAILED, f"could not export the basket: {exc}")
@@ -511,17 +519,10 @@ def _manual_queue(
         log.info("%s: run %d basket written: %s", lane.account, run_id, ", ".join(paths))
     elif status is not RunStatus.PLACING or "manual_queue" not in placement:
         return {"run": run_id, "placed": 0, "sent": 0, "status": str(status)}
-    poll = _settings(lane, settings).poll_seconds
     until = valid_until_of(store.run(run_id))
-    while True:
-        queue = (store.run(run_id).placement or {}).get("manual_queue") or {}
-        if queue.get("marked_placed_by"):
-            why = f"basket marked placed by {queue['marked_placed_by']}"
-            break
-        if until is not None and clock() >= until:
-            why = f"nobody marked the basket placed by {until.astimezone(IST):%H:%M IST}"
-            break
-        time.sleep(poll)
+    why = wait_outcome(store, run_id, until, clock)
+    if why is None:
+        raise WaitForPerson(run_id, until, _settings(lane, settings).poll_seconds)
     result = reconcile_manual_queue(store, run_id, broker.holdings(), why)
     log.info("%s: run %d %s: %s", lane.account, run_id, result.status, result.reason)
     return {"run": run_id, "placed": result.placed, "sent": 0, "status": str(result.status)}

@@ -308,61 +308,22 @@ def test_a_non_ddpi_account_names_what_to_authorise_and_sells_only_that(
     assert all(o["status"] != "REJECTED" for o in kite.orders), kite.orders
 
 
-def test_manual_queue_exports_the_basket_waits_and_reconciles(
-    store,  # type: ignore[no-untyped-def]
-    emulators: tuple[KiteEmulator, SmartApiEmulator],
-    two_broker_portfolio: Path,
-) -> None:
-    """execution.mode: manual_queue: the approved plan becomes a Kite basket CSV in the state dir;
-    place_orders waits until a person marks it placed, then reads the holdings and records each
-    leg's fill. The pipeline itself sends nothing."""
-    import csv
-    import threading
-    from dataclasses import replace
-
-    from rebalance import tasks
-    from rebalance.approval import Decision
-    from rebalance.brokers.base import OrderRequest, Side
-    from rebalance.execution import ExecutionSettings, mark_placed
-    from rebalance.wiring import broker_for
-
-    kite, _ = emulators
-    data = yaml.safe_load(two_broker_portfolio.read_text())
+def _manual_queue_portfolio(path: Path, accounts: list[str], approval: str) -> None:
+    data = yaml.safe_load(path.read_text())
     data["execution"]["mode"] = "manual_queue"
-    data["execution"]["approval"] = "manual"
-    two_broker_portfolio.write_text(yaml.safe_dump(data))
-    lane = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
-    broker = broker_for(lane, store)
-    tasks.fetch_holdings(lane, store, broker)
-    tasks.validate_snapshot(lane, store)
-    planned = tasks.plan_trades(lane, store)
-    preview = tasks.request_approval(lane, store).preview or ""
-    folder = f"baskets/{lane.portfolio.id}/{planned['run']}"
-    assert "Manual queue: once approved, the basket CSVs are written to" in preview
-    assert folder in preview
-    tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
-    fast = replace(ExecutionSettings(), poll_seconds=0.05)
-    outcome: dict = {}  # type: ignore[type-arg]
-    placing = threading.Thread(
-        target=lambda: outcome.update(
-            tasks.place_orders(lane, store, broker, planned["plan_hash"], settings=fast)
-        )
-    )
-    placing.start()
-    run_id = planned["run"]
-    for _ in range(200):
-        placement = store.run(run_id).placement or {}
-        if placement.get("manual_queue"):
-            break
-        placing.join(0.05)
-    baskets = placement["manual_queue"]["baskets"]
-    assert all(folder in path for path in baskets)
-    rows = [row for path in baskets for row in csv.DictReader(Path(path).read_text().splitlines())]
-    assert len(rows) == planned["trades"] > 0
-    assert kite.orders_received == 0  # the pipeline sends nothing itself
-    assert placing.is_alive()  # waiting for the person
+    data["execution"]["approval"] = approval
+    data["accounts"] = [a for a in data["accounts"] if a["name"] in accounts]
+    path.write_text(yaml.safe_dump(data))
 
-    for row in rows:  # the person places the basket by hand (here through the API)
+
+def _place_by_hand(broker, baskets: list[str]) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    """What the person does: every row of the Kite baskets placed (here through the API)."""
+    import csv
+
+    from rebalance.brokers.base import OrderRequest, Side
+
+    rows = [row for path in baskets for row in csv.DictReader(Path(path).read_text().splitlines())]
+    for row in rows:
         broker.place_order(
             OrderRequest(
                 symbol=row["tradingsymbol"],
@@ -373,14 +334,161 @@ def test_manual_queue_exports_the_basket_waits_and_reconciles(
                 price=float(row["price"]),
             )
         )
+    return rows
+
+
+def test_manual_queue_exports_the_basket_waits_and_reconciles(
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+) -> None:
+    """execution.mode: manual_queue: the approved plan becomes a Kite basket CSV in the state dir;
+    place_orders says it waits for a person (WaitForPerson: the operator defers, no worker is
+    held) until the basket is marked placed, then reads the holdings and records each leg's
+    fill. The pipeline itself sends nothing."""
+    from rebalance import tasks
+    from rebalance.approval import Decision
+    from rebalance.execution import mark_placed
+    from rebalance.manual_queue_wait import WaitForPerson
+    from rebalance.wiring import broker_for
+
+    kite, _ = emulators
+    _manual_queue_portfolio(two_broker_portfolio, ["zerodha_main"], "manual")
+    lane = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
+    broker = broker_for(lane, store)
+    tasks.fetch_holdings(lane, store, broker)
+    tasks.validate_snapshot(lane, store)
+    planned = tasks.plan_trades(lane, store)
+    preview = tasks.request_approval(lane, store).preview or ""
+    run_id = planned["run"]
+    folder = f"baskets/{lane.portfolio.id}/{run_id}"
+    assert "Manual queue: once approved, the basket CSVs are written to" in preview
+    assert folder in preview
+    tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
+
+    with pytest.raises(WaitForPerson, match=f"rebalance mark-placed {run_id}"):
+        tasks.place_orders(lane, store, broker, planned["plan_hash"])
+    baskets = store.run(run_id).placement["manual_queue"]["baskets"]
+    assert all(folder in path for path in baskets)
+    assert kite.orders_received == 0  # the pipeline sends nothing itself
+    with pytest.raises(WaitForPerson):  # asked again before anyone marked it: still waiting
+        tasks.place_orders(lane, store, broker, planned["plan_hash"])
+    assert store.status(run_id) is RunStatus.PLACING
+
+    rows = _place_by_hand(broker, baskets)
+    assert len(rows) == planned["trades"] > 0
     mark_placed(store, run_id, "asha")
-    placing.join(30)
-    assert not placing.is_alive()
+    outcome = tasks.place_orders(lane, store, broker, planned["plan_hash"])
     assert outcome["status"] == "placed"
     legs = store.orders(run_id)
     assert all(leg.order_state is OrderState.COMPLETE for leg in legs), legs
     assert all(leg.filled_quantity == leg.quantity for leg in legs)
+    assert kite.orders_received == len(rows)  # only the person's orders
     assert tasks.record_run(lane, store, broker)["status"] == "completed"
+
+
+def test_manual_queue_dag_run_waits_deferred_not_on_a_worker(
+    airflow_db: Path,
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+) -> None:
+    """The same through Airflow (dag.test runs the trigger in line, as the triggerer would):
+    while nobody has marked the basket, place_orders has deferred (ManualQueueTrigger polls the
+    history database; no worker slot is held): Airflow's thread is in the trigger, not in the
+    task; once marked, the task resumes and reconciles."""
+    import sys
+    import threading
+    import time
+    import traceback
+
+    from rebalance.execution import mark_placed
+    from rebalance.wiring import open_store
+
+    kite, _ = emulators
+    _manual_queue_portfolio(two_broker_portfolio, ["zerodha_main"], "auto")
+    seen: dict = {}  # type: ignore[type-arg]
+
+    def person() -> None:  # waits for the basket, sees the task deferred, places, marks
+        from rebalance import tasks
+        from rebalance.wiring import broker_for
+
+        history = open_store()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            runs = history.runs("both")
+            placement = (history.run(runs[0].id).placement or {}) if runs else {}
+            if placement.get("manual_queue"):
+                break
+            time.sleep(0.2)
+        else:
+            return
+        run_id = runs[0].id
+        main = threading.main_thread().ident
+        while time.monotonic() < deadline:  # what Airflow's main thread is doing meanwhile
+            frame = sys._current_frames().get(main or 0)
+            stack = {f.f_code.co_name for f, _ in traceback.walk_stack(frame)} if frame else set()
+            if "run_trigger_in_process" in stack:
+                seen["stack"] = stack
+                break
+            time.sleep(0.2)
+        seen["run"] = run_id
+        seen["sent_while_waiting"] = kite.orders_received
+        lane = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "x")
+        seen["rows"] = _place_by_hand(
+            broker_for(lane, history), placement["manual_queue"]["baskets"]
+        )
+        mark_placed(history, run_id, "asha")
+
+    helper = threading.Thread(target=person, daemon=True)
+    helper.start()
+    dag_run = build_dag(two_broker_portfolio, load_portfolio(two_broker_portfolio)).test()
+    helper.join(30)
+
+    assert str(dag_run.state) == "success"
+    # While waiting, the task had returned (deferred) and only the trigger ran: no task code
+    # (LaneStepOperator.execute, place_orders) was on the stack.
+    assert "_run_inline_trigger" in seen["stack"], seen  # the trigger, as a triggerer runs it
+    assert not {"execute", "place_orders", "_place_or_defer"} & seen["stack"], seen
+    assert seen["sent_while_waiting"] == 0
+    run = store.run(seen["run"])
+    assert run.run_status is RunStatus.COMPLETED, run.status_reason
+    legs = store.orders(run.id)
+    assert len(legs) == len(seen["rows"]) > 0
+    assert all(leg.order_state is OrderState.COMPLETE for leg in legs), legs
+
+
+def test_angelone_manual_queue_basket_carries_symbol_tokens(
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    two_broker_portfolio: Path,
+) -> None:
+    """AngelOne's basket rows carry the SmartAPI symbol token of each symbol, from the
+    instrument master the adapter loads (the emulator serves one)."""
+    import csv
+
+    from rebalance import tasks
+    from rebalance.approval import Decision
+    from rebalance.manual_queue_wait import WaitForPerson
+    from rebalance.wiring import broker_for
+
+    _, angel = emulators
+    tokens = {row["symbol"]: row["token"] for row in angel.instrument_master()}
+    _manual_queue_portfolio(two_broker_portfolio, ["angelone_main"], "manual")
+    lane = tasks.Lane(str(two_broker_portfolio), "angelone_main", "rebalance_both", "manual__1")
+    broker = broker_for(lane, store)
+    tasks.fetch_holdings(lane, store, broker)
+    tasks.validate_snapshot(lane, store)
+    planned = tasks.plan_trades(lane, store)
+    tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
+    with pytest.raises(WaitForPerson):
+        tasks.place_orders(lane, store, broker, planned["plan_hash"])
+    baskets = store.run(planned["run"]).placement["manual_queue"]["baskets"]
+    rows = [row for path in baskets for row in csv.DictReader(Path(path).read_text().splitlines())]
+    assert len(rows) == planned["trades"] > 0
+    for row in rows:
+        assert row["symboltoken"] == tokens[row["tradingsymbol"]], row
+    assert angel.orders_received == 0
 
 
 def test_a_failing_broker_estimate_is_said_not_fatal(

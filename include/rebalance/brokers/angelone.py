@@ -575,6 +575,16 @@ class AngelOneBroker:
             raw_status=raw,
         )
 
+    def symbol_tokens(self, instruments: Sequence[Instrument]) -> dict[str, str]:
+        """Canonical symbol -> SmartAPI symbol token, from the instrument master the adapter
+        loads (what a manual-queue basket needs, ``brokers.basket``); unknown symbols left out."""
+        tokens = {}
+        for ins in instruments:
+            found = self.instruments.token(ins.symbol, ins.exchange)
+            if found is not None:
+                tokens[canonical(ins.symbol, ins.exchange)] = found[0]
+        return tokens
+
     # --- writes -----------------------------------------------------------------------------
 
     def place_order(self, order: OrderRequest) -> str:

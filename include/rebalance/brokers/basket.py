@@ -12,7 +12,9 @@ the names its API uses, so a row maps one-to-one to an order a person (or a brok
   ``tradingsymbol, exchange, transaction_type, quantity, order_type, product, variety, price,
   market_protection, validity``;
 * angelone: SmartAPI ``placeOrder``: ``variety, tradingsymbol, symboltoken, transactiontype,
-  exchange, ordertype, producttype, duration, price, quantity``.
+  exchange, ordertype, producttype, duration, price, quantity``. ``symboltoken`` is required:
+  the pipeline takes it from AngelOne's instrument master (``AngelOneBroker.symbol_tokens``); a
+  symbol without one stops the export naming the symbol and the field.
 
 Sells come first (they fund the buys). Prices follow ``pricing.price_order`` from the plan's
 price (or a fresh quote when given): LIMIT with a buffer by default.
@@ -130,11 +132,17 @@ def basket_rows(
             limit = priced.price if priced.price is not None else priced.worst_price
             if limit is None:  # automatic protection: price at the default band
                 limit = price_order(side, quote, PricingPolicy(limit_buffer_pct=1.0)).price
+            token = (tokens or {}).get(symbol, "")
+            if not token:
+                raise BasketError(
+                    f"{exchange}:{symbol}: field 'symboltoken' has no value: the symbol is not in "
+                    "AngelOne's instrument master (OpenAPIScripMaster.json)"
+                )
             out.append(
                 {
                     "variety": "NORMAL",
                     "tradingsymbol": angelone_symbol(symbol, exchange),
-                    "symboltoken": (tokens or {}).get(symbol, ""),
+                    "symboltoken": token,
                     "transactiontype": str(side),
                     "exchange": exchange,
                     "ordertype": "LIMIT",

@@ -64,16 +64,21 @@ def test_kite_protected_market_rows() -> None:
     }
 
 
+TOKENS = {"INFY": "1594", "TCS": "11536", "ITC": "500875"}
+
+
 def test_angelone_layout_uses_smartapi_names_and_limits() -> None:
-    (text,) = export_baskets(PLAN, "angelone", tokens={"INFY": "1594"})
+    (text,) = export_baskets(PLAN, "angelone", tokens=TOKENS)
     assert text.splitlines()[0] == ",".join(ANGELONE_COLUMNS)
     rows = parse(text)
     assert [r["tradingsymbol"] for r in rows] == ["TCS-EQ", "INFY-EQ", "ITC"]  # BSE: no suffix
-    assert rows[1]["symboltoken"] == "1594"
-    assert rows[0]["symboltoken"] == ""
+    assert [r["symboltoken"] for r in rows] == ["11536", "1594", "500875"]
     assert {r["ordertype"] for r in rows} == {"LIMIT"}
     auto = basket_rows(
-        PLAN, "angelone", policy=PricingPolicy(kind=PricingKind.MARKET, market_protection_pct=-1)
+        PLAN,
+        "angelone",
+        policy=PricingPolicy(kind=PricingKind.MARKET, market_protection_pct=-1),
+        tokens=TOKENS,
     )
     assert auto[1]["price"] == "1909.05"  # INFY at +1%
 
@@ -112,3 +117,8 @@ def test_unknown_broker_and_missing_orders() -> None:
         basket_rows(PLAN, "paper")
     with pytest.raises(BasketError, match="'orders' is missing"):
         basket_rows({}, "zerodha")
+
+
+def test_angelone_basket_without_a_symbol_token_names_the_symbol_and_field() -> None:
+    with pytest.raises(BasketError, match=r"NSE:TCS: field 'symboltoken' has no value"):
+        export_baskets(PLAN, "angelone", tokens={"INFY": "1594", "ITC": "500875"})
