@@ -175,3 +175,25 @@ def test_bad_bse_scrip_groups_name_the_field(groups: dict[str, str], message: st
         parse_portfolio(_bse_portfolio(groups), "bse.yaml", "bse")
     assert "bse.yaml" in str(caught.value)
     assert message in str(caught.value)
+
+
+def test_exchange_levies_match_a_published_zerodha_contract_note() -> None:
+    """A Zerodha contract note published on Scribd (document 794587952, "Contract Note
+    18375000", trade date 13 Nov 2024, NSE capital market): buy 2 ZERODHAAMC-LIQUIDCASE at
+    ₹105.34 = ₹210.68. Its levy columns: exchange transaction charges ₹0.01, SEBI turnover
+    fees ₹0.00, IPFT ₹0.00 (a column of its own), taxable value of supply ₹0.01, IGST ₹0.00;
+    net ₹210.69. Each levy is rounded to the paisa on the note.
+
+    Only the exchange levies are comparable: the security is a liquid ETF (no STT on its
+    purchase, a different stamp-duty rate), which our equity-delivery table does not model. The
+    rates of that date are today's (NSE 0.00297% and IPFT ₹10/crore from 1 Oct 2024; SEBI
+    ₹10/crore; GST 18%). No published equity-delivery contract note with line items was found
+    for either broker (docs/brokers.md, "Charges checked against published figures")."""
+    charges = order_charges(210.68, Side.BUY, "NSE", broker_rates("zerodha"))
+    assert round(charges.exchange_txn, 2) == 0.01
+    assert round(charges.sebi_fee, 2) == 0.00
+    assert round(charges.ipft, 2) == 0.00
+    assert round(charges.brokerage + charges.exchange_txn + charges.sebi_fee, 2) == 0.01
+    assert round(charges.gst, 2) == 0.00
+    levies = charges.exchange_txn + charges.sebi_fee + charges.ipft + charges.gst
+    assert round(210.68 + round(levies, 2), 2) == 210.69
