@@ -316,6 +316,19 @@ def _manual_queue_portfolio(path: Path, accounts: list[str], approval: str) -> N
     path.write_text(yaml.safe_dump(data))
 
 
+def _planned_manual_queue(store, path: Path, account: str):  # type: ignore[no-untyped-def]
+    """A manual-queue lane of ``account`` alone (approval manual): read, validated, planned."""
+    from rebalance import tasks
+    from rebalance.wiring import broker_for
+
+    _manual_queue_portfolio(path, [account], "manual")
+    lane = tasks.Lane(str(path), account, "rebalance_both", "manual__1")
+    broker = broker_for(lane, store)
+    tasks.fetch_holdings(lane, store, broker)
+    tasks.validate_snapshot(lane, store)
+    return lane, broker, tasks.plan_trades(lane, store)
+
+
 def _place_by_hand(broker, baskets: list[str]) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
     """What the person does: every row of the Kite baskets placed (here through the API)."""
     import csv
@@ -350,15 +363,9 @@ def test_manual_queue_exports_the_basket_waits_and_reconciles(
     from rebalance.approval import Decision
     from rebalance.execution import mark_placed
     from rebalance.manual_queue_wait import WaitForPerson
-    from rebalance.wiring import broker_for
 
     kite, _ = emulators
-    _manual_queue_portfolio(two_broker_portfolio, ["zerodha_main"], "manual")
-    lane = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
-    broker = broker_for(lane, store)
-    tasks.fetch_holdings(lane, store, broker)
-    tasks.validate_snapshot(lane, store)
-    planned = tasks.plan_trades(lane, store)
+    lane, broker, planned = _planned_manual_queue(store, two_broker_portfolio, "zerodha_main")
     preview = tasks.request_approval(lane, store).preview or ""
     run_id = planned["run"]
     folder = f"baskets/{lane.portfolio.id}/{run_id}"
@@ -470,16 +477,10 @@ def test_angelone_manual_queue_basket_carries_symbol_tokens(
     from rebalance import tasks
     from rebalance.approval import Decision
     from rebalance.manual_queue_wait import WaitForPerson
-    from rebalance.wiring import broker_for
 
     _, angel = emulators
     tokens = {row["symbol"]: row["token"] for row in angel.instrument_master()}
-    _manual_queue_portfolio(two_broker_portfolio, ["angelone_main"], "manual")
-    lane = tasks.Lane(str(two_broker_portfolio), "angelone_main", "rebalance_both", "manual__1")
-    broker = broker_for(lane, store)
-    tasks.fetch_holdings(lane, store, broker)
-    tasks.validate_snapshot(lane, store)
-    planned = tasks.plan_trades(lane, store)
+    lane, broker, planned = _planned_manual_queue(store, two_broker_portfolio, "angelone_main")
     tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
     with pytest.raises(WaitForPerson):
         tasks.place_orders(lane, store, broker, planned["plan_hash"])
