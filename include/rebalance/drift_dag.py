@@ -38,9 +38,8 @@ from airflow.sdk import DAG, Asset, AssetAlias, BaseOperator
 from rebalance.alerts import failure_notifiers
 from rebalance.calendar import HolidayOverrides
 from rebalance.dag_factory import START_DATE, folder_entries
-from rebalance.drift.config import WatchTarget, batches, breach_asset_name
+from rebalance.drift.config import WatchTarget, batches, breach_asset_name, watch_schedule
 from rebalance.portfolio import Portfolio, resolve_relative
-from rebalance.schedule import Frequency, Schedule
 from rebalance.timetable import TradingCalendarTimetable
 
 WATCH_DAG_PREFIX = "rebalance_drift_watch"
@@ -69,13 +68,9 @@ def watch_timetable(
 ) -> TradingCalendarTimetable:
     """Every trading day and special session (NSE/BSE calendar with ``overrides``, the
     portfolios' holiday override file) at ``watch_time`` IST."""
-    schedule = Schedule(
-        frequency=Frequency.CUSTOM_DAYS,
-        every_n_trading_days=1,
-        time=watch_time,
-        include_special_sessions=True,
+    return TradingCalendarTimetable(
+        watch_schedule(watch_time), overrides, portfolio=WATCH_DAG_PREFIX
     )
-    return TradingCalendarTimetable(schedule, overrides, portfolio=WATCH_DAG_PREFIX)
 
 
 class ReadAccountsOperator(BaseOperator):
