@@ -44,11 +44,16 @@ SEEDED = [(7, 0.040, 0.008), (6, 0.052, 0.010), (5, 0.061, 0.012), (2, 0.083, 0.
 
 
 def wait_for(what: str, check: Any, airflow: Any, timeout: float = SETTLE_TIMEOUT) -> Any:
+    """``check()``'s first true answer; an API that is slow to answer (a loaded machine) is
+    asked again."""
+    import httpx
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
+        with contextlib.suppress(httpx.TimeoutException):
+            found = check()
+            if found:
+                return found
         time.sleep(2)
     raise AssertionError(f"{what} not seen after {timeout:.0f}s; see {airflow.log}")
 
