@@ -1,9 +1,16 @@
-"""The drift watch DAGs: one per distinct ``trigger.watch_time`` of the portfolio folder.
+"""The drift watch DAGs: one per distinct ``trigger.watch_time`` (and holiday override file).
 
 Imported by ``dags/rebalance_drift_watch.py``. Built from the same folder scan as the rebalance
 DAGs (``dag_factory.folder_entries``, cached per file), so a watch adds one DAG to the folder,
 not one per portfolio, and reads nothing but the portfolio files at parse time (no database, no
 network). Portfolio files that do not load are left out: they have their own failing DAG.
+
+The watch runs on the portfolios' own trading calendar, as their rebalance timetable does: the
+holiday override file's content is embedded in the watch's timetable (no watch on a holiday it
+declares), and special sessions are watch days (the market is open: Muhurat trading, a Saturday
+session), the watch moving inside a session that has hours (``RebalanceSchedule.run_time``).
+Portfolios with different override files get one watch DAG each per watch time
+(``watch_dag_id``); in practice every portfolio names the same yearly file, so one DAG.
 
 Each watch DAG, on every trading day at its watch time (IST):
 
@@ -20,6 +27,7 @@ Each watch DAG, on every trading day at its watch time (IST):
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from functools import partial
 from pathlib import Path
@@ -28,10 +36,10 @@ from typing import Any
 from airflow.sdk import DAG, Asset, AssetAlias, BaseOperator
 
 from rebalance.alerts import failure_notifiers
+from rebalance.calendar import HolidayOverrides
 from rebalance.dag_factory import START_DATE, folder_entries
-from rebalance.drift.config import WatchTarget, batches, breach_asset_name
-from rebalance.portfolio import Portfolio
-from rebalance.schedule import Frequency, Schedule
+from rebalance.drift.config import WatchTarget, batches, breach_asset_name, watch_schedule
+from rebalance.portfolio import Portfolio, resolve_relative
 from rebalance.timetable import TradingCalendarTimetable
 
 WATCH_DAG_PREFIX = "rebalance_drift_watch"
@@ -41,9 +49,13 @@ BREACH_ALIAS = "rebalance_drift_breaches"
 READ_RETRIES = 1
 
 
-def watch_dag_id(watch_time: dt.time) -> str:
-    """``rebalance_drift_watch_1000`` for 10:00 IST."""
-    return f"{WATCH_DAG_PREFIX}_{watch_time:%H%M}"
+def watch_dag_id(watch_time: dt.time, overrides_file: Path | None = None) -> str:
+    """``rebalance_drift_watch_1000`` for 10:00 IST; with a holiday override file,
+    ``rebalance_drift_watch_1000_<file stem>`` (e.g. ``..._1000_nse_holidays_2027``)."""
+    dag_id = f"{WATCH_DAG_PREFIX}_{watch_time:%H%M}"
+    if overrides_file is not None:
+        dag_id += "_" + (re.sub(r"[^A-Za-z0-9_]+", "_", overrides_file.stem).strip("_") or "cal")
+    return dag_id
 
 
 def breach_asset(portfolio_id: str) -> Asset:
@@ -51,10 +63,14 @@ def breach_asset(portfolio_id: str) -> Asset:
     return Asset(name=breach_asset_name(portfolio_id))
 
 
-def watch_timetable(watch_time: dt.time) -> TradingCalendarTimetable:
-    """Every trading day (NSE/BSE calendar) at ``watch_time`` IST."""
-    schedule = Schedule(frequency=Frequency.CUSTOM_DAYS, every_n_trading_days=1, time=watch_time)
-    return TradingCalendarTimetable(schedule, portfolio=WATCH_DAG_PREFIX)
+def watch_timetable(
+    watch_time: dt.time, overrides: HolidayOverrides | None = None
+) -> TradingCalendarTimetable:
+    """Every trading day and special session (NSE/BSE calendar with ``overrides``, the
+    portfolios' holiday override file) at ``watch_time`` IST."""
+    return TradingCalendarTimetable(
+        watch_schedule(watch_time), overrides, portfolio=WATCH_DAG_PREFIX
+    )
 
 
 class ReadAccountsOperator(BaseOperator):
@@ -171,8 +187,14 @@ class DecideOperator(BaseOperator):
         return summary
 
 
-def build_watch_dag(watch_time: dt.time, portfolios: list[tuple[Path, Portfolio]]) -> DAG:
-    """The watch DAG of the portfolios whose watch is at ``watch_time``."""
+def build_watch_dag(
+    watch_time: dt.time,
+    portfolios: list[tuple[Path, Portfolio]],
+    overrides: HolidayOverrides | None = None,
+    dag_id: str | None = None,
+) -> DAG:
+    """The watch DAG of the portfolios whose watch is at ``watch_time`` on the calendar of
+    ``overrides`` (the holiday override file they share)."""
     targets = [
         WatchTarget(str(path), p.id, a.name, str(a.broker))
         for path, p in portfolios
@@ -181,9 +203,9 @@ def build_watch_dag(watch_time: dt.time, portfolios: list[tuple[Path, Portfolio]
     mapped = batches(targets)
     names = ", ".join(p.id for _, p in portfolios)
     with DAG(
-        dag_id=watch_dag_id(watch_time),
+        dag_id=dag_id or watch_dag_id(watch_time),
         description=f"Daily drift watch at {watch_time:%H:%M} IST (read-only): {names}",
-        schedule=watch_timetable(watch_time),
+        schedule=watch_timetable(watch_time, overrides),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -211,17 +233,40 @@ def build_watch_dag(watch_time: dt.time, portfolios: list[tuple[Path, Portfolio]
 
 
 def build_watch_dags(folder: Path) -> dict[str, DAG]:
-    """One watch DAG per distinct watch time of the folder's valid portfolios."""
-    by_time: dict[dt.time, list[tuple[Path, Portfolio]]] = defaultdict(list)
+    """One watch DAG per distinct watch time and holiday override file of the folder's valid
+    portfolios (the overrides as the portfolio's rebalance timetable embeds them).
+
+    The portfolios of the most common calendar at a watch time get the plain id
+    (``rebalance_drift_watch_1000``), so the usual single yearly file never renames the DAG;
+    any other calendar at that time adds a DAG named after its file (``watch_dag_id``).
+    """
+    groups: dict[tuple[dt.time, str], list[tuple[Path, Portfolio]]] = defaultdict(list)
+    calendars: dict[tuple[dt.time, str], tuple[Path | None, HolidayOverrides | None]] = {}
     for entry in folder_entries(folder):
-        if entry.portfolio is not None and not entry.problems:
-            by_time[entry.portfolio.trigger.watch_time].append(
-                (entry.path.resolve(), entry.portfolio)
-            )
-    return {
-        watch_dag_id(when): build_watch_dag(when, portfolios)
-        for when, portfolios in sorted(by_time.items())
-    }
+        if entry.portfolio is None or entry.problems:
+            continue
+        path, portfolio = entry.path.resolve(), entry.portfolio
+        overrides_file = None
+        if portfolio.holiday_overrides is not None:
+            overrides_file = resolve_relative(path, portfolio.holiday_overrides).resolve()
+        key = (portfolio.trigger.watch_time, str(overrides_file or ""))
+        groups[key].append((path, portfolio))
+        overrides = entry.timetable.overrides if entry.timetable is not None else None
+        calendars[key] = (overrides_file, overrides)
+    # largest group of each watch time first: it gets the plain id
+    order = sorted(groups, key=lambda k: (k[0], -len(groups[k]), k[1]))
+    dags: dict[str, DAG] = {}
+    for key in order:
+        overrides_file, overrides = calendars[key]
+        dag_id = base = watch_dag_id(key[0])
+        if dag_id in dags:
+            dag_id = base = watch_dag_id(key[0], overrides_file)
+        number = 1
+        while dag_id in dags:  # two override files of one name in different folders
+            number += 1
+            dag_id = f"{base}_{number}"
+        dags[dag_id] = build_watch_dag(key[0], groups[key], overrides, dag_id)
+    return dags
 
 
 def build_watch_file() -> dict[str, DAG]:

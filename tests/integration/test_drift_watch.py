@@ -225,3 +225,51 @@ def test_the_breach_starts_one_run_that_records_it(
     assert run.trigger_event["accounts"][0]["symbols"][0]["symbol"] == "ITC"
     assert run.trades
     assert run.trades > 0
+
+
+def test_an_expired_kite_token_is_one_login_notice_and_not_read_not_a_failure(
+    airflow_db: Path,
+    store,  # type: ignore[no-untyped-def]
+    folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kite's morning expiry through the real kiteconnect client and the Kite emulator: the
+    watch run succeeds (no red task), the day is "not read (session_expired)", and a person
+    gets ONE "log in" notice with the login command, however often the watch runs that day."""
+    import json
+
+    from rebalance import alerts
+    from rebalance.drift.record import NotReadReason
+    from rebalance.testing.emulators import KiteEmulator
+
+    sent: list[str] = []
+    monkeypatch.setenv("REBALANCE_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    monkeypatch.setattr(alerts, "post_webhook", lambda url, text: sent.append(text))
+    data = yaml.safe_load((ROOT / "portfolios" / "demo.yaml").read_text())
+    data["name"] = "Watched Kite"
+    data["trigger"] = "drift"
+    data["accounts"] = [{"name": "kite", "broker": "zerodha", "connection_id": "kite_watch"}]
+    data["execution"] = {"mode": "live", "approval": "manual"}
+    (folder / "kite_watch.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    with KiteEmulator() as kite:
+        connection = {"conn_type": "generic", "login": kite.api_key, "password": kite.access_token}
+        connection["extra"] = {"root": kite.url}
+        monkeypatch.setenv("AIRFLOW_CONN_KITE_WATCH", json.dumps(connection))
+        kite.faults.expired_token = True
+        runs = [run_watch(folder), run_watch(folder)]  # the day's watch, then a retry
+
+    for dag_run in runs:
+        assert str(dag_run.state) == "success"
+        states = {str(ti.state) for ti in dag_run.get_task_instances()}
+        assert states == {"success"}, states
+    (record,) = store.drift_records("kite_watch")
+    assert record.status is WatchStatus.NOT_READ
+    assert record.not_read_reason is NotReadReason.SESSION_EXPIRED
+    assert record.action is WatchAction.NOT_READ
+    assert record.login_notice_sent
+    assert kite.access_token not in (record.detail or "")
+    (notice,) = sent  # one, not one per watch run
+    assert notice.startswith("zerodha session expired for account kite (connection kite_watch)")
+    assert "rebalance broker login zerodha --api-key <api_key> --request-token" in notice
+    assert kite.access_token not in notice
+    assert asset_events("rebalance_kite_watch_drift") == []

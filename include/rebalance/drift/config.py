@@ -26,6 +26,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from rebalance.domain.market import MARKET_CLOSE, MARKET_OPEN
 from rebalance.policy import NumbersAreNumbers
+from rebalance.schedule import Frequency, Schedule
 
 DEFAULT_WATCH_TIME = dt.time(10, 0)  # IST: after the open's first 45 minutes settle
 DEFAULT_MIN_TRADING_DAYS_BETWEEN = 5  # one trading week
@@ -112,6 +113,17 @@ class Trigger(NumbersAreNumbers):
                 "the schedule decides when runs happen)"
             )
         return self
+
+
+def watch_schedule(watch_time: dt.time) -> Schedule:
+    """The watch's schedule: every trading day and every special session (the market is open:
+    Muhurat trading, a Saturday session) at ``watch_time`` IST, on the portfolio's calendar."""
+    return Schedule(
+        frequency=Frequency.CUSTOM_DAYS,
+        every_n_trading_days=1,
+        time=watch_time,
+        include_special_sessions=True,
+    )
 
 
 def breach_asset_name(portfolio_id: str) -> str:

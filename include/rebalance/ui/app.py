@@ -34,6 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 
 from rebalance.domain.market import IST
+from rebalance.drift.config import Trigger, TriggerMode
 from rebalance.ui import render
 
 if TYPE_CHECKING:
@@ -130,24 +131,56 @@ def portfolio_rows() -> list[dict[str, Any]]:
                 "id": portfolio.id,
                 "name": portfolio.name,
                 "dag_id": portfolio.dag_id,
-                "schedule": timetable.summary,
+                "schedule": _trigger_summary(portfolio.trigger, timetable.summary),
                 "timetable": timetable,
+                "trigger": portfolio.trigger,
             }
         )
     return rows
 
 
+def _trigger_summary(trigger: Trigger, schedule: str) -> str:
+    """The card's one line on what starts a rebalance (docs/drift.md, the three triggers)."""
+    if trigger.mode is TriggerMode.DRIFT:
+        return (
+            f"on drift (watch {trigger.watch_time:%H:%M} IST, at most once per "
+            f"{trigger.min_trading_days_between} trading days)"
+        )
+    if trigger.mode is TriggerMode.SCHEDULE_AND_DRIFT:
+        return f"{schedule}, only if outside bands"
+    return schedule
+
+
 def add_times(rows: list[dict[str, Any]], now: dt.datetime | None = None) -> None:
-    """The next and last scheduled rebalance of the cards shown (the trading calendar's work)."""
-    from rebalance.timetable import rebalance_times
+    """The next and last scheduled rebalance of the cards shown (the trading calendar's work).
+
+    ``trigger: drift`` has no timetable rebalance: its card's "Next" is the next drift watch
+    (on the portfolio's calendar), which rebalances only when a band is breached;
+    ``schedule_and_drift`` shows the next scheduled date, which trades only if outside bands.
+    """
+    from rebalance.drift.config import watch_schedule
+    from rebalance.timetable import TradingCalendarTimetable, rebalance_times
 
     for row in rows:
         if row.get("error"):
             continue
+        trigger: Trigger | None = row.get("trigger")
+        mode = trigger.mode if trigger is not None else TriggerMode.SCHEDULE
         try:
-            row["last_scheduled"], row["next"], row["warning"] = rebalance_times(
-                row["timetable"], now
-            )
+            if trigger is not None and mode is TriggerMode.DRIFT:
+                watch = TradingCalendarTimetable(
+                    watch_schedule(trigger.watch_time), row["timetable"].overrides
+                )
+                _, row["next"], row["warning"] = rebalance_times(watch, now)
+                row["last_scheduled"] = None
+                row["next_label"] = "Next drift watch"
+                row["next_note"] = "rebalances when a band is breached"
+            else:
+                row["last_scheduled"], row["next"], row["warning"] = rebalance_times(
+                    row["timetable"], now
+                )
+                if mode is TriggerMode.SCHEDULE_AND_DRIFT:
+                    row["next_note"] = "only if outside bands"
         except Exception as exc:  # a bad file is shown, not fatal to the page
             row["error"] = str(exc)[:500]
 

@@ -173,12 +173,25 @@ def portfolio_cards(portfolios: Sequence[Mapping[str, Any]], base: str) -> str:
             f"<h3><a href='{base}/?portfolio={quote(p['id'])}'>{escape(p['name'])}</a></h3>"
             f"<div class='muted'>{escape(p['id'])} · {escape(p['schedule'])} · DAG "
             f"{airflow_link(dag_href(p['dag_id']), escape(p['dag_id']))}</div>"
-            f"<table class='kv'><tr><td>Next rebalance</td><td>{when(p.get('next'))}</td></tr>"
-            f"<tr><td>Last scheduled slot</td><td>{when(p.get('last_scheduled'))}</td></tr>"
+            f"<table class='kv'>{next_row(p)}"
             f"<tr><td>Last run</td><td>{last}</td></tr></table>{warning}"
             f"{p.get('actions_html', '')}</div>"
         )
     return f"<div class='cards'>{''.join(cards)}</div>"
+
+
+def next_row(p: Mapping[str, Any]) -> str:
+    """The card's "Next" rows: the next rebalance (``schedule_and_drift``: only if outside
+    bands) and the last scheduled slot, or for ``trigger: drift`` the next drift watch."""
+    note = p.get("next_note")
+    shown = when(p.get("next")) + (
+        f" <span class='muted next-note'>{escape(note)}</span>" if note else ""
+    )
+    label = escape(p.get("next_label") or "Next rebalance")
+    rows = f"<tr class='next'><td>{label}</td><td>{shown}</td></tr>"
+    if not p.get("next_label"):  # a timetable: its last slot too
+        rows += f"<tr><td>Last scheduled slot</td><td>{when(p.get('last_scheduled'))}</td></tr>"
+    return rows
 
 
 def runs_table(runs: Iterable[RunRecord], base: str) -> str:
