@@ -97,9 +97,7 @@ def test_separate_mode_trades_infy_both_ways_across_the_accounts(
     kite, angel = emulators
     path = household(demo_copy, "separate")
     dag = build_dag(path, load_portfolio(path))
-    assert {"combined.plan_trades", "combined.approval", "combined.record_run"} <= set(
-        dag.task_ids
-    )
+    assert {"combined.plan_trades", "combined.approval", "combined.record_run"} <= set(dag.task_ids)
 
     dag_run = dag.test()
 
@@ -166,11 +164,13 @@ def test_one_account_failing_after_approval_leaves_a_record_of_the_other(
     assert combined.status == "partial", combined.status_reason
     outcome = combined.outcome or {}
     zerodha, angelone = (outcome["accounts"][a] for a in ("zerodha_main", "angelone_main"))
-    assert zerodha["status"] == "completed" and zerodha["filled_shares"] > 0
+    assert zerodha["status"] == "completed"
+    assert zerodha["filled_shares"] > 0
     assert zerodha["left_undone"] == []
     assert angelone["filled_shares"] == 0
     (undone,) = angelone["left_undone"]
-    assert (undone["symbol"], undone["side"]) == ("ITC", "BUY") and undone["quantity"] > 0
+    assert (undone["symbol"], undone["side"]) == ("ITC", "BUY")
+    assert undone["quantity"] > 0
     assert "angelone_main" in (combined.status_reason or "")
     # the Zerodha part stands: its ITC was bought and is not undone
     assert ("ITC", "BUY") in sides(kite.orders, "tradingsymbol", "transaction_type")
