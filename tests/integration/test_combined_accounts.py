@@ -174,3 +174,33 @@ def test_one_account_failing_after_approval_leaves_a_record_of_the_other(
     assert "angelone_main" in (combined.status_reason or "")
     # the Zerodha part stands: its ITC was bought and is not undone
     assert ("ITC", "BUY") in sides(kite.orders, "tradingsymbol", "transaction_type")
+
+    from typer.testing import CliRunner
+
+    from rebalance.cli import _register_commands, app
+
+    _register_commands()
+    listed = CliRunner().invoke(app, ["history", "--portfolio", "household"])
+    assert listed.exit_code == 0, listed.output
+    assert "Combined runs" in listed.output
+    assert "partial" in listed.output
+    shown = CliRunner().invoke(app, ["history", "combined", str(combined.id)])
+    assert shown.exit_code == 0, shown.output
+    assert "Split per account" in shown.output
+    assert "left undone: BUY" in shown.output
+    assert "left undone: nothing" in shown.output  # the Zerodha part
+
+    from fastapi.testclient import TestClient
+
+    from rebalance.ui.app import Viewer, create_app, viewer
+
+    page_app = create_app()
+    page_app.dependency_overrides[viewer] = lambda: Viewer(
+        name="asha", can_read=lambda ids: set(ids)
+    )
+    with TestClient(page_app) as client:
+        page = client.get(f"/runs/{combined.parts['zerodha_main']}")
+    assert page.status_code == 200, page.text
+    assert f"Combined run {combined.id}: partial" in page.text
+    assert "id='combined-split'" in page.text
+    assert f"/runs/{combined.parts['angelone_main']}'" in page.text  # the other part, linked

@@ -20,6 +20,7 @@ from rebalance.reports import wide_console
 
 if TYPE_CHECKING:
     from rebalance.combined import CombinedPlan
+    from rebalance.history.combined import CombinedRunRecord
     from rebalance.policy import Policy
     from rebalance.portfolio import Portfolio
 
@@ -70,7 +71,8 @@ def plan_accounts(
         problems.append("combined needs a portfolio with two or more accounts")
     if problems:
         raise ConfigError("--account-holdings", problems)
-    accounts, quotes = [], {}
+    accounts: list[AccountHoldings] = []
+    quotes: dict[str, Quote] = {}
     for account in model.accounts:
         money: float | None = None
         if account.name in cash:
@@ -137,3 +139,51 @@ def print_combined(result: CombinedPlan) -> None:
     console.print(Markdown(split_markdown(result.allocation.to_dict(), result.replanned)))
     for note in result.notes:
         console.print(f"- {note}")
+
+
+def combined_runs_table(records: list[CombinedRunRecord]) -> Any:
+    """Combined runs, newest first: id, created, status, the whole's orders, split, reason."""
+    from rich.table import Table
+
+    table = Table(title="Combined runs (accounts_mode: combined)")
+    for column in ("id", "created", "portfolio", "status", "orders", "split", "parts", "why"):
+        table.add_column(column)
+    for r in records:
+        orders = (r.allocation or {}).get("orders", [])
+        split: dict[str, int] = {}
+        for o in orders:
+            split[o["account"]] = split.get(o["account"], 0) + 1
+        table.add_row(
+            str(r.id),
+            f"{r.created_at:%Y-%m-%d %H:%M}",
+            r.portfolio_id,
+            r.status + (" (re-planned per account)" if r.replanned else ""),
+            str(len((r.plan or {}).get("orders", []))),
+            ", ".join(f"{a} {n}" for a, n in split.items()) or "-",
+            ", ".join(f"{a}: run {run}" for a, run in r.parts.items()),
+            r.status_reason or "",
+        )
+    return table
+
+
+def print_combined_run(record: CombinedRunRecord) -> None:
+    """One combined run: the split per account and what each account's lane did."""
+    from rich.markdown import Markdown
+
+    from rebalance.combined import split_markdown
+
+    console = wide_console()
+    console.print(
+        f"[bold]combined run {record.id}[/bold] of {record.portfolio_id} ({record.mode}): "
+        f"{record.status}; approval {record.approval_decision or '-'} by "
+        f"{record.approved_by or '-'}"
+    )
+    console.print(Markdown(split_markdown(record.allocation or {}, record.replanned)))
+    for account, result in ((record.outcome or {}).get("accounts") or {}).items():
+        undone = ", ".join(
+            f"{u['side']} {u['quantity']} {u['symbol']}" for u in result["left_undone"]
+        )
+        console.print(
+            f"- {account} (run {result['run_id']}): {result['status']}, "
+            f"{result['filled_shares']} shares filled; left undone: {undone or 'nothing'}"
+        )
