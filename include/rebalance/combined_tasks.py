@@ -12,6 +12,9 @@ A DAG of a portfolio with two or more accounts carries both paths; each run pick
   account, with its own rate limits); one account failing does not undo the other's orders.
 * ``combined.record_run`` (after every lane's record_run): the combined outcome, and what is
   left undone per account.
+
+And for an account shared by several portfolios (``ledger: true``): ``apply_ledger`` after the
+lane's fetch, ``record_ledger_fills`` after its record_run (``rebalance.ledgers``).
 """
 
 from __future__ import annotations
@@ -423,3 +426,28 @@ def build_group(dag: DAG, portfolio_file: str, accounts: list[str]) -> None:
         lane_plan.trigger_rule = TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
         approval >> lane_plan
         dag.get_task(f"{account}.record_run") >> recorded
+
+
+def apply_ledger(lane: Lane, store: HistoryStore, run_id: int) -> None:
+    """A ledgered account's fetch: reconcile, then plan on the portfolio's own part (raises
+    LaneStopped, run invalid, when the ledger is missing or a difference is open)."""
+    from rebalance.lane import LaneStopped
+    from rebalance.ledgers import LedgerStop, account_key
+    from rebalance.ledgers import apply_ledger as reconcile
+
+    if not lane.account_config.ledger:
+        return
+    try:
+        reconcile(store, run_id, lane.portfolio.id, account_key(lane.account_config))
+    except LedgerStop as exc:
+        raise LaneStopped(str(exc)) from None
+
+
+def record_ledger_fills(lane: Lane, store: HistoryStore) -> None:
+    """A ledgered account's record_run: the run's fills move the portfolio's ledger."""
+    from rebalance.ledgers import account_key, record_fills
+
+    if lane.deselected or not lane.account_config.ledger:
+        return
+    if (run_id := store.find_run(lane.run_key)) is not None:
+        record_fills(store, run_id, lane.portfolio.id, account_key(lane.account_config))

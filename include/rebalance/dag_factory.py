@@ -210,7 +210,11 @@ def _fetch_holdings(step: LaneStepOperator, context: Any) -> dict[str, Any]:
             _refuse_unknown_trading_day(lane, step.portfolio_file)
         store = wiring.open_store()
         try:
-            return tasks.fetch_holdings(lane, store)
+            fetched = tasks.fetch_holdings(lane, store)
+            from rebalance.combined_tasks import apply_ledger
+
+            apply_ledger(lane, store, fetched["run"])  # an account shared through ledgers
+            return fetched
         finally:  # a triggered run records its breach, whether or not the read went through
             if lane.initiator == "drift" and (run_id := store.find_run(lane.run_key)):
                 store.update_run(run_id, trigger_event=_triggering_breach())
@@ -275,9 +279,14 @@ def _place_orders(step: LaneStepOperator, context: Any) -> dict[str, Any]:
 
 def _record_run(step: LaneStepOperator, context: Any) -> dict[str, Any]:
     from rebalance import tasks, wiring
+    from rebalance.combined_tasks import record_ledger_fills
 
     with _stopping_fails_without_retry():
-        return tasks.record_run(_lane(step.portfolio_file, step.account), wiring.open_store())
+        lane, store = _lane(step.portfolio_file, step.account), wiring.open_store()
+        try:
+            return tasks.record_run(lane, store)
+        finally:  # whatever the run ended as, its fills move the portfolio's ledger
+            record_ledger_fills(lane, store)
 
 
 _STEPS = {
