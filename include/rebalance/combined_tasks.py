@@ -392,7 +392,14 @@ class CombinedStepOperator(BaseOperator):
         return _record_step(self.portfolio_file)
 
 
-def build_group(dag: DAG, portfolio_file: str, accounts: list[str]) -> None:
+def build_group(
+    dag: DAG,
+    portfolio_file: str,
+    accounts: list[str],
+    *,
+    record_retries: int = 0,
+    record_retry_delay: timedelta = timedelta(seconds=30),
+) -> None:
     """The ``combined`` TaskGroup of a DAG of two or more accounts, wired between the lanes:
     every lane's validate_snapshot >> combined.plan_trades >> combined.approval >> every lane's
     plan_trades (which runs unless something upstream failed: in the separate mode the combined
@@ -417,6 +424,9 @@ def build_group(dag: DAG, portfolio_file: str, accounts: list[str]) -> None:
             step="record_run",
             portfolio_file=portfolio_file,
             trigger_rule=TriggerRule.ALL_DONE,
+            # closing is idempotent: a brief outage of the history database heals on a retry
+            retries=record_retries,
+            retry_delay=record_retry_delay,
             doc_md="The combined outcome: what each account did and what is left undone.",
         )
     planned >> approval

@@ -460,7 +460,13 @@ def build_dag(
         if len(portfolio.accounts) > 1:
             from rebalance.combined_tasks import build_group
 
-            build_group(dag, str(portfolio_file), [a.name for a in portfolio.accounts])
+            build_group(
+                dag,
+                str(portfolio_file),
+                [a.name for a in portfolio.accounts],
+                record_retries=RECORD_RETRIES,
+                record_retry_delay=RECORD_RETRY_DELAY,
+            )
     # The form's Params are set on the DAG once its tasks exist: an operator created inside a DAG
     # deep-copies the DAG's Params (about 40% of the parse time of a folder), yet a task gets them
     # at run time anyway (Airflow merges the DAG's Params, the task's and the run's conf).
