@@ -15,6 +15,7 @@ ledger of its shares and cash inside the account (``accounts.ledger``; stored ap
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ from rebalance.snapshot import HoldingsSnapshot
 
 if TYPE_CHECKING:
     from rebalance.history.store import HistoryStore
+
+log = logging.getLogger(__name__)
 
 
 class LedgerStop(RuntimeError):  # noqa: N818 - a stop, not an error
@@ -148,14 +151,17 @@ def record_fills(store: HistoryStore, run_id: int, portfolio: str, key: str) -> 
             continue
         price = leg.average_price or leg.price
         share = leg.filled_quantity / leg.quantity if leg.quantity else 1.0
-        ledger = ledger.record_fill(
-            portfolio,
-            tag=leg.tag,
-            symbol=leg.symbol,
-            side=Side(leg.side),
-            quantity=leg.filled_quantity,
-            price=price,
-            charges=round(leg.charges * share, 2),
-            at=leg.updated_at,
-        )
+        try:
+            ledger = ledger.record_fill(
+                portfolio,
+                tag=leg.tag,
+                symbol=leg.symbol,
+                side=Side(leg.side),
+                quantity=leg.filled_quantity,
+                price=price,
+                charges=round(leg.charges * share, 2),
+                at=leg.updated_at,
+            )
+        except InputDataError as exc:  # left out: the next reconciliation shows the difference
+            log.warning("run %d, leg %s: not moved into the ledger: %s", run_id, leg.tag, exc)
     return CombinedStore(store.engine).append_entries(key, ledger.entries[before:], run_id)
