@@ -197,6 +197,17 @@ def lane_part(lane: Lane, store: HistoryStore) -> dict[str, Any] | None:
     return {"run": run_id, "plan_hash": run.plan_hash, "trades": run.trades or 0, "combined": True}
 
 
+def await_decision(store: HistoryStore, combined_id: int) -> None:
+    """The combined run and every part wait for a person's one decision."""
+    from rebalance.history.status import RunStatus
+
+    combined = combined_store(store)
+    combined.update_combined(combined_id, status="awaiting_approval")
+    for run_id in combined.combined(combined_id).parts.values():
+        if store.status(run_id) is RunStatus.PLANNED:  # a retry finds them waiting already
+            store.transition(run_id, RunStatus.AWAITING_APPROVAL, "waiting for the combined plan")
+
+
 def record_decision(
     template: Lane, store: HistoryStore, decision: Decision, by: str | None
 ) -> dict[str, Any]:
@@ -271,7 +282,6 @@ class CombinedApprovalOperator(PlanApprovalOperator):
 
         from rebalance import wiring
         from rebalance.combined import split_markdown
-        from rebalance.history.status import RunStatus
         from rebalance.lane import Lane
         from rebalance.preview import render_preview
 
@@ -292,9 +302,7 @@ class CombinedApprovalOperator(PlanApprovalOperator):
         automatic = decide_automatically(execution, template.mode, turnover, trades)
         if automatic is not None:
             return record_decision(template, store, automatic, by="rebalance")
-        combined.update_combined(combined_id, status="awaiting_approval")
-        for run_id in record.parts.values():
-            store.transition(run_id, RunStatus.AWAITING_APPROVAL, "waiting for the combined plan")
+        await_decision(store, combined_id)
         deadline = approval_deadline(datetime.now(UTC), execution, template.mode)
         remaining = deadline - datetime.now(deadline.tzinfo)
         if remaining.total_seconds() <= 0:
@@ -319,26 +327,13 @@ class CombinedApprovalOperator(PlanApprovalOperator):
         self.response_timeout = remaining
         return super(PlanApprovalOperator, self).execute(context)
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        from airflow.sdk.exceptions import AirflowSkipException
-
+    def record(self, context: Any, decision: Decision, by: str | None) -> dict[str, Any]:
+        """The decision on the combined run and on every part."""
         from rebalance import wiring
         from rebalance.lane import Lane
 
         template = Lane.from_context(context, self.portfolio_file, self.account)
-        store = wiring.open_store()
-        if "error" in event:
-            if event.get("error_type") == "timeout":
-                record_decision(template, store, Decision.EXPIRED, by=None)
-                raise AirflowSkipException("no answer by the approval deadline: plan expired")
-            raise RuntimeError(f"approval failed: {event['error']}")
-        chosen = event["chosen_options"][0]
-        user = event.get("responded_by_user") or {}
-        by = user.get("name") or user.get("id") if isinstance(user, dict) else str(user)
-        if chosen == self.APPROVE:
-            return record_decision(template, store, Decision.APPROVED, by=by)
-        record_decision(template, store, Decision.REJECTED, by=by)
-        raise AirflowSkipException(f"combined plan rejected by {by or 'a user'}: nothing ordered")
+        return record_decision(template, wiring.open_store(), decision, by)
 
 
 def _template(portfolio_file: str) -> Lane:
@@ -348,34 +343,28 @@ def _template(portfolio_file: str) -> Lane:
     return Lane.from_context(get_current_context(), portfolio_file, GROUP)
 
 
-def _plan_step(portfolio_file: str) -> dict[str, Any]:
+# step -> (body, why it is skipped when the body returns None: a separate-mode run)
+_STEPS = {
+    "plan_trades": (lambda t, s: plan(t, s), "separate accounts mode: each account plans alone"),
+    "record_run": (lambda t, s: close(t, s), "separate accounts mode: nothing combined to record"),
+}
+
+
+def _run_step(step: str, portfolio_file: str) -> dict[str, Any]:
+    """Run a combined step: a LaneStopped fails it without retry; None skips it."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from rebalance import wiring
     from rebalance.lane import LaneStopped
 
+    body, skipped = _STEPS[step]
     try:
-        planned = plan(_template(portfolio_file), wiring.open_store())
+        result = body(_template(portfolio_file), wiring.open_store())
     except LaneStopped as exc:
         raise AirflowFailException(str(exc)) from exc
-    if planned is None:
-        raise AirflowSkipException("separate accounts mode: each account plans on its own")
-    return planned
-
-
-def _record_step(portfolio_file: str) -> dict[str, Any]:
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
-    from rebalance import wiring
-    from rebalance.lane import LaneStopped
-
-    try:
-        closed = close(_template(portfolio_file), wiring.open_store())
-    except LaneStopped as exc:
-        raise AirflowFailException(str(exc)) from exc
-    if closed is None:
-        raise AirflowSkipException("separate accounts mode: nothing combined to record")
-    return closed
+    if result is None:
+        raise AirflowSkipException(skipped)
+    return result
 
 
 class CombinedStepOperator(BaseOperator):
@@ -387,9 +376,7 @@ class CombinedStepOperator(BaseOperator):
         self.portfolio_file = portfolio_file
 
     def execute(self, context: Any) -> dict[str, Any]:
-        if self.step == "plan_trades":
-            return _plan_step(self.portfolio_file)
-        return _record_step(self.portfolio_file)
+        return _run_step(self.step, self.portfolio_file)
 
 
 def build_group(

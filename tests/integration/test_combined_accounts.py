@@ -204,3 +204,52 @@ def test_one_account_failing_after_approval_leaves_a_record_of_the_other(
     assert f"Combined run {combined.id}: partial" in page.text
     assert "id='combined-split'" in page.text
     assert f"/runs/{combined.parts['angelone_main']}'" in page.text  # the other part, linked
+
+
+def test_one_rejection_of_the_combined_plan_stops_every_part(
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    demo_copy: Path,
+) -> None:
+    """The task bodies without Airflow: each lane reads and validates, the combined plan is made
+    once, a person rejects it once: every part is rejected, nothing reaches either broker."""
+    from rebalance import combined_tasks, tasks
+    from rebalance.approval import Decision
+    from rebalance.combined import split_markdown
+    from rebalance.wiring import broker_for
+
+    kite, angel = emulators
+    path = household(demo_copy, "combined")
+    lanes = [
+        tasks.Lane(str(path), account, "rebalance_household", "manual__1")
+        for account in ("zerodha_main", "angelone_main")
+    ]
+    for lane in lanes:
+        tasks.fetch_holdings(lane, store, broker_for(lane, store))
+        tasks.validate_snapshot(lane, store)
+    template = tasks.Lane(str(path), combined_tasks.GROUP, "rebalance_household", "manual__1")
+    planned = combined_tasks.plan(template, store)
+    assert planned is not None
+    record = combined_tasks.combined_store(store).combined(planned["combined_run"])
+    preview = split_markdown(record.allocation or {}, record.replanned)
+    assert "`zerodha_main` (zerodha)" in preview
+    assert "`angelone_main` (angelone)" in preview
+    for lane in lanes:  # each part planned as its lane's plan, waiting for the one decision
+        part = combined_tasks.lane_part(lane, store)
+        assert part is not None
+        assert store.run(part["run"]).run_status is RunStatus.PLANNED
+
+    combined_tasks.await_decision(store, planned["combined_run"])  # one request, for the whole
+    combined_tasks.record_decision(template, store, Decision.REJECTED, by="asha")
+
+    for lane in lanes:
+        run = store.run(store.find_run(lane.run_key))
+        assert run.run_status is RunStatus.REJECTED
+        assert run.approved_by == "asha"
+        assert tasks.request_approval(lane, store).refused is not None  # the lane's approval
+        assert tasks.record_run(lane, store)["status"] == "rejected"
+    assert combined_tasks.close(template, store) == {
+        "combined_run": planned["combined_run"],
+        "status": "rejected",
+    }
+    assert kite.orders_received == angel.orders_received == 0
