@@ -10,8 +10,8 @@ A DAG of a portfolio with two or more accounts carries both paths; each run pick
   preview; the decision is recorded on every part, so each lane's own approval only reads it.
 * the lanes then place their parts (``place_orders``: the usual crash-safe execution, per
   account, with its own rate limits); one account failing does not undo the other's orders.
-* ``combined.record_run`` (after every lane's record_run): the combined outcome, and what is
-  left undone per account.
+* ``combined.record_run`` (after every lane's record_run, in both modes): the combined outcome
+  and what is left undone per account; it fails when a lane did (the DAG run's state follows it).
 
 And for an account shared by several portfolios (``ledger: true``): ``apply_ledger`` after the
 lane's fetch, ``record_ledger_fills`` after its record_run (``rebalance.ledgers``).
@@ -236,11 +236,34 @@ def record_decision(
     return {"combined_run": combined_id, "plan_hash": record.plan_hash, "decision": str(decision)}
 
 
-def close(template: Lane, store: HistoryStore) -> dict[str, Any] | None:
-    """``combined.record_run``: the outcome of every part on the combined record (None: this
-    DAG run was not combined). Raises LaneStopped when a part did not finish, after recording."""
-    from rebalance.combined import combined_outcome
+def close(template: Lane, store: HistoryStore) -> dict[str, Any]:
+    """``combined.record_run``, the DAG run's last task: Airflow gives a DAG run the state of its
+    last tasks, so it fails whenever a lane ended failed, invalid, interrupted or with legs not
+    finished (the lane's record_run already said why). In a combined run it first records the
+    outcome of every part on the combined record."""
+    from rebalance.execution import unfinished_legs
+    from rebalance.history.status import RunStatus
     from rebalance.lane import LaneStopped
+
+    stopped = []
+    for lane in lanes_of(template.portfolio_file, template):
+        run_id = store.find_run(lane.run_key)
+        run = store.run(run_id) if run_id is not None else None
+        if run is None:
+            stopped.append(f"{lane.account}: no run recorded")
+        elif run.run_status in (RunStatus.FAILED, RunStatus.INVALID, RunStatus.INTERRUPTED):
+            stopped.append(f"{lane.account}: run {run.id} {run.status}")
+        elif unfinished := unfinished_legs(run.placement):
+            stopped.append(f"{lane.account}: run {run.id} with {unfinished}")
+    closed = _close_combined(template, store) or {"status": "separate"}
+    if stopped:
+        raise LaneStopped(f"{closed['status']}: " + "; ".join(stopped))
+    return closed
+
+
+def _close_combined(template: Lane, store: HistoryStore) -> dict[str, Any] | None:
+    """The outcome of every part on the combined record (None: the run was not combined)."""
+    from rebalance.combined import combined_outcome
 
     combined = combined_store(store)
     combined_id = combined.find_combined(template.dag_id, template.airflow_run_id)
@@ -256,7 +279,6 @@ def close(template: Lane, store: HistoryStore) -> dict[str, Any] | None:
         status = record.status
     else:
         status = outcome["status"]
-    undone = {a: o["left_undone"] for a, o in outcome["accounts"].items() if o["left_undone"]}
     reason = "; ".join(
         f"{a}: {o['status']}" + (f" ({o['reason']})" if o["reason"] else "")
         for a, o in outcome["accounts"].items()
@@ -268,9 +290,7 @@ def close(template: Lane, store: HistoryStore) -> dict[str, Any] | None:
         outcome=outcome,
         finished_at=datetime.now(UTC),
     )
-    if status in ("partial", "failed") and undone:
-        raise LaneStopped(f"combined run {combined_id} ended {status}; left undone: {undone}")
-    return {"combined_run": combined_id, "status": status}
+    return {"combined_run": combined_id, "status": f"combined run {combined_id} {status}"}
 
 
 class CombinedApprovalOperator(PlanApprovalOperator):
@@ -346,7 +366,7 @@ def _template(portfolio_file: str) -> Lane:
 # step -> (body, why it is skipped when the body returns None: a separate-mode run)
 _STEPS = {
     "plan_trades": (lambda t, s: plan(t, s), "separate accounts mode: each account plans alone"),
-    "record_run": (lambda t, s: close(t, s), "separate accounts mode: nothing combined to record"),
+    "record_run": (lambda t, s: close(t, s), "not reached: close always answers"),
 }
 
 

@@ -250,6 +250,6 @@ def test_one_rejection_of_the_combined_plan_stops_every_part(
         assert tasks.record_run(lane, store)["status"] == "rejected"
     assert combined_tasks.close(template, store) == {
         "combined_run": planned["combined_run"],
-        "status": "rejected",
+        "status": f"combined run {planned['combined_run']} rejected",
     }
     assert kite.orders_received == angel.orders_received == 0
