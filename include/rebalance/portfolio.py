@@ -139,6 +139,8 @@ class Account(NumbersAreNumbers):
             raise ValueError("a paper account needs holdings_file")
         if self.broker is not BrokerName.PAPER and self.connection_id is None:
             raise ValueError(f"a {self.broker} account needs connection_id (an Airflow connection)")
+        if self.broker is BrokerName.PAPER and self.ledger:
+            raise ValueError("ledger: a paper account is never shared (it is the portfolio's own)")
         return self
 
 
