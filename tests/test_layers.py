@@ -52,6 +52,8 @@ LAYERS: dict[str, int] = {
     "rebalance.preview": SERVICES,
     "rebalance.reports": SERVICES,
     "rebalance.drift_watch": SERVICES,
+    "rebalance.combined": SERVICES,
+    "rebalance.ledgers": SERVICES,
     "rebalance.lane": GLUE,
     "rebalance.wiring": GLUE,
     "rebalance.tasks": GLUE,
@@ -63,6 +65,7 @@ LAYERS: dict[str, int] = {
     "rebalance.timetable": GLUE,
     "rebalance.alerts": GLUE,
     "rebalance.approval_operator": GLUE,
+    "rebalance.combined_tasks": GLUE,
     "rebalance.ui": GLUE,
     "rebalance.cli": ENTRY,
 }

@@ -148,19 +148,22 @@ class PlanApprovalOperator(ApprovalOperator):
         }
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        from rebalance import tasks, wiring
-
-        lane = tasks.Lane.from_context(context, self.portfolio_file, self.account)
-        store = wiring.open_store()
         if "error" in event:
             if event.get("error_type") == "timeout":
-                tasks.record_decision(lane, store, Decision.EXPIRED, by=None)
+                self.record(context, Decision.EXPIRED, by=None)
                 raise AirflowSkipException("no answer by the approval deadline: plan expired")
             raise RuntimeError(f"approval failed: {event['error']}")
         chosen = event["chosen_options"][0]
         user = event.get("responded_by_user") or {}
         by = user.get("name") or user.get("id") if isinstance(user, dict) else str(user)
         if chosen == self.APPROVE:
-            return tasks.record_decision(lane, store, Decision.APPROVED, by=by)
-        tasks.record_decision(lane, store, Decision.REJECTED, by=by)
+            return self.record(context, Decision.APPROVED, by=by)
+        self.record(context, Decision.REJECTED, by=by)
         raise AirflowSkipException(f"plan rejected by {by or 'a user'}: nothing ordered")
+
+    def record(self, context: Any, decision: Decision, by: str | None) -> dict[str, Any]:
+        """Record a person's decision (or the deadline's) on the lane's run."""
+        from rebalance import tasks, wiring
+
+        lane = tasks.Lane.from_context(context, self.portfolio_file, self.account)
+        return tasks.record_decision(lane, wiring.open_store(), decision, by=by)

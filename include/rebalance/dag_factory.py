@@ -40,7 +40,13 @@ from rebalance.domain.market import IST, IST_NAME, MARKET_CLOSE
 from rebalance.drift.config import TriggerMode, breach_asset_name
 from rebalance.errors import ConfigError
 from rebalance.policy import TradeFilter
-from rebalance.portfolio import BrokerName, ExecutionMode, Portfolio, portfolio_from_data
+from rebalance.portfolio import (
+    AccountsMode,
+    BrokerName,
+    ExecutionMode,
+    Portfolio,
+    portfolio_from_data,
+)
 from rebalance.portfolio_check import check_named_files
 from rebalance.portfolio_file import (
     fallback_portfolio_id,
@@ -116,6 +122,7 @@ def _params(portfolio: Portfolio) -> dict[str, Param]:
             items={"type": "string", "enum": [a.name for a in portfolio.accounts]},
             description="which account lanes run",
         ),
+        **_accounts_mode_param(portfolio),
         "rebalance_budget_pct": _param(
             policy.rebalance_budget_pct, type="number", minimum=0, maximum=100
         ),
@@ -131,6 +138,21 @@ def _params(portfolio: Portfolio) -> dict[str, Param]:
         "max_trades": _param(policy.max_trades, type="integer", minimum=0),
         "min_trade_value_inr": _param(policy.min_trade_value_inr, type="number", minimum=0),
         "trade_filter": _param(str(policy.trade_filter), enum=[str(f) for f in TradeFilter]),
+    }
+
+
+def _accounts_mode_param(portfolio: Portfolio) -> dict[str, Param]:
+    """Two or more accounts: both separately, or combined (docs/accounts.md)."""
+    if len(portfolio.accounts) < 2:
+        return {}
+    return {
+        "accounts_mode": _param(
+            str(portfolio.accounts_mode),
+            enum=[str(mode) for mode in AccountsMode],
+            values_display={"separate": "Both separately", "combined": "Both combined"},
+            description="with the accounts chosen above: each planned on its own, or one plan "
+            "for them together, split per account",
+        )
     }
 
 
@@ -188,7 +210,11 @@ def _fetch_holdings(step: LaneStepOperator, context: Any) -> dict[str, Any]:
             _refuse_unknown_trading_day(lane, step.portfolio_file)
         store = wiring.open_store()
         try:
-            return tasks.fetch_holdings(lane, store)
+            fetched = tasks.fetch_holdings(lane, store)
+            from rebalance.combined_tasks import apply_ledger
+
+            apply_ledger(lane, store, fetched["run"])  # an account shared through ledgers
+            return fetched
         finally:  # a triggered run records its breach, whether or not the read went through
             if lane.initiator == "drift" and (run_id := store.find_run(lane.run_key)):
                 store.update_run(run_id, trigger_event=_triggering_breach())
@@ -230,10 +256,13 @@ def _triggering_breach() -> dict[str, Any] | None:
 
 
 def _plan_trades(step: LaneStepOperator, context: Any) -> dict[str, Any]:
-    from rebalance import tasks, wiring
+    from rebalance import combined_tasks, tasks, wiring
 
     with _stopping_fails_without_retry():
-        return tasks.plan_trades(_lane(step.portfolio_file, step.account), wiring.open_store())
+        lane, store = _lane(step.portfolio_file, step.account), wiring.open_store()
+        if (part := combined_tasks.lane_part(lane, store)) is not None:
+            return part  # a combined run: this account's part is already planned
+        return tasks.plan_trades(lane, store)
 
 
 def _place_orders(step: LaneStepOperator, context: Any) -> dict[str, Any]:
@@ -265,9 +294,14 @@ def _place_or_defer(
 
 def _record_run(step: LaneStepOperator, context: Any) -> dict[str, Any]:
     from rebalance import tasks, wiring
+    from rebalance.combined_tasks import record_ledger_fills
 
     with _stopping_fails_without_retry():
-        return tasks.record_run(_lane(step.portfolio_file, step.account), wiring.open_store())
+        lane, store = _lane(step.portfolio_file, step.account), wiring.open_store()
+        try:
+            return tasks.record_run(lane, store)
+        finally:  # whatever the run ended as, its fills move the portfolio's ledger
+            record_ledger_fills(lane, store)
 
 
 _STEPS = {
@@ -450,6 +484,16 @@ def build_dag(
                 group_id=account.name, tooltip=f"{account.broker} account {account.name}"
             ):
                 _build_lane(str(portfolio_file), account.name)
+        if len(portfolio.accounts) > 1:
+            from rebalance.combined_tasks import build_group
+
+            build_group(
+                dag,
+                str(portfolio_file),
+                [a.name for a in portfolio.accounts],
+                record_retries=RECORD_RETRIES,
+                record_retry_delay=RECORD_RETRY_DELAY,
+            )
     # The form's Params are set on the DAG once its tasks exist: an operator created inside a DAG
     # deep-copies the DAG's Params (about 40% of the parse time of a folder), yet a task gets them
     # at run time anyway (Airflow merges the DAG's Params, the task's and the run's conf).
@@ -637,7 +681,7 @@ def folder_entries(folder: Path) -> list[PortfolioEntry]:
     """
     entries = []
     dag_files: dict[str, Path] = {}
-    accounts: dict[tuple[str, str], tuple[Path, str]] = {}
+    accounts: dict[tuple[str, str], tuple[Path, str, bool]] = {}
     claims = _claim_order(portfolio_files(folder))
     for path, portfolio_id, id_problems in claims:
         problems = list(id_problems)
@@ -654,17 +698,24 @@ def folder_entries(folder: Path) -> list[PortfolioEntry]:
             problems += loaded.problems
         if portfolio is not None and not problems:
             keys = _account_keys(portfolio)
+            ledgered = {a.name for a in portfolio.accounts if a.ledger}
             for key, account in keys:
+                if key in accounts and account in ledgered and accounts[key][2]:
+                    continue  # both keep a ledger of their part of the account (docs/accounts.md)
                 if key in accounts:
-                    other, other_account = accounts[key]
+                    other, other_account, _ = accounts[key]
                     problems.append(
                         f"accounts.{account}: the {key[0]} account of connection {key[1]!r} is "
                         f"already used by {other} (account {other_account}); two portfolios in "
                         "one account "
-                        "would each count the other's shares as theirs (docs/dags.md)"
+                        "would each count the other's shares as theirs (docs/dags.md); to "
+                        f"share it, set `ledger: true` on the account in both {other} and "
+                        f"{path.name} (docs/accounts.md, ledgers)"
                     )
             if not problems:
-                accounts.update((key, (path, account)) for key, account in keys)
+                accounts.update(
+                    (key, (path, account, account in ledgered)) for key, account in keys
+                )
         if problems:
             entries.append(PortfolioEntry(path, dag_id, tuple(problems), loaded.data))
         else:

@@ -59,6 +59,13 @@ class ApprovalMode(StrEnum):
     MANUAL = "manual"
 
 
+class AccountsMode(StrEnum):
+    """How a portfolio held in several accounts is rebalanced (docs/accounts.md)."""
+
+    SEPARATE = "separate"  # each account pulled to the targets on its own (the notes' 10.A)
+    COMBINED = "combined"  # one plan for the whole, its orders allocated to accounts (10.B)
+
+
 def check_relative_path(value: str | None) -> str | None:
     """A file named in a portfolio stays inside the portfolio's folder: a relative path without
     ``..`` (``data/holdings.csv``, ``calendars/nse_2027.yaml``); never absolute, never ``~``."""
@@ -118,6 +125,11 @@ class Account(NumbersAreNumbers):
     cash_inr: float | None = Field(
         None, ge=0, le=1e12, description="paper broker: available cash, rupees"
     )
+    ledger: bool = Field(
+        False,
+        description="the account holds other portfolios too: this one keeps a ledger of its "
+        "shares and cash inside it (docs/accounts.md)",
+    )
 
     @field_validator("holdings_file")
     @classmethod
@@ -130,6 +142,8 @@ class Account(NumbersAreNumbers):
             raise ValueError("a paper account needs holdings_file")
         if self.broker is not BrokerName.PAPER and self.connection_id is None:
             raise ValueError(f"a {self.broker} account needs connection_id (an Airflow connection)")
+        if self.broker is BrokerName.PAPER and self.ledger:
+            raise ValueError("ledger: a paper account is never shared (it is the portfolio's own)")
         return self
 
 
@@ -251,6 +265,10 @@ class Portfolio(NumbersAreNumbers):
         description="what starts a rebalance: schedule (default), drift or schedule_and_drift",
     )
     accounts: tuple[Account, ...] = Field(description="one lane per account; at least one")
+    accounts_mode: AccountsMode = Field(
+        AccountsMode.SEPARATE,
+        description="several accounts: separate (each on its own) or combined (one plan)",
+    )
     execution: Execution = Field(default_factory=Execution)
     holiday_overrides: str | None = Field(
         None, description="YAML of dated holiday additions/removals, relative to this file"
@@ -334,6 +352,10 @@ class Portfolio(NumbersAreNumbers):
                 self.id,
                 ", ".join(missing),
             )
+        if self.accounts_mode is AccountsMode.COMBINED and len(self.accounts) < 2:
+            raise ValueError("accounts_mode: combined needs at least two accounts")
+        if len(self.accounts) > 1 and "combined" in names:
+            raise ValueError("accounts: 'combined' is the name of the accounts' combined tasks")
         return self
 
     def symbols_without_scrip_group(self) -> list[str]:

@@ -161,6 +161,37 @@ class AccountLedger:
         new.append(Entry(portfolio, EntryKind.SEED, at, cash=cash, by=by, note="seeded"))
         return AccountLedger(self.account, (*self.entries, *new))
 
+    def add_portfolio(
+        self, portfolio: str, shares: Mapping[str, int], cash: float, *, at: datetime, by: str
+    ) -> AccountLedger:
+        """A portfolio added to an account that already has ledgers: its ``shares`` and ``cash``
+        move out of the ``OUTSIDE`` ledger (what no portfolio owned) into its own. Refuses a
+        part above what the outside ledger holds, a portfolio already here, or ``OUTSIDE``."""
+        problems = []
+        if portfolio == OUTSIDE or portfolio in self.portfolios:
+            problems.append(f"{portfolio!r} already has a ledger here (or is reserved)")
+        outside = self.shares(OUTSIDE)
+        problems += [
+            f"{symbol}: {portfolio} takes {quantity}, outside holds {outside.get(symbol, 0)}"
+            for symbol, quantity in sorted(shares.items())
+            if not 0 <= quantity <= outside.get(symbol, 0)
+        ]
+        if not 0 <= cash <= self.cash(OUTSIDE) + CASH_TOLERANCE_INR:
+            problems.append(f"cash: {portfolio} takes ₹{cash:,.2f}, outside holds "
+                            f"₹{self.cash(OUTSIDE):,.2f}")  # fmt: skip
+        if problems:
+            raise InputDataError(f"ledger of {self.account}", problems)
+        note = f"moved to {portfolio} when it was added to the account"
+        moved = [
+            Entry(OUTSIDE, EntryKind.ADJUSTMENT, at, symbol, -quantity, by=by, note=note)
+            for symbol, quantity in sorted(shares.items())
+            if quantity
+        ]
+        moved.append(Entry(OUTSIDE, EntryKind.ADJUSTMENT, at, cash=-cash, by=by, note=note))
+        return AccountLedger(self.account, (*self.entries, *moved))._seed(
+            portfolio, shares, cash, at=at, by=by
+        )
+
     @property
     def portfolios(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(e.portfolio for e in self.entries))

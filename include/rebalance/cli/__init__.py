@@ -43,6 +43,7 @@ def _register_commands() -> None:
         demo,
         drift,
         history,
+        ledger,
         local_airflow,
         plan,
         resume,

@@ -51,6 +51,33 @@ def list_runs(
         console.print("no rebalance runs" + (f" for portfolio {portfolio!r}" if portfolio else ""))
         return
     console.print(runs_table(runs))
+    _print_combined_runs(portfolio, limit)
+
+
+def _print_combined_runs(portfolio: str | None, limit: int) -> None:
+    """The combined runs (accounts_mode: combined), when there are any."""
+    from rebalance.cli.combined import combined_runs_table
+    from rebalance.history.combined import CombinedStore
+
+    combined = CombinedStore(_store().engine).combined_runs(portfolio, limit=limit)
+    if combined:
+        wide_console().print(combined_runs_table(combined))
+
+
+@history_app.command("combined")
+def show_combined(
+    combined_run: Annotated[int, typer.Argument(help="the combined run id")],
+) -> None:
+    """One combined run: the split per account and what each account did or left undone."""
+    from rebalance.cli.combined import print_combined_run
+    from rebalance.history.combined import CombinedStore
+
+    try:
+        record = CombinedStore(_store().engine).combined(combined_run)
+    except LookupError:
+        typer.echo(f"history combined: no combined run {combined_run}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    print_combined_run(record)
 
 
 @history_app.command("show")
@@ -67,3 +94,9 @@ def show(run: Annotated[int, typer.Argument(help="the run id (first column of th
         typer.echo(f"history show: no rebalance run {run}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     print_run_details(record, store.orders(run), store.events(run), wide_console())
+    from rebalance.history.combined import CombinedStore
+
+    if (combined := CombinedStore(store.engine).combined_of_run(run)) is not None:
+        wide_console().print(
+            f"part of combined run {combined}: `rebalance history combined {combined}`"
+        )

@@ -27,9 +27,28 @@ FORMATS = ("table", "json")
 def plan(
     portfolio: Annotated[Path, typer.Option(help="portfolio YAML file")],
     holdings: Annotated[
-        Path, typer.Option(help="holdings CSV: symbol,exchange,quantity,last_price[,...]")
-    ],
+        Path | None,
+        typer.Option(help="holdings CSV: symbol,exchange,quantity,last_price[,...]"),
+    ] = None,
     cash: Annotated[float | None, typer.Option(help="available cash, rupees")] = None,
+    accounts_mode: Annotated[
+        str,
+        typer.Option(
+            "--accounts-mode",
+            help="separate (one holdings file) | combined (--account-holdings per account)",
+        ),
+    ] = "separate",
+    account_holdings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--account-holdings",
+            help="combined: ACCOUNT=CSV, one per account of the portfolio (repeatable)",
+        ),
+    ] = None,
+    account_cash: Annotated[
+        list[str] | None,
+        typer.Option("--account-cash", help="combined: ACCOUNT=RUPEES (repeatable)"),
+    ] = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="policy override key=value (repeatable), e.g. max_trades=5"),
@@ -49,6 +68,13 @@ def plan(
         policy = apply_overrides(model.policy, overrides or [])
         if problems := policy_symbol_problems(policy, model.targets):
             raise ConfigError("--set", problems)
+        if accounts_mode != "separate":
+            from rebalance.cli.combined import plan_accounts
+
+            plan_accounts(model, policy, accounts_mode, account_holdings, account_cash, fmt)
+            return
+        if holdings is None:
+            raise ConfigError("--holdings", ["a holdings CSV is needed (separate mode)"])
         check_cash(cash)
         rows, _ = read_holdings_rows(holdings)
         # Every input is checked by now; only the planner needs pandas.

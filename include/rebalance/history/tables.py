@@ -178,3 +178,69 @@ drift_snapshots = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("portfolio_id", "account", "day", name="uq_drift_day"),
 )
+
+# 0008: the combined accounts mode and the ledgers of several portfolios in one account
+# (issue 16; docs/accounts.md). A combined run is one DAG run's plan for the whole; each account's
+# lane keeps its own ``rebalance_runs`` row (its part), linked through ``combined_run_parts``.
+combined_runs = Table(
+    "combined_runs",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("portfolio_id", String(64), nullable=False),
+    Column("dag_id", String(250), nullable=False),
+    Column("airflow_run_id", String(250), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("status_reason", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("snapshot", JSONB),  # the whole: positions, cash, each account's limits, notes
+    Column("plan", JSONB),  # the combined TradePlan
+    Column("plan_hash", String(64)),
+    Column("allocation", JSONB),  # the per-account split (Allocation.to_dict)
+    Column("allocation_hash", String(64)),
+    Column("replanned", Boolean, nullable=False, server_default=text("false")),
+    Column("approval_decision", String(16)),
+    Column("approved_by", Text),
+    Column("approved_at", DateTime(timezone=True)),
+    Column("outcome", JSONB),  # per account: status, placed, left undone
+    Column("finished_at", DateTime(timezone=True)),
+    UniqueConstraint("dag_id", "airflow_run_id", name="uq_combined_run"),
+)
+
+combined_run_parts = Table(
+    "combined_run_parts",
+    metadata,
+    Column(
+        "combined_run_id",
+        BigInteger,
+        ForeignKey("combined_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("account", String(32), primary_key=True),
+    Column("run_id", BigInteger, ForeignKey("rebalance_runs.id"), nullable=False, unique=True),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("account_key", String(300), nullable=False),  # broker/connection: the real account
+    Column("portfolio", String(64), nullable=False),  # a portfolio id, or "(outside)"
+    Column("kind", String(16), nullable=False),  # seed | fill | adjustment
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("symbol", String(32)),
+    Column("shares", BigInteger, nullable=False, server_default=text("0")),
+    Column("cash", Float, nullable=False, server_default=text("0")),
+    Column("ref", String(64)),  # the order tag of a fill
+    Column("by", Text),
+    Column("note", Text, nullable=False, server_default=text("''")),
+    Column("run_id", BigInteger, ForeignKey("rebalance_runs.id")),
+)
+Index(
+    "uq_ledger_fill_ref",
+    ledger_entries.c.account_key,
+    ledger_entries.c.ref,
+    unique=True,
+    postgresql_where=ledger_entries.c.ref.isnot(None),
+)
+Index("ix_ledger_entries_account", ledger_entries.c.account_key, ledger_entries.c.id)

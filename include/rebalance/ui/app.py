@@ -294,7 +294,15 @@ def create_app() -> FastAPI:
         number = run_number(run_id)
         store = _store()
         run = _readable_run(store, number, who)
-        return render.run_detail(run, store.orders(number), store.events(number), _base(request))
+        from rebalance.ui.combined_view import combined_section
+
+        return render.run_detail(
+            run,
+            store.orders(number),
+            store.events(number),
+            _base(request),
+            combined_section(store, number, _base(request)),
+        )
 
     @app.get("/runs/{run_id}/weights.svg")
     def weights_chart(run_id: str, who: ViewerDep) -> Response:

@@ -310,8 +310,11 @@ def run_detail(
     orders: Sequence[LegRecord],
     events: Sequence[EventRecord],
     base: str,
+    combined: str = "",
 ) -> str:
-    """One run: summary, links to Airflow, weights chart, orders with outcomes, events."""
+    """One run: summary, links to Airflow, weights chart, orders with outcomes, events.
+
+    ``combined``: the combined run this run is a part of, as HTML (``ui/combined_view.py``)."""
     dag_id, airflow_run_id = str(run.dag_id), str(run.airflow_run_id)
     plan = run.plan or {}
     kv = [
@@ -362,6 +365,7 @@ def run_detail(
         f"<h1>Run {run.id}: {escape(run.portfolio_name)} · {escape(run.account)}</h1>"
         f"{links}<table class='kv'>{rows}</table>"
         f"{breach_section(run.trigger_event)}"
+        f"{combined}"
         f"<h2>Weights before and after</h2>{chart}"
         f"<h2>Orders and outcomes</h2>{orders_table(orders)}"
         f"<h2>Events</h2>{events_table(events)}"
