@@ -236,6 +236,14 @@ def _plan_trades(step: LaneStepOperator, context: Any) -> dict[str, Any]:
         return tasks.plan_trades(_lane(step.portfolio_file, step.account), wiring.open_store())
 
 
+def _target_model(step: LaneStepOperator, context: Any) -> dict[str, Any]:
+    from rebalance import target_model_task, wiring
+
+    with _stopping_fails_without_retry():
+        lane = _lane(step.portfolio_file, step.account)
+        return target_model_task.target_model(lane, wiring.open_store())
+
+
 def _place_orders(step: LaneStepOperator, context: Any) -> dict[str, Any]:
     from rebalance import tasks, wiring
 
@@ -259,6 +267,7 @@ _STEPS = {
     "fetch_holdings": _fetch_holdings,
     "validate_snapshot": _validate_snapshot,
     "plan_trades": _plan_trades,
+    "target_model": _target_model,
     "place_orders": _place_orders,
     "record_run": _record_run,
 }
@@ -335,6 +344,23 @@ def _build_lane(portfolio_file: str, account: str) -> None:
         **lane,
     )
     fetch >> validate >> plan >> approval >> place >> record
+
+
+def _add_target_model(portfolio_file: str, account: str) -> None:
+    """``validate_snapshot >> target_model >> plan_trades`` in the current lane (TaskGroup)."""
+    model = LaneStepOperator(
+        step="target_model",
+        portfolio_file=portfolio_file,
+        account=account,
+        retries=READ_RETRIES,
+        retry_exponential_backoff=True,
+        doc_md=task_docs.TARGET_MODEL,
+    )
+    dag = model.dag
+    assert dag is not None
+    validate = dag.get_task(task_ids.lane_task_id(account, "validate_snapshot"))
+    plan = dag.get_task(task_ids.lane_task_id(account, "plan_trades"))
+    validate >> model >> plan
 
 
 def _market_close_deadline(portfolio: Portfolio) -> DeadlineAlert:
@@ -423,6 +449,8 @@ def build_dag(
                 group_id=account.name, tooltip=f"{account.broker} account {account.name}"
             ):
                 _build_lane(str(portfolio_file), account.name)
+                if portfolio.needs_target_model:
+                    _add_target_model(str(portfolio_file), account.name)
     # The form's Params are set on the DAG once its tasks exist: an operator created inside a DAG
     # deep-copies the DAG's Params (about 40% of the parse time of a folder), yet a task gets them
     # at run time anyway (Airflow merges the DAG's Params, the task's and the run's conf).

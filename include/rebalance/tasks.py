@@ -241,6 +241,7 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
     """
     from rebalance.planning import plan_rebalance, verify_plan
     from rebalance.snapshot import check_no_sell_symbols
+    from rebalance.target_model_task import plan_targets, with_target_reasons
 
     run_id = _run_id(lane, store)
     refused = _second_live_run(lane, store, run_id)
@@ -256,10 +257,11 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
         "cash_target": portfolio.cash_target_fraction,
         "broker": str(lane.account_config.broker),
     }
-    targets = portfolio.target_fractions()
+    targets, target_reasons = plan_targets(lane, store, run_id)
     try:
         check_no_sell_symbols(snapshot, targets, lane.policy.no_sell, f"{lane.account} snapshot")
         plan = plan_rebalance(snapshot, targets, lane.policy, **inputs)
+        plan = with_target_reasons(plan, target_reasons)
     except RebalanceError as exc:
         store.transition(run_id, RunStatus.FAILED, f"the planner refused the inputs: {exc}")
         raise LaneStopped(str(exc)) from None
