@@ -88,6 +88,7 @@ def target_model(
             "cash": portfolio.cash_target_fraction,
             "model": output.model,
             "as_of": output.as_of.isoformat() if output.as_of else None,
+            "source": record,  # for the preview and the Rebalance page (targets.describe)
         },
     )
     as_of = f" as of {output.as_of}" if output.as_of else ""

@@ -331,6 +331,7 @@ def request_approval(
         basket_folder=str(_basket_folder(lane, run_id))
         if lane.mode is ExecutionMode.MANUAL_QUEUE
         else None,
+        target_source=(run.targets or {}).get("source"),
     )
     subject = (
         f"Approve rebalance of {lane.portfolio.name} ({lane.account}): {run.trades} orders, "
