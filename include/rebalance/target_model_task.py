@@ -11,20 +11,18 @@ mark the run invalid and stop the lane with the problems; nothing is planned or 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from rebalance.brokers.base import Broker, CandleSource, TemporaryBrokerError
 from rebalance.calendar import overrides_for_portfolio, trading_calendar
-from rebalance.domain.market import Instrument
+from rebalance.domain.market import IST, Instrument
 from rebalance.errors import InputDataError
 from rebalance.history.status import RunStatus
 from rebalance.history.store import HistoryStore
 from rebalance.history.target_history import save_target_model, target_model_of
 from rebalance.lane import Lane, LaneStopped
-from rebalance.plan import TradePlan
-from rebalance.target_service import compute_targets
+from rebalance.target_service import cached_price_loader, compute_targets
 from rebalance.targets.models import TargetModelError
 from rebalance.wiring import broker_for
 
@@ -54,14 +52,12 @@ def target_model(
         raise LaneStopped(reason)
     try:
         calendar = trading_calendar(overrides_for_portfolio(portfolio, lane.portfolio_file))
+        now = now or datetime.now(UTC)
+        loader = cached_price_loader(
+            store, broker, portfolio.exchange, now=now, calendar=calendar, source_name=name
+        )
         output = compute_targets(
-            portfolio,
-            lane.portfolio_file,
-            store,
-            broker,
-            now=now or datetime.now(UTC),
-            calendar=calendar,
-            source_name=name,
+            portfolio, lane.portfolio_file, today=now.astimezone(IST).date(), load_prices=loader
         )
     except TemporaryBrokerError:
         raise  # a read: Airflow retries the task
@@ -151,14 +147,3 @@ def plan_targets(lane: Lane, store: HistoryStore, run_id: int) -> tuple[dict[str
         store.transition(run_id, RunStatus.FAILED, reason)
         raise LaneStopped(reason)
     return stored.weights, dict(stored.record.get("reasons") or {})
-
-
-def with_target_reasons(plan: TradePlan, reasons: dict[str, str]) -> TradePlan:
-    """The plan with each exit's and entry's replacement reason added to its order's reasons."""
-    if not reasons:
-        return plan
-    orders = tuple(
-        replace(o, reasons=(*o.reasons, reasons[o.symbol])) if o.symbol in reasons else o
-        for o in plan.orders
-    )
-    return replace(plan, orders=orders)

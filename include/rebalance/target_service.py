@@ -16,7 +16,8 @@ close at 15:30 plus a margin for the broker's day candle) and is re-fetched when
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from rebalance.domain.market import IST
 from rebalance.errors import InputDataError
 from rebalance.history.store import HistoryStore
 from rebalance.history.target_history import cached_closes, save_candles
+from rebalance.plan import TradePlan
 from rebalance.portfolio import Portfolio, resolve_inside
 from rebalance.quality import check_price_history_quality
 from rebalance.targets.config import (
@@ -205,22 +207,68 @@ def replacement_record(replacement: Replacement) -> dict[str, Any]:
     }
 
 
-def compute_targets(
-    portfolio: Portfolio,
-    portfolio_file: Path | str,
+PriceLoader = Callable[[list[str], int], PriceWindow]  # (symbols, lookback_days) -> closes
+
+
+def cached_price_loader(
     store: HistoryStore,
     source: CandleSource,
+    exchange: str,
     *,
     now: datetime,
     calendar: TradingCalendar,
     source_name: str,
+) -> PriceLoader:
+    """The pipeline's loader: the history database's cache, then the lane's broker."""
+
+    def load(symbols: list[str], lookback_days: int) -> PriceWindow:
+        return load_price_history(
+            store,
+            source,
+            symbols,
+            exchange,
+            lookback_days=lookback_days,
+            now=now,
+            calendar=calendar,
+            source_name=source_name,
+        )
+
+    return load
+
+
+def file_price_loader(path: Path, calendar: TradingCalendar) -> PriceLoader:
+    """``rebalance plan --prices CSV``: daily closes, a ``date`` column then one per symbol; the
+    window is judged against the exchange's trading days, so a missing day is a gap."""
+
+    def load(symbols: list[str], lookback_days: int) -> PriceWindow:
+        try:
+            frame = pd.read_csv(path, index_col="date", parse_dates=["date"])
+        except (OSError, ValueError) as exc:
+            raise PriceHistoryError(str(path), [f"cannot read daily closes: {exc}"]) from None
+        missing = [s for s in symbols if s not in frame.columns]
+        if missing:
+            raise PriceHistoryError(str(path), [f"no column for {', '.join(missing)}"])
+        frame.index = pd.Index([d.date() for d in frame.index])
+        last = max(frame.index)
+        days = calendar.trading_days_between(min(frame.index), last)[-(lookback_days + 1) :]
+        return PriceWindow(frame[symbols].reindex(days), days, {}, {}, str(path))
+
+    return load
+
+
+def compute_targets(
+    portfolio: Portfolio,
+    portfolio_file: Path | str,
+    *,
+    today: date,
+    load_prices: PriceLoader,
 ) -> ModelOutput:
-    """The lane run's targets: the universe's replacements, then the model over the members.
+    """The targets of a run on ``today``: the universe's replacements, then the model over the
+    members (``load_prices`` gives a risk model its closes).
 
     Raises ``InputDataError`` (bad scores, unusable price history) or ``TargetModelError``.
     """
     section = portfolio.targets_section
-    today = now.astimezone(IST).date()
     members = members_of(section)
     replacement = Replacement((), (), ())
     if portfolio.universe is not None:
@@ -244,16 +292,7 @@ def compute_targets(
         swapped = replaced_weights(section.weights, replacement)
         result = run_model(TargetsSection.from_weights(swapped))
     elif isinstance(model, InverseVolatilityModel | RiskParityModel):
-        window = load_price_history(
-            store,
-            source,
-            members,
-            portfolio.exchange,
-            lookback_days=model.lookback_days,
-            now=now,
-            calendar=calendar,
-            source_name=source_name,
-        )
+        window = load_prices(members, model.lookback_days)
         report = check_price_history_quality(
             window.frame,
             lookback_days=model.lookback_days,
@@ -264,7 +303,7 @@ def compute_targets(
         )
         if not report.success:
             raise PriceHistoryError(
-                f"price history of {portfolio.id} ({source_name}, {window.days[0]}.."
+                f"price history of {portfolio.id} ({window.source}, {window.days[0]}.."
                 f"{window.days[-1]})",
                 report.problems,
             )
@@ -304,3 +343,14 @@ def compute_targets(
         "price_history": window.summary() if window is not None else None,
     }
     return ModelOutput(str(result.model), result.as_of, weights, record, reasons)
+
+
+def with_target_reasons(plan: TradePlan, reasons: dict[str, str]) -> TradePlan:
+    """The plan with each exit's and entry's replacement reason added to its order's reasons."""
+    if not reasons:
+        return plan
+    orders = tuple(
+        replace(o, reasons=(*o.reasons, reasons[o.symbol])) if o.symbol in reasons else o
+        for o in plan.orders
+    )
+    return replace(plan, orders=orders)

@@ -241,7 +241,8 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
     """
     from rebalance.planning import plan_rebalance, verify_plan
     from rebalance.snapshot import check_no_sell_symbols
-    from rebalance.target_model_task import plan_targets, with_target_reasons
+    from rebalance.target_model_task import plan_targets
+    from rebalance.target_service import with_target_reasons
 
     run_id = _run_id(lane, store)
     refused = _second_live_run(lane, store, run_id)
