@@ -20,7 +20,11 @@ from rebalance.domain.market import IST, Instrument
 from rebalance.errors import InputDataError
 from rebalance.history.status import RunStatus
 from rebalance.history.store import HistoryStore
-from rebalance.history.target_history import save_target_model, target_model_of
+from rebalance.history.target_history import (
+    last_completed_targets,
+    save_target_model,
+    target_model_of,
+)
 from rebalance.lane import Lane, LaneStopped
 from rebalance.target_service import cached_price_loader, compute_targets
 from rebalance.targets.models import TargetModelError
@@ -56,8 +60,13 @@ def target_model(
         loader = cached_price_loader(
             store, broker, portfolio.exchange, now=now, calendar=calendar, source_name=name
         )
+        last = last_completed_targets(store, portfolio.id, lane.account)
         output = compute_targets(
-            portfolio, lane.portfolio_file, today=now.astimezone(IST).date(), load_prices=loader
+            portfolio,
+            lane.portfolio_file,
+            today=now.astimezone(IST).date(),
+            load_prices=loader,
+            previous=last.record if last is not None else None,
         )
     except TemporaryBrokerError:
         raise  # a read: Airflow retries the task

@@ -16,7 +16,7 @@ close at 15:30 plus a margin for the broker's day candle) and is re-fetched when
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -262,14 +262,26 @@ def compute_targets(
     *,
     today: date,
     load_prices: PriceLoader,
+    previous: Mapping[str, Any] | None = None,
 ) -> ModelOutput:
     """The targets of a run on ``today``: the universe's replacements, then the model over the
-    members (``load_prices`` gives a risk model its closes).
+    members (``load_prices`` gives a risk model its closes). ``previous``: the record of the
+    account's last completed run; with a universe, its members are where this run starts.
 
     Raises ``InputDataError`` (bad scores, unusable price history) or ``TargetModelError``.
     """
     section = portfolio.targets_section
-    members = members_of(section)
+    file_members = members_of(section)
+    members = list(file_members)
+    if (
+        portfolio.universe is not None
+        and previous is not None
+        and previous.get("file_members") == file_members
+        and len(previous.get("members") or ()) == len(file_members)
+    ):
+        # The members the last completed run left, each in its file member's place: what a
+        # replacement made lasts until the universe replaces it (or the file changes).
+        members = list(previous["members"])
     replacement = Replacement((), (), ())
     if portfolio.universe is not None:
         universe = portfolio.universe
@@ -284,12 +296,14 @@ def compute_targets(
             never_buy=portfolio.policy.no_buy,
             never_sell=portfolio.policy.no_sell,
         )
-        members = replacement.members(members)
+    members_before = list(members)
+    members = replacement.members(members)
     model = section.model
     window: PriceWindow | None = None
     result: TargetResult
     if section.weights is not None:
-        swapped = replaced_weights(section.weights, replacement)
+        placed = dict(zip(members_before, section.weights.values(), strict=True))
+        swapped = replaced_weights(placed, replacement)
         result = run_model(TargetsSection.from_weights(swapped))
     elif isinstance(model, InverseVolatilityModel | RiskParityModel):
         window = load_prices(members, model.lookback_days)
@@ -340,6 +354,8 @@ def compute_targets(
         "targets": weights,
         "cash": portfolio.cash_target_fraction,
         "replacement": replacement_record(replacement),
+        "file_members": file_members,
+        "members": members,
         "price_history": window.summary() if window is not None else None,
     }
     return ModelOutput(str(result.model), result.as_of, weights, record, reasons)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import update
 
 from rebalance import tasks
 from rebalance.brokers.paper import PaperBroker
@@ -18,6 +19,7 @@ from rebalance.brokers.retry import RetryPolicy
 from rebalance.brokers.zerodha import ZerodhaBroker
 from rebalance.calendar import trading_calendar
 from rebalance.domain.market import IST
+from rebalance.history import tables
 from rebalance.history.status import RunStatus
 from rebalance.history.store import HistoryStore
 from rebalance.history.target_history import cached_closes, target_model_of
@@ -195,3 +197,52 @@ def test_the_cache_serves_fresh_days_and_refetches_only_missing_ones(
     assert sum(stored.weights.values()) == pytest.approx(1.0)
     cached = cached_closes(store, ["INFY"], "NSE", dt.date(2026, 1, 1), later.date())
     assert {c.source for c in cached["INFY"].values()} == {"zerodha"}
+
+
+def test_a_replacement_lasts_into_the_next_run_until_the_universe_replaces_it(
+    tmp_path: Path, store: HistoryStore
+) -> None:
+    folder = tmp_path / "portfolios"
+    path = _portfolio(
+        folder,
+        "swap",
+        {
+            "targets": {"INFY": 50, "TCS": 50},
+            "universe": {"scores": "data/scores.csv", "replace_when": {"leaves_top": 2}},
+            "accounts": [
+                {"name": "paper", "broker": "paper", "holdings_file": "data/h.csv", "cash_inr": 0}
+            ],
+        },
+    )
+    scores = folder / "data" / "scores.csv"
+    scores.write_text("symbol,score\nTCS,9\nHDFCBANK,8\nITC,7\nINFY,1\n")
+    (folder / "data" / "h.csv").write_text(
+        "symbol,exchange,quantity,last_price\nINFY,NSE,100,1000\nTCS,NSE,25,4000\n"
+        "HDFCBANK,NSE,0,1500\nITC,NSE,0,450\n"
+    )
+    broker = PaperBroker("paper", folder / "data" / "h.csv", 0.0, tmp_path / "state")
+    first = _lane(path, "paper", "manual__1")
+    first_id = tasks.fetch_holdings(first, store, broker)["run"]
+    target_model(first, store, broker, now=NOW)
+    with store.engine.begin() as conn:  # as if it completed: its members now stand
+        conn.execute(
+            update(tables.runs)
+            .where(tables.runs.c.id == first_id)
+            .values(status=str(RunStatus.COMPLETED))
+        )
+    # Unchanged scores: HDFCBANK stays in INFY's place, nothing is replaced again.
+    second = _lane(path, "paper", "manual__2")
+    second_id = tasks.fetch_holdings(second, store, broker)["run"]
+    target_model(second, store, broker, now=NOW)
+    kept = target_model_of(store, second_id)
+    assert kept is not None
+    assert kept.weights == {"HDFCBANK": 0.5, "TCS": 0.5}
+    assert kept.record["replacement"]["exits"] == []
+    # HDFCBANK falls out of the top 2 later: ITC replaces it, not INFY again.
+    scores.write_text("symbol,score\nTCS,9\nITC,8\nINFY,2\nHDFCBANK,1\n")
+    third = _lane(path, "paper", "manual__3")
+    third_id = tasks.fetch_holdings(third, store, broker)["run"]
+    target_model(third, store, broker, now=NOW)
+    swapped = target_model_of(store, third_id)
+    assert swapped is not None
+    assert swapped.weights == {"ITC": 0.5, "TCS": 0.5, "HDFCBANK": 0.0}
