@@ -13,6 +13,7 @@ from brokers_support import DEMO_CSV, angelone_broker, zerodha_broker  # type: i
 from rebalance.brokers.base import CandleSource, Instrument
 from rebalance.brokers.candles import date_windows
 from rebalance.brokers.paper import PaperBroker
+from rebalance.brokers.simulated import SimulatedExecution
 from rebalance.calendar import trading_calendar
 from rebalance.testing.emulators import KiteEmulator, SmartApiEmulator
 
@@ -68,3 +69,11 @@ def test_a_long_range_is_asked_for_in_windows_of_at_most_2000_days() -> None:
 def _kite_token(kite: KiteEmulator, symbol: str) -> int:
     symbols = sorted(set(kite.holdings) | set(kite.prices) | set(kite.day_buys))
     return symbols.index(symbol) + 1
+
+
+def test_paper_mode_on_a_real_account_reads_the_accounts_history(
+    kite: KiteEmulator, tmp_path: Path
+) -> None:
+    simulated = SimulatedExecution(zerodha_broker(kite), "zerodha_main", tmp_path)
+    assert isinstance(simulated, CandleSource)
+    assert simulated.candles(INFY, FIRST, LAST) == zerodha_broker(kite).candles(INFY, FIRST, LAST)
