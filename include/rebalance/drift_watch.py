@@ -300,7 +300,7 @@ def gate_lane(
     try:
         measurement = measure_drift(
             HoldingsSnapshot.from_records(run.snapshot),
-            portfolio.target_fractions(),
+            watch_targets(store, portfolio, key.account)[0],
             policy,
             cash_target=portfolio.cash_target_fraction,
         )
