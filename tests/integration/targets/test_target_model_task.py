@@ -46,16 +46,9 @@ def _lane(path: Path, account: str, run: str = "manual__1") -> Lane:
     return Lane(str(path), account, f"rebalance_{path.stem}", run)
 
 
-@pytest.fixture(autouse=True)
-def _state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REBALANCE_STATE_DIR", str(tmp_path / "state"))
-    trading_calendar()  # loaded once (seconds), before an emulator's client timeout runs
-
-
-def test_a_replacement_exits_one_symbol_and_enters_one_with_the_reasons_recorded(
-    tmp_path: Path, store: HistoryStore
-) -> None:
-    folder = tmp_path / "portfolios"
+def _swap_portfolio(folder: Path) -> Path:
+    """INFY and TCS at 50% each, a universe of four scored symbols (INFY last), a top 2 rule;
+    the paper holdings give every candidate a price."""
     path = _portfolio(
         folder,
         "swap",
@@ -70,9 +63,23 @@ def test_a_replacement_exits_one_symbol_and_enters_one_with_the_reasons_recorded
     )
     (folder / "data" / "scores.csv").write_text("symbol,score\nTCS,9\nHDFCBANK,8\nITC,7\nINFY,1\n")
     (folder / "data" / "h.csv").write_text(
-        "symbol,exchange,quantity,last_price\n"
-        "INFY,NSE,100,1000\nTCS,NSE,25,4000\nHDFCBANK,NSE,0,1500\n"
+        "symbol,exchange,quantity,last_price\nINFY,NSE,100,1000\nTCS,NSE,25,4000\n"
+        "HDFCBANK,NSE,0,1500\nITC,NSE,0,450\n"
     )
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REBALANCE_STATE_DIR", str(tmp_path / "state"))
+    trading_calendar()  # loaded once (seconds), before an emulator's client timeout runs
+
+
+def test_a_replacement_exits_one_symbol_and_enters_one_with_the_reasons_recorded(
+    tmp_path: Path, store: HistoryStore
+) -> None:
+    folder = tmp_path / "portfolios"
+    path = _swap_portfolio(folder)
     lane = _lane(path, "paper")
     broker = PaperBroker("paper", folder / "data" / "h.csv", 0.0, tmp_path / "state")
     run_id = tasks.fetch_holdings(lane, store, broker)["run"]
@@ -203,23 +210,8 @@ def test_a_replacement_lasts_into_the_next_run_until_the_universe_replaces_it(
     tmp_path: Path, store: HistoryStore
 ) -> None:
     folder = tmp_path / "portfolios"
-    path = _portfolio(
-        folder,
-        "swap",
-        {
-            "targets": {"INFY": 50, "TCS": 50},
-            "universe": {"scores": "data/scores.csv", "replace_when": {"leaves_top": 2}},
-            "accounts": [
-                {"name": "paper", "broker": "paper", "holdings_file": "data/h.csv", "cash_inr": 0}
-            ],
-        },
-    )
+    path = _swap_portfolio(folder)
     scores = folder / "data" / "scores.csv"
-    scores.write_text("symbol,score\nTCS,9\nHDFCBANK,8\nITC,7\nINFY,1\n")
-    (folder / "data" / "h.csv").write_text(
-        "symbol,exchange,quantity,last_price\nINFY,NSE,100,1000\nTCS,NSE,25,4000\n"
-        "HDFCBANK,NSE,0,1500\nITC,NSE,0,450\n"
-    )
     broker = PaperBroker("paper", folder / "data" / "h.csv", 0.0, tmp_path / "state")
     first = _lane(path, "paper", "manual__1")
     first_id = tasks.fetch_holdings(first, store, broker)["run"]
