@@ -6,7 +6,8 @@ Prices follow a one-factor model (market beta 0.5-1.5, idiosyncratic daily vol 1
 covariance is realistic: correlated, full rank at 50 symbols, 500 symbols on 252 days (more
 symbols than days) only with shrinkage. Reported: the first call in a fresh process (includes
 importing skfolio / scikit-learn / cvxpy, what a task pays once) and the median of ``repeat``
-warm calls. The price check (``check_price_history``) is timed too: it runs before every model.
+warm calls. The price checks are timed too: the pure ``check_price_history`` and the Great
+Expectations price suite the target_model task runs before a risk model.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from rebalance.quality import check_price_history_quality
 from rebalance.targets.config import CovarianceEstimator, ScoreWeighting
 from rebalance.targets.models import (
     inverse_volatility_weights,
@@ -77,6 +79,15 @@ def main() -> None:
             ),
             "scores top 20 equal (cap 10%)": lambda s=scores: score_weights(
                 s, top_n=20, weighting=ScoreWeighting.EQUAL, max_weight=0.1
+            ),
+            # What the target_model task runs before a risk model (GX import in the first call).
+            "GX price suite": lambda p=prices: check_price_history_quality(
+                p,
+                lookback_days=LOOKBACK,
+                trading_days=list(p.index),
+                max_stale_days=3,
+                max_missing_days=0,
+                split_jump_pct=30.0,
             ),
         }
         for label, run in runs.items():

@@ -265,6 +265,14 @@ def _plan_trades(step: LaneStepOperator, context: Any) -> dict[str, Any]:
         return tasks.plan_trades(lane, store)
 
 
+def _target_model(step: LaneStepOperator, context: Any) -> dict[str, Any]:
+    from rebalance import target_model_task, wiring
+
+    with _stopping_fails_without_retry():
+        lane = _lane(step.portfolio_file, step.account)
+        return target_model_task.target_model(lane, wiring.open_store())
+
+
 def _place_orders(step: LaneStepOperator, context: Any) -> dict[str, Any]:
     from rebalance import tasks, wiring
 
@@ -308,6 +316,7 @@ _STEPS = {
     "fetch_holdings": _fetch_holdings,
     "validate_snapshot": _validate_snapshot,
     "plan_trades": _plan_trades,
+    "target_model": _target_model,
     "place_orders": _place_orders,
     "record_run": _record_run,
 }
@@ -398,6 +407,23 @@ def _build_lane(portfolio_file: str, account: str) -> None:
     fetch >> validate >> plan >> approval >> place >> record
 
 
+def _add_target_model(portfolio_file: str, account: str) -> None:
+    """``validate_snapshot >> target_model >> plan_trades`` in the current lane (TaskGroup)."""
+    model = LaneStepOperator(
+        step="target_model",
+        portfolio_file=portfolio_file,
+        account=account,
+        retries=READ_RETRIES,
+        retry_exponential_backoff=True,
+        doc_md=task_docs.TARGET_MODEL,
+    )
+    dag = model.dag
+    assert dag is not None
+    validate = dag.get_task(task_ids.lane_task_id(account, "validate_snapshot"))
+    plan = dag.get_task(task_ids.lane_task_id(account, "plan_trades"))
+    validate >> model >> plan
+
+
 def _market_close_deadline(portfolio: Portfolio) -> DeadlineAlert:
     """Alert when a run is not finished by market close (15:30 IST) of its scheduled time."""
     schedule = portfolio.schedule
@@ -484,6 +510,8 @@ def build_dag(
                 group_id=account.name, tooltip=f"{account.broker} account {account.name}"
             ):
                 _build_lane(str(portfolio_file), account.name)
+                if portfolio.needs_target_model:
+                    _add_target_model(str(portfolio_file), account.name)
         if len(portfolio.accounts) > 1:
             from rebalance.combined_tasks import build_group
 

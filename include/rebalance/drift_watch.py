@@ -52,6 +52,7 @@ from rebalance.drift.trigger import (
 from rebalance.errors import RebalanceError
 from rebalance.history.status import RunStatus
 from rebalance.history.store import HistoryStore, RunKey
+from rebalance.history.target_history import last_completed_targets
 from rebalance.policy import Policy
 from rebalance.portfolio import Portfolio
 from rebalance.snapshot import HoldingsSnapshot, raw_snapshot_from_broker, snapshot_from_frame
@@ -83,6 +84,22 @@ def _since_last(
     return None
 
 
+def watch_targets(
+    store: HistoryStore | None, portfolio: Portfolio, account: str
+) -> tuple[dict[str, float], int | None]:
+    """(targets as fractions, the run they were stored by) the watch measures against.
+
+    A portfolio whose targets a model computes (issue 17) is measured against the targets its
+    account's last completed run planned on; before any such run, against the file's nominal
+    weights (run None). A portfolio of fixed weights: the file's weights.
+    """
+    if store is not None and portfolio.needs_target_model:
+        last = last_completed_targets(store, portfolio.id, account)
+        if last is not None:
+            return dict(last.weights), last.run_id
+    return portfolio.target_fractions(), None
+
+
 def read_account(
     portfolio: Portfolio,
     account: str,
@@ -106,9 +123,10 @@ def read_account(
         "taken_at": now,
     }
     try:
+        targets, targets_run_id = watch_targets(store, portfolio, account)
         broker = connect()
         holdings = broker.holdings()
-        wanted = {h.symbol for h in holdings} | set(portfolio.targets)
+        wanted = {h.symbol for h in holdings} | set(portfolio.targets) | set(targets)
         quotes = broker.quotes([Instrument(s, portfolio.exchange) for s in sorted(wanted)])
         cash = broker.funds().available_cash
         raw = raw_snapshot_from_broker(
@@ -118,7 +136,7 @@ def read_account(
             taken_at=now,
             account=account,
             broker=str(config.broker),
-            target_symbols=portfolio.targets,
+            target_symbols=list(dict.fromkeys([*portfolio.targets, *targets])),
             exchange=portfolio.exchange,
         )
         snapshot = snapshot_from_frame(
@@ -126,7 +144,7 @@ def read_account(
         )
         measurement = measure_drift(
             snapshot,
-            portfolio.target_fractions(),
+            targets,
             portfolio.policy,
             cash_target=portfolio.cash_target_fraction,
         )
@@ -141,7 +159,13 @@ def read_account(
         log.exception("%s/%s: the watch could not read the account", portfolio.id, account)
         detail = f"{type(exc).__name__}: {exc}"
         return not_read_record(**common, reason=NotReadReason.BROKER_ERROR, detail=detail)
-    return read_record(**common, measurement=measurement, policy=portfolio.policy, since_last=since)
+    return read_record(
+        **common,
+        measurement=measurement,
+        policy=portfolio.policy,
+        since_last=since,
+        targets_run_id=targets_run_id,
+    )
 
 
 def measurement_of(record: DriftRecord) -> DriftMeasurement | None:
@@ -276,7 +300,7 @@ def gate_lane(
     try:
         measurement = measure_drift(
             HoldingsSnapshot.from_records(run.snapshot),
-            portfolio.target_fractions(),
+            watch_targets(store, portfolio, key.account)[0],
             policy,
             cash_target=portfolio.cash_target_fraction,
         )

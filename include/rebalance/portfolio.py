@@ -27,6 +27,8 @@ from rebalance.portfolio_file import (  # noqa: F401 - re-exported
     read_portfolio_data,
 )
 from rebalance.schedule import Schedule
+from rebalance.targets.config import ModelName, TargetsSection, UniverseConfig
+from rebalance.targets.section import split_targets
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +275,17 @@ class Portfolio(NumbersAreNumbers):
     holiday_overrides: str | None = Field(
         None, description="YAML of dated holiday additions/removals, relative to this file"
     )
+    universe: UniverseConfig | None = Field(
+        None, description="the replacement universe (notes 6.2, docs/targets.md)"
+    )
+    target_model: TargetsSection | None = Field(
+        None, exclude=True, description="the targets: section with its model (never in a file)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _targets_section(cls, data: Any) -> Any:
+        return split_targets(data)
 
     @field_validator("targets", mode="before")
     @classmethod
@@ -325,6 +338,21 @@ class Portfolio(NumbersAreNumbers):
     def _overrides_inside_folder(cls, value: str | None) -> str | None:
         return check_relative_path(value)
 
+    @field_validator("universe")
+    @classmethod
+    def _universe_inside_folder(cls, value: UniverseConfig | None) -> UniverseConfig | None:
+        if value is not None:
+            check_relative_path(value.watchlist)
+            check_relative_path(value.scores)
+        return value
+
+    @field_validator("target_model")
+    @classmethod
+    def _scores_file_inside_folder(cls, value: TargetsSection | None) -> TargetsSection | None:
+        if value is not None:
+            check_relative_path(getattr(value.model, "file", None))
+        return value
+
     @model_validator(mode="after")
     def _weights_sum(self) -> Self:
         cash = self.cash_target_pct or 0.0
@@ -371,6 +399,16 @@ class Portfolio(NumbersAreNumbers):
     def target_fractions(self) -> dict[str, float]:
         """Target weights as fractions of portfolio value (0.1 = 10%)."""
         return {symbol: weight / 100.0 for symbol, weight in self.targets.items()}
+
+    @property
+    def targets_section(self) -> TargetsSection:
+        """The ``targets:`` section; a plain weight map is the fixed model."""
+        return self.target_model or TargetsSection.from_weights(self.targets)
+
+    @property
+    def needs_target_model(self) -> bool:
+        """True when a run's targets are computed (a model other than fixed, or a universe)."""
+        return self.targets_section.model.name != ModelName.FIXED or self.universe is not None
 
     @property
     def cash_target_fraction(self) -> float | None:

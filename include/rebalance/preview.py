@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rebalance.domain.formatting import frac
+from rebalance.targets.describe import source_markdown
 
 
 def render_preview(
@@ -21,6 +22,7 @@ def render_preview(
     authorisation: Sequence[Mapping[str, Any]] = (),
     broker_estimate: str | None = None,
     basket_folder: str | None = None,
+    target_source: Mapping[str, Any] | None = None,
 ) -> str:
     """Orders (qty, notional, charges, reasons), before/after weights and the summary.
 
@@ -28,6 +30,7 @@ def render_preview(
     ``broker_estimate``: live mode, the broker's own charge estimate beside ours (one line).
     ``authorisation``: shares the plan sells or would sell that the depository has not
     authorised today (``brokers.validation.authorisation_needed``): listed before the orders.
+    ``target_source``: where a computed portfolio's targets came from (``targets.describe``).
     """
     summary = plan["summary"]
     lines = [
@@ -63,6 +66,7 @@ def render_preview(
             for a in authorisation
         ]
         lines.append("")
+    lines += source_markdown(target_source)
     lines += [
         "### Orders",
         "",

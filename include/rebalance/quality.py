@@ -700,3 +700,136 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
     return str(value)
+
+
+# --- the price history a risk model reads (issue 17) ----------------------------------------
+
+PRICE_SUITE_NAME = "price_history_quality"
+
+
+def price_check_frame(
+    prices: pd.DataFrame, trading_days: list[Any], lookback_days: int
+) -> pd.DataFrame:
+    """One row per symbol and trading day of the window: the close, and per row the symbol's
+    missing days, the length of the equal-close run ending that day and the move from the
+    previous close in % (what the price expectations judge)."""
+    import pandas as pd
+
+    window = sorted(set(trading_days))[-(lookback_days + 1) :]
+    frame = prices.copy()
+    frame.index = pd.Index([d.date() if isinstance(d, datetime) else d for d in frame.index])
+    frame = frame.reindex(window)
+    rows = []
+    for symbol in frame.columns:
+        closes = frame[symbol].astype(float)
+        missing = int(closes.isna().sum())
+        present = closes.dropna()
+        runs = (present != present.shift(1)).cumsum()
+        run_length = runs.groupby(runs).cumcount() + 1
+        moves = (present / present.shift(1) - 1.0).abs() * 100.0
+        for day, close in closes.items():
+            rows.append(
+                {
+                    "symbol": str(symbol),
+                    "day": day,
+                    "close": close,
+                    "missing_days": missing,
+                    "stale_run": int(run_length.get(day, 0)),
+                    "move_pct": float(moves.get(day, float("nan"))),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def check_price_history_quality(
+    prices: pd.DataFrame,
+    *,
+    lookback_days: int,
+    trading_days: list[Any],
+    max_stale_days: int,
+    max_missing_days: int,
+    split_jump_pct: float,
+) -> QualityReport:
+    """The Great Expectations suite on a daily close history: gaps, stale runs, split-like jumps,
+    closes > 0. The problem lines are those of ``targets.prices.check_price_history`` (one rule,
+    one wording); GX records which expectation failed and on how many rows."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    from rebalance.targets.prices import check_price_history
+
+    frame = price_check_frame(prices, trading_days, lookback_days)
+    expectations = [
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="missing_days", max_value=max_missing_days, meta={"check": "gaps"}
+        ),
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="stale_run", max_value=max_stale_days, meta={"check": "stale_days"}
+        ),
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="move_pct",
+            max_value=split_jump_pct,
+            strict_max=True,
+            meta={"check": "split_like_jumps"},
+        ),
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="close", min_value=0, strict_min=True, meta={"check": "close_positive"}
+        ),
+    ]
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+        data_docs_sites={},
+    )
+    context = gx.get_context(project_config=config, mode="ephemeral")
+    batch = (
+        context.data_sources.add_pandas("price_history")
+        .add_dataframe_asset("closes")
+        .add_batch_definition_whole_dataframe("window")
+    )
+    suite = context.suites.add(
+        gx.ExpectationSuite(name=PRICE_SUITE_NAME, expectations=expectations)
+    )
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=PRICE_SUITE_NAME, data=batch, suite=suite)
+    )
+    result = definition.run(batch_parameters={"dataframe": frame})
+    checks: list[dict[str, Any]] = []
+    for r in result.results:
+        expectation = r.expectation_config
+        checks.append(
+            {
+                "check": str((expectation.meta or {}).get("check")) if expectation else "unknown",
+                "column": expectation.kwargs.get("column") if expectation else None,
+                "success": bool(r.success),
+                "unexpected_count": int((r.result or {}).get("unexpected_count") or 0),
+            }
+        )
+    problems = [
+        p.message
+        for p in check_price_history(
+            prices,
+            lookback_days=lookback_days,
+            trading_days=trading_days,
+            max_stale_days=max_stale_days,
+            max_missing_days=max_missing_days,
+            split_jump_pct=split_jump_pct,
+        )
+    ]
+    success = bool(result.success) and not problems
+    if not success and not problems:  # never a silent failure
+        failed = ", ".join(str(c["check"]) for c in checks if not c["success"])
+        problems.append(f"price history validation failed: {failed}")
+    results = {
+        "suite": PRICE_SUITE_NAME,
+        "success": success,
+        "evaluated": len(checks),
+        "failed": sum(1 for c in checks if not c["success"]),
+        "checks": checks,
+    }
+    return QualityReport(success=success, problems=problems, results=results)

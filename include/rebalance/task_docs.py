@@ -18,6 +18,18 @@ page are kept on the run record.
 *When it fails*: the log and `rebalance history show RUN` list the bad rows by symbol and
 check. Nothing was planned or ordered. Fix the source (or wait for fresh quotes) and re-run."""
 
+TARGET_MODEL = """\
+**Computes the targets** (only for a portfolio whose `targets:` names a model other than
+`fixed`, or a `universe:`): the replacement universe's exits and entries, then the model
+(equal, inverse_volatility, risk_parity, scores) on the price history, read through the broker
+and cached in the history database. The targets and their inputs are stored for the plan, the
+preview and the drift watch (docs/targets.md).
+
+*When it fails*: gaps, stale days or split-like jumps in the price history, or bad scores, are
+listed by symbol and day in the log and on the run; nothing was planned or ordered. Re-run
+after the broker's history is complete, or adjust the model's `max_missing_days`,
+`max_stale_days` or `split_jump_pct`."""
+
 PLAN_TRADES = """\
 **Plans the trades** with the portfolio's policy (bands, budget, whole shares, max
 trades, min value, max weight, lists, overlays, charges). The plan and its hash are recorded

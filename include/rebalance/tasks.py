@@ -240,6 +240,8 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
     """
     from rebalance.planning import plan_rebalance, verify_plan
     from rebalance.snapshot import check_no_sell_symbols
+    from rebalance.target_model_task import plan_targets
+    from rebalance.target_service import with_target_reasons
 
     run_id = _run_id(lane, store)
     refused = _second_live_run(lane, store, run_id)
@@ -256,10 +258,11 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
         "broker": str(lane.account_config.broker),
         "scrip_groups": portfolio.execution.bse_scrip_groups,
     }
-    targets = portfolio.target_fractions()
+    targets, target_reasons = plan_targets(lane, store, run_id)
     try:
         check_no_sell_symbols(snapshot, targets, lane.policy.no_sell, f"{lane.account} snapshot")
         plan = plan_rebalance(snapshot, targets, lane.policy, **inputs)
+        plan = with_target_reasons(plan, target_reasons)
     except RebalanceError as exc:
         store.transition(run_id, RunStatus.FAILED, f"the planner refused the inputs: {exc}")
         raise LaneStopped(str(exc)) from None
@@ -329,6 +332,7 @@ def request_approval(
         basket_folder=str(_basket_folder(lane, run_id))
         if lane.mode is ExecutionMode.MANUAL_QUEUE
         else None,
+        target_source=(run.targets or {}).get("source"),
     )
     subject = (
         f"Approve rebalance of {lane.portfolio.name} ({lane.account}): {run.trades} orders, "

@@ -54,8 +54,13 @@ def test_each_lane_has_the_six_tasks_in_order(dagbag: DagBag, path: Path) -> Non
         chain = [dag.get_task(f"{account.name}.{name}") for name in TASK_ORDER]
         for upstream, downstream in itertools.pairwise(chain):
             assert downstream.task_id in upstream.downstream_task_ids, (upstream, downstream)
+    modelled = portfolio.needs_target_model  # one more task per lane: target_model (issue 17)
+    for account in portfolio.accounts if modelled else ():
+        model = dag.get_task(f"{account.name}.target_model")
+        assert model.upstream_task_ids == {f"{account.name}.validate_snapshot"}
+        assert model.downstream_task_ids == {f"{account.name}.plan_trades"}
     combined = 3 if len(portfolio.accounts) > 1 else 0  # plan_trades, approval, record_run
-    assert len(dag.tasks) == len(TASK_ORDER) * len(portfolio.accounts) + combined
+    assert len(dag.tasks) == (len(TASK_ORDER) + modelled) * len(portfolio.accounts) + combined
 
 
 @pytest.mark.parametrize("path", portfolio_files(PORTFOLIOS), ids=lambda p: p.stem)
@@ -67,7 +72,7 @@ def test_owner_tags_retries_and_catchup(dagbag: DagBag, path: Path) -> None:
     assert dag.max_active_runs == 1
     for task in dag.tasks:
         assert task.owner == portfolio.owner
-        if task.task_id.endswith((".fetch_holdings", ".approval")):
+        if task.task_id.endswith((".fetch_holdings", ".approval", ".target_model")):
             assert task.retries > 0  # a read, or a decision re-read: safe to retry
         elif task.task_id.endswith(".place_orders"):
             assert task.retries == PLACE_RETRIES  # idempotent: reconciled by tag first

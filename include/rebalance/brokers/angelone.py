@@ -48,6 +48,7 @@ from rebalance.brokers.base import (
     BrokerCapabilities,
     BrokerError,
     CancelRejected,
+    Candle,
     ChargeEstimate,
     Funds,
     Holding,
@@ -66,6 +67,7 @@ from rebalance.brokers.base import (
     UnregisteredIP,
     check_market_protection,
 )
+from rebalance.brokers.candles import date_windows, smartapi_candles
 from rebalance.brokers.pricing import PricingPolicy, price_order
 from rebalance.brokers.ratelimit import ANGELONE_LIMITS, BrokerLimiters, OrderGate, RateLimits
 from rebalance.brokers.retry import RetryPolicy, retry_read
@@ -514,6 +516,24 @@ class AngelOneBroker:
                     upper_circuit=upper if upper > 0 else None,
                     lower_circuit=lower if lower > 0 else None,
                 )
+        return out
+
+    def candles(self, instrument: Instrument, first: date, last: date) -> list[Candle]:
+        """Daily candles (SmartAPI ``getCandleData``, ``interval=ONE_DAY``), by symbol token."""
+        what = f"candle data {instrument.exchange}:{instrument.symbol}"
+        found = self.instruments.token(instrument.symbol, instrument.exchange)
+        if found is None:
+            raise BadResponse(NAME, f"{what}: not in AngelOne's instrument master")
+        out: list[Candle] = []
+        for start, end in date_windows(first, last):
+            params = {
+                "exchange": instrument.exchange.upper(),
+                "symboltoken": found[0],
+                "interval": "ONE_DAY",
+                "fromdate": f"{start.isoformat()} 09:15",
+                "todate": f"{end.isoformat()} 15:30",
+            }
+            out += smartapi_candles(self._call(what, "getCandleData", params), what)
         return out
 
     def funds(self) -> Funds:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -245,3 +246,27 @@ def capabilities_of(broker: object) -> BrokerCapabilities:
     """The capabilities a broker declares (``capabilities`` attribute); none if it declares none."""
     caps = getattr(broker, "capabilities", None)
     return caps if isinstance(caps, BrokerCapabilities) else BrokerCapabilities()
+
+
+@dataclass(frozen=True)
+class Candle:
+    """One daily candle: the trading day (IST) and its prices in rupees, volume in shares."""
+
+    day: date
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int = 0
+
+
+@runtime_checkable
+class CandleSource(Protocol):
+    """A broker that serves daily price history (Kite historical data, SmartAPI candle data)."""
+
+    def candles(self, instrument: Instrument, first: date, last: date) -> list[Candle]:
+        """Daily candles of ``instrument`` for the trading days in ``[first, last]``, oldest first.
+
+        A read: retried on ``TemporaryBrokerError``; a day without a candle is simply absent.
+        """
+        ...

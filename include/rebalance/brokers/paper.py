@@ -32,6 +32,7 @@ from rebalance.brokers.base import (
     BadResponse,
     BrokerCapabilities,
     CancelRejected,
+    Candle,
     Funds,
     Holding,
     Instrument,
@@ -44,6 +45,7 @@ from rebalance.brokers.base import (
     Side,
 )
 from rebalance.brokers.filestate import locked_json_state
+from rebalance.brokers.synthetic_history import synthetic_candles
 from rebalance.domain.market import IST
 
 _STATE_VERSION = 1
@@ -282,6 +284,10 @@ class PaperBroker:
                 as_of=None,
             )
         return out
+
+    def candles(self, instrument: Instrument, first: date, last: date) -> list[Candle]:
+        """Emulated daily history: deterministic per symbol (``synthetic_history``), any symbol."""
+        return synthetic_candles(instrument.symbol.upper(), first, last)
 
     def funds(self) -> Funds:
         state, rows = self._snapshot()

@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from rebalance.brokers.base import (
+    BadResponse,
     Broker,
+    Candle,
+    CandleSource,
     Funds,
     Holding,
     Instrument,
@@ -42,6 +46,12 @@ class SimulatedExecution:
 
     def quotes(self, instruments: Sequence[Instrument]) -> dict[str, Quote]:
         return self.inner.quotes(instruments)
+
+    def candles(self, instrument: Instrument, first: date, last: date) -> list[Candle]:
+        """Daily history from the account's broker (a read, as the quotes are)."""
+        if not isinstance(self.inner, CandleSource):
+            raise BadResponse(self.inner.name, "this broker serves no daily price history")
+        return self.inner.candles(instrument, first, last)
 
     def funds(self) -> Funds:
         return self.inner.funds()

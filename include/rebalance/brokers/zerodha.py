@@ -39,6 +39,7 @@ from rebalance.brokers.base import (
     BrokerCapabilities,
     BrokerError,
     CancelRejected,
+    Candle,
     ChargeEstimate,
     Funds,
     Holding,
@@ -57,6 +58,7 @@ from rebalance.brokers.base import (
     UnregisteredIP,
     check_market_protection,
 )
+from rebalance.brokers.candles import date_windows, kite_candles
 from rebalance.brokers.ratelimit import ZERODHA_LIMITS, BrokerLimiters, OrderGate, RateLimits
 from rebalance.brokers.retry import RetryPolicy, retry_read
 from rebalance.brokers.symbols import canonical, kite_instrument
@@ -155,6 +157,7 @@ class ZerodhaBroker:
         self._cache_dir = Path(cache_dir) if cache_dir else None
         self._today = today or (lambda: datetime.now(IST).date())
         self._ticks: dict[str, dict[str, float]] = {}  # exchange -> symbol -> tick (rupees)
+        self._tokens: dict[str, dict[str, int]] = {}  # exchange -> symbol -> instrument token
 
     def __repr__(self) -> str:  # never show the token
         return f"ZerodhaBroker(root={self._kite.root!r})"
@@ -295,6 +298,39 @@ class ZerodhaBroker:
                     lower_circuit=lower if lower > 0 else None,
                 )
         return out
+
+    def candles(self, instrument: Instrument, first: date, last: date) -> list[Candle]:
+        """Daily candles (Kite historical data, ``interval=day``), by the instrument token."""
+        token = self.instrument_token(instrument.symbol, instrument.exchange)
+        what = f"historical data {instrument.exchange}:{instrument.symbol}"
+        if token is None:
+            raise BadResponse(NAME, f"{what}: no instrument token in today's instrument dump")
+        rows: list[Any] = []
+        for start, end in date_windows(first, last):
+            call = functools.partial(
+                self._kite.historical_data,
+                token,
+                f"{start.isoformat()} 00:00:00",
+                f"{end.isoformat()} 23:59:59",
+                "day",
+            )
+            rows += kite_candles(self._read(what, call), what)
+        return rows
+
+    def instrument_token(self, symbol: str, exchange: str = "NSE") -> int | None:
+        """Kite's instrument token of an equity, from the instrument dump (read once)."""
+        exchange = exchange.upper()
+        if exchange not in self._tokens:
+            rows = self._read(f"instruments {exchange}", lambda: self._kite.instruments(exchange))
+            self._tokens[exchange] = {
+                canonical(str(rec["tradingsymbol"]), exchange): int(rec["instrument_token"])
+                for rec in (rows if isinstance(rows, list) else [])
+                if isinstance(rec, dict)
+                and rec.get("tradingsymbol")
+                and str(rec.get("instrument_type", "EQ")).upper() == "EQ"
+                and str(rec.get("instrument_token", "")).isdigit()
+            }
+        return self._tokens[exchange].get(canonical(symbol, exchange))
 
     def tick_size(self, symbol: str, exchange: str = "NSE") -> float | None:
         """The instrument's tick size in rupees, from the day's instrument dump (None if absent)."""

@@ -19,6 +19,7 @@ from rebalance.reports import wide_console
 if TYPE_CHECKING:
     from rebalance.plan import TradePlan
     from rebalance.policy import Policy
+    from rebalance.portfolio import Portfolio
 
 FORMATS = ("table", "json")
 
@@ -54,6 +55,13 @@ def plan(
         typer.Option("--set", help="policy override key=value (repeatable), e.g. max_trades=5"),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    prices: Annotated[
+        Path | None,
+        typer.Option(
+            help="daily closes CSV (date,SYMBOL,...) for a risk model (inverse_volatility, "
+            "risk_parity); the targets are then the model's, as in a run"
+        ),
+    ] = None,
 ) -> None:
     """Print the trades that rebalance PORTFOLIO from HOLDINGS."""
     from rebalance.errors import ConfigError, RebalanceError
@@ -85,13 +93,18 @@ def plan(
             rows, source=str(holdings), cash=cash, taken_at=datetime.now(UTC)
         )
         check_no_sell_symbols(snapshot, model.targets, policy.no_sell, str(holdings))
+        targets, reasons = cli_targets(model, portfolio, prices)
         result = plan_rebalance(
             snapshot,
-            model.target_fractions(),
+            targets,
             policy,
             cash_target=model.cash_target_fraction,
             broker=str(model.accounts[0].broker),
         )
+        if reasons:
+            from rebalance.target_service import with_target_reasons
+
+            result = with_target_reasons(result, reasons)
     except RebalanceError as exc:
         # Row numbers in every message are the holdings file's line numbers (header = row 1).
         typer.echo(f"{holdings}: {exc}" if _about_holdings(exc) else str(exc), err=True)
@@ -103,6 +116,31 @@ def plan(
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
         print_table(result)
+
+
+def cli_targets(
+    portfolio: Portfolio, path: Path, prices: Path | None
+) -> tuple[dict[str, float], dict[str, str]]:
+    """(targets, replacement reasons): the file's weights, or the model's as a run computes them
+    (a risk model reads ``--prices``; without it the lane's broker would, so it is required)."""
+    if not portfolio.needs_target_model:
+        return portfolio.target_fractions(), {}
+    from rebalance.calendar import overrides_for_portfolio, trading_calendar
+    from rebalance.errors import ConfigError
+    from rebalance.target_service import PriceWindow, compute_targets, file_price_loader
+
+    calendar = trading_calendar(overrides_for_portfolio(portfolio, path))
+    if prices is not None:
+        loader = file_price_loader(prices, calendar)
+    else:
+
+        def loader(symbols: list[str], lookback_days: int) -> PriceWindow:
+            raise ConfigError(
+                "--prices", [f"model {portfolio.targets_section.model.name} needs daily closes"]
+            )
+
+    output = compute_targets(portfolio, path, today=datetime.now(UTC).date(), load_prices=loader)
+    return output.weights, output.reasons
 
 
 def _about_holdings(exc: Exception) -> bool:

@@ -244,3 +244,41 @@ Index(
     postgresql_where=ledger_entries.c.ref.isnot(None),
 )
 Index("ix_ledger_entries_account", ledger_entries.c.account_key, ledger_entries.c.id)
+
+# 0009: the daily closes the risk models read (a cache of the brokers' candles), and each lane
+# run's model output: the targets and the inputs that produced them (docs/targets.md).
+price_history = Table(
+    "price_history",
+    metadata,
+    Column("symbol", String(32), primary_key=True),
+    Column("exchange", String(8), primary_key=True),
+    Column("day", Date, primary_key=True),  # the trading day (IST)
+    Column("open", Float),
+    Column("high", Float),
+    Column("low", Float),
+    Column("close", Float, nullable=False),
+    Column("volume", BigInteger),
+    Column("source", String(16), nullable=False),  # the broker that served it
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+)
+
+target_models = Table(
+    "target_models",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column(
+        "run_id",
+        BigInteger,
+        ForeignKey("rebalance_runs.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("portfolio_id", String(64), nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("model", String(32), nullable=False),
+    Column("as_of", Date),
+    Column("weights", JSONB, nullable=False),  # symbol -> fraction of portfolio value
+    Column("record", JSONB, nullable=False),  # inputs, parameters, library, replacements, notes
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("ix_target_models_portfolio", target_models.c.portfolio_id, target_models.c.created_at.desc())

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from rebalance.domain.formatting import drift_change, inr, money, outcome, pct, policy_summary
 from rebalance.domain.market import IST
 from rebalance.task_ids import approval_task_id
+from rebalance.ui.targets_view import targets_section
 
 if TYPE_CHECKING:
     from rebalance.drift.record import DriftRecord
@@ -366,6 +367,7 @@ def run_detail(
         f"{links}<table class='kv'>{rows}</table>"
         f"{breach_section(run.trigger_event)}"
         f"{combined}"
+        f"{targets_section(run.targets)}"
         f"<h2>Weights before and after</h2>{chart}"
         f"<h2>Orders and outcomes</h2>{orders_table(orders)}"
         f"<h2>Events</h2>{events_table(events)}"

@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -152,6 +153,8 @@ class EmulatorServer:
         self.orders_received = 0  # placement requests received (placed or not)
         self.orders_by_tag: Counter[str] = Counter()  # orders actually placed, per tag
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
+        # Daily history edits for tests: symbol -> day -> a close, or None to leave the day out.
+        self.history_edits: dict[str, dict[date, float | None]] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 

@@ -15,6 +15,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs
 
+from rebalance.brokers.candles import MAX_DAYS_PER_REQUEST
 from rebalance.testing.emulators._server import (
     AUTO_PROTECTION_PCT,
     DEMO_HOLDINGS,
@@ -28,6 +29,7 @@ from rebalance.testing.emulators._server import (
     on_tick,
     tick_for,
 )
+from rebalance.testing.emulators.history import candle_row, parse_day, served_candles
 
 SELL_NOT_AUTHORISED = (
     "RMS:Rule: Check holding authorisation. Your holdings are not authorised for sale: "
@@ -125,6 +127,8 @@ class KiteEmulator(EmulatorServer):
                 return self.ok(self._holdings())
             if method == "GET" and path == "/portfolio/positions":
                 return self.ok(self._positions())
+            if method == "GET" and path.startswith("/instruments/historical/"):
+                return self._historical(path, query)
             if method == "GET" and path.startswith("/instruments/"):
                 return Reply(200, self._instruments(path.rsplit("/", 1)[-1]), "text/csv")
             if method == "POST" and path == "/charges/orders":
@@ -242,6 +246,25 @@ class KiteEmulator(EmulatorServer):
                     held.t1_quantity += qty
             self.day_buys.clear()
             self.authorised.clear()
+
+    def _historical(self, path: str, query: dict[str, list[str]]) -> Reply:
+        """``GET /instruments/historical/{instrument_token}/{interval}?from=..&to=..``."""
+        token, _, interval = path.removeprefix("/instruments/historical/").partition("/")
+        symbols = sorted(set(self.holdings) | set(self.prices) | set(self.day_buys))
+        if not token.isdigit() or not 1 <= int(token) <= len(symbols):
+            return self.error(400, "InputException", "invalid token")
+        if interval != "day":
+            return self.error(400, "InputException", "the emulator serves day candles only")
+        try:
+            first = parse_day(query["from"][-1])
+            last = parse_day(query["to"][-1])
+        except (KeyError, ValueError):
+            return self.error(400, "InputException", "invalid from date or to date")
+        if (last - first).days > MAX_DAYS_PER_REQUEST:
+            return self.error(400, "InputException", "interval exceeds max limit: 2000 days")
+        symbol = symbols[int(token) - 1]
+        rows = served_candles(symbol, first, last, self.history_edits)
+        return self.ok({"candles": [candle_row(c) for c in rows]})
 
     def _instruments(self, exchange: str) -> str:
         lines = [

@@ -15,6 +15,7 @@ import json
 import secrets
 from typing import Any
 
+from rebalance.brokers.candles import MAX_DAYS_PER_REQUEST
 from rebalance.testing.emulators._server import (
     DEMO_HOLDINGS,
     EXTRA_PRICES,
@@ -29,6 +30,7 @@ from rebalance.testing.emulators._server import (
     on_tick,
     tick_for,
 )
+from rebalance.testing.emulators.history import candle_row, parse_day, served_candles
 
 SELL_NOT_AUTHORISED = (
     "Your order has been rejected as your holdings are not authorised for sale. Please authorize "
@@ -139,6 +141,8 @@ class SmartApiEmulator(EmulatorServer):
                 return self.ok(self._holdings())
             if path == f"{_P}/market/v1/quote":
                 return self.ok(self._quotes(payload))
+            if path == f"{_P}/historical/v1/getCandleData":
+                return self._candles(payload)
             if path == f"{_P}/user/v1/getRMS":
                 cash = f"{self.cash:.2f}"
                 return self.ok({"net": cash, "availablecash": cash, "utiliseddebits": "0.00"})
@@ -269,6 +273,23 @@ class SmartApiEmulator(EmulatorServer):
             }
             out.append(apply_patch(rec, self.faults.holdings_patch.get(h.symbol)))
         return out or None
+
+    def _candles(self, payload: dict[str, Any]) -> Reply:
+        """``getCandleData``: ``{exchange, symboltoken, interval, fromdate, todate}``."""
+        found = self._token_map().get(str(payload.get("symboltoken", "")))
+        if found is None or payload.get("exchange") != "NSE":
+            return self.error("Invalid symbol token", "AB1019")
+        if payload.get("interval") != "ONE_DAY":
+            return self.error("the emulator serves ONE_DAY candles only", "AB1004")
+        try:
+            first = parse_day(str(payload["fromdate"]))
+            last = parse_day(str(payload["todate"]))
+        except (KeyError, ValueError):
+            return self.error("Invalid date format", "AB1004")
+        if last < first or (last - first).days > MAX_DAYS_PER_REQUEST:
+            return self.error("Something Went Wrong, Please Try After Sometime", "AB1004")
+        rows = served_candles(found[0], first, last, self.history_edits)
+        return self.ok([candle_row(c) for c in rows])
 
     def _quotes(self, payload: dict[str, Any]) -> dict[str, Any]:
         tokens = self._token_map()
