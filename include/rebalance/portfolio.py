@@ -382,6 +382,11 @@ class Portfolio(NumbersAreNumbers):
             )
         if self.accounts_mode is AccountsMode.COMBINED and len(self.accounts) < 2:
             raise ValueError("accounts_mode: combined needs at least two accounts")
+        if self.accounts_mode is AccountsMode.COMBINED and self.needs_target_model:
+            raise ValueError(
+                "accounts_mode: combined plans on fixed target weights only; targets.model and "
+                "universe need accounts_mode: separate"
+            )
         if len(self.accounts) > 1 and "combined" in names:
             raise ValueError("accounts: 'combined' is the name of the accounts' combined tasks")
         return self

@@ -60,6 +60,15 @@ def test_accounts_mode_defaults_to_separate_and_combined_needs_two_accounts(
         load_portfolio(path)
 
 
+def test_the_combined_mode_refuses_targets_from_a_model(tmp_path: Path) -> None:
+    """The combined planner reads the file's fixed weights: a computed model would be ignored."""
+    model = {"symbols": list(TARGETS), "model": "equal"}
+    path = write_portfolio(tmp_path, accounts_mode="combined", targets=model)
+    with pytest.raises(ConfigError, match="combined plans on fixed target weights only"):
+        load_portfolio(path)
+    assert load_portfolio(write_portfolio(tmp_path, targets=model)).needs_target_model
+
+
 def test_the_dag_of_two_accounts_carries_both_paths_and_the_form_offers_them(
     tmp_path: Path,
 ) -> None:
