@@ -54,6 +54,8 @@ LAYERS: dict[str, int] = {
     "rebalance.drift_watch": SERVICES,
     "rebalance.lane": GLUE,
     "rebalance.wiring": GLUE,
+    "rebalance.worker_preload": GLUE,
+    "rebalance.preload_config": GLUE,
     "rebalance.tasks": GLUE,
     "rebalance.task_ids": GLUE,
     "rebalance.task_docs": GLUE,
