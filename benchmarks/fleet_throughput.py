@@ -12,7 +12,9 @@ through the REST API, waits for every DAG run to finish and prints:
 * the median and 90th percentile of each step's duration (task instances, REST API);
 * the machine's CPU count and load.
 
-Set ``--parallelism`` to try Airflow's ``[core] parallelism`` (task processes at once).
+Set ``--parallelism`` to try Airflow's ``[core] parallelism`` (task processes at once). The
+scheduler preloads the task modules as a deployment's does (``rebalance.preload_config``;
+docs/quality.md); ``--no-preload`` measures Airflow's default, where each task process imports them.
 Run it by hand (it takes the machine for a few minutes):
 
     .venv/bin/python benchmarks/fleet_throughput.py [--portfolios 24] [--lanes 1]
@@ -66,6 +68,7 @@ def main() -> None:
     parser.add_argument("--lanes", type=int, default=1, help="paper accounts per portfolio")
     parser.add_argument("--parallelism", type=int, default=None, help="[core] parallelism")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the runs")
+    parser.add_argument("--no-preload", action="store_true", help="each task imports its modules")
     args = parser.parse_args()
 
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
@@ -73,6 +76,7 @@ def main() -> None:
     from sqlalchemy import create_engine, text
 
     from rebalance.history.migrate import upgrade
+    from rebalance.preload_config import SCHEDULER_PRELOAD_ENV
     from rebalance.testing.live_airflow import AirflowCluster
 
     root = Path(tempfile.mkdtemp(prefix="fleet-throughput-"))
@@ -88,7 +92,7 @@ def main() -> None:
     upgrade(history_url)
 
     dag_ids = portfolio_folder(root / "portfolios", args.portfolios, args.lanes)
-    extra = {}
+    extra = {} if args.no_preload else dict(SCHEDULER_PRELOAD_ENV)
     if args.parallelism is not None:
         extra["AIRFLOW__CORE__PARALLELISM"] = str(args.parallelism)
     cluster = AirflowCluster(
@@ -98,7 +102,11 @@ def main() -> None:
         portfolios=root / "portfolios",
         extra_env=extra,
     )
-    print(f"{args.portfolios} portfolios x {args.lanes} lanes, LocalExecutor, {os.cpu_count()} CPU")
+    preload = "off" if args.no_preload else "on"
+    print(
+        f"{args.portfolios} portfolios x {args.lanes} lanes, LocalExecutor, {os.cpu_count()} CPU, "
+        f"preload {preload}"
+    )
     try:
         with cluster:
             started = time.monotonic()
