@@ -57,6 +57,26 @@ def portfolio_folder(target: Path, count: int, lanes: int) -> list[str]:
     return dag_ids
 
 
+def databases(root: Path) -> tuple[Any, str, str]:
+    """An embedded PostgreSQL under ``root`` with two empty databases, Airflow's metadata and the
+    history (migrated): the server (``cleanup()`` it) and the two SQLAlchemy URLs."""
+    import pgserver
+    from sqlalchemy import create_engine, text
+
+    from rebalance.history.migrate import upgrade
+
+    server = pgserver.get_server(root / "pgdata", cleanup_mode="stop")
+    base = f"postgresql+psycopg://postgres:@/postgres?host={root / 'pgdata'}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("CREATE DATABASE airflow_meta"))
+        conn.execute(text("CREATE DATABASE history"))
+    admin.dispose()
+    history_url = base.replace("/postgres?", "/history?")
+    upgrade(history_url)
+    return server, base.replace("/postgres?", "/airflow_meta?"), history_url
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -72,24 +92,11 @@ def main() -> None:
     args = parser.parse_args()
 
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    import pgserver
-    from sqlalchemy import create_engine, text
-
-    from rebalance.history.migrate import upgrade
     from rebalance.preload_config import SCHEDULER_PRELOAD_ENV
     from rebalance.testing.live_airflow import AirflowCluster
 
     root = Path(tempfile.mkdtemp(prefix="fleet-throughput-"))
-    server = pgserver.get_server(root / "pgdata", cleanup_mode="stop")
-    base = f"postgresql+psycopg://postgres:@/postgres?host={root / 'pgdata'}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text("CREATE DATABASE airflow_meta"))
-        conn.execute(text("CREATE DATABASE history"))
-    admin.dispose()
-    metadata_url = base.replace("/postgres?", "/airflow_meta?")
-    history_url = base.replace("/postgres?", "/history?")
-    upgrade(history_url)
+    server, metadata_url, history_url = databases(root)
 
     dag_ids = portfolio_folder(root / "portfolios", args.portfolios, args.lanes)
     extra = {} if args.no_preload else dict(SCHEDULER_PRELOAD_ENV)

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleet_throughput import portfolio_folder, wait_all
+from fleet_throughput import databases, portfolio_folder, wait_all
 from rebalance.preload_config import SCHEDULER_PRELOAD_ENV
 
 GOAL_CPU_S = 1.0
@@ -44,26 +44,14 @@ def measure(
     preload: bool, portfolios: int, waves: int, timeout: float
 ) -> list[tuple[float, float]]:
     """(checks CPU s, task process CPU s) of every validate_snapshot, in the order they started."""
-    import pgserver
-    from sqlalchemy import create_engine, text
-
-    from rebalance.history.migrate import upgrade
     from rebalance.testing.live_airflow import AirflowCluster
 
     root = Path(tempfile.mkdtemp(prefix="validation-cost-"))
-    server = pgserver.get_server(root / "pgdata", cleanup_mode="stop")
-    base = f"postgresql+psycopg://postgres:@/postgres?host={root / 'pgdata'}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text("CREATE DATABASE airflow_meta"))
-        conn.execute(text("CREATE DATABASE history"))
-    admin.dispose()
-    history_url = base.replace("/postgres?", "/history?")
-    upgrade(history_url)
+    server, metadata_url, history_url = databases(root)
     dag_ids = portfolio_folder(root / "portfolios", portfolios, 1)
     cluster = AirflowCluster(
         home=root / "airflow",
-        metadata_url=base.replace("/postgres?", "/airflow_meta?"),
+        metadata_url=metadata_url,
         history_url=history_url,
         portfolios=root / "portfolios",
         extra_env={
