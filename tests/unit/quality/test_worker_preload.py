@@ -60,6 +60,8 @@ PRELOADED = (
     "great_expectations",
     "great_expectations.render.renderer.site_builder",
     "rebalance.quality",
+    "rebalance.tasks",
+    "rebalance.planning",
 )
 
 
