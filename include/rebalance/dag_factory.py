@@ -112,6 +112,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {}
 
 
 def _key(schema: dict[str, Any]) -> str:
+    """A schema's identity: equal schemas, equal text."""
     return json.dumps(schema, sort_keys=True)
 
 
