@@ -12,7 +12,9 @@ through the REST API, waits for every DAG run to finish and prints:
 * the median and 90th percentile of each step's duration (task instances, REST API);
 * the machine's CPU count and load.
 
-Set ``--parallelism`` to try Airflow's ``[core] parallelism`` (task processes at once).
+Set ``--parallelism`` to try Airflow's ``[core] parallelism`` (task processes at once). The
+scheduler preloads the task modules as a deployment's does (``rebalance.preload_config``;
+docs/quality.md); ``--no-preload`` measures Airflow's default, where each task process imports them.
 Run it by hand (it takes the machine for a few minutes):
 
     .venv/bin/python benchmarks/fleet_throughput.py [--portfolios 24] [--lanes 1]
@@ -55,6 +57,26 @@ def portfolio_folder(target: Path, count: int, lanes: int) -> list[str]:
     return dag_ids
 
 
+def databases(root: Path) -> tuple[Any, str, str]:
+    """An embedded PostgreSQL under ``root`` with two empty databases, Airflow's metadata and the
+    history (migrated): the server (``cleanup()`` it) and the two SQLAlchemy URLs."""
+    import pgserver
+    from sqlalchemy import create_engine, text
+
+    from rebalance.history.migrate import upgrade
+
+    server = pgserver.get_server(root / "pgdata", cleanup_mode="stop")
+    base = f"postgresql+psycopg://postgres:@/postgres?host={root / 'pgdata'}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("CREATE DATABASE airflow_meta"))
+        conn.execute(text("CREATE DATABASE history"))
+    admin.dispose()
+    history_url = base.replace("/postgres?", "/history?")
+    upgrade(history_url)
+    return server, base.replace("/postgres?", "/airflow_meta?"), history_url
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -66,29 +88,18 @@ def main() -> None:
     parser.add_argument("--lanes", type=int, default=1, help="paper accounts per portfolio")
     parser.add_argument("--parallelism", type=int, default=None, help="[core] parallelism")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the runs")
+    parser.add_argument("--no-preload", action="store_true", help="each task imports its modules")
     args = parser.parse_args()
 
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    import pgserver
-    from sqlalchemy import create_engine, text
-
-    from rebalance.history.migrate import upgrade
+    from rebalance.preload_config import SCHEDULER_PRELOAD_ENV
     from rebalance.testing.live_airflow import AirflowCluster
 
     root = Path(tempfile.mkdtemp(prefix="fleet-throughput-"))
-    server = pgserver.get_server(root / "pgdata", cleanup_mode="stop")
-    base = f"postgresql+psycopg://postgres:@/postgres?host={root / 'pgdata'}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text("CREATE DATABASE airflow_meta"))
-        conn.execute(text("CREATE DATABASE history"))
-    admin.dispose()
-    metadata_url = base.replace("/postgres?", "/airflow_meta?")
-    history_url = base.replace("/postgres?", "/history?")
-    upgrade(history_url)
+    server, metadata_url, history_url = databases(root)
 
     dag_ids = portfolio_folder(root / "portfolios", args.portfolios, args.lanes)
-    extra = {}
+    extra = {} if args.no_preload else dict(SCHEDULER_PRELOAD_ENV)
     if args.parallelism is not None:
         extra["AIRFLOW__CORE__PARALLELISM"] = str(args.parallelism)
     cluster = AirflowCluster(
@@ -98,7 +109,11 @@ def main() -> None:
         portfolios=root / "portfolios",
         extra_env=extra,
     )
-    print(f"{args.portfolios} portfolios x {args.lanes} lanes, LocalExecutor, {os.cpu_count()} CPU")
+    preload = "off" if args.no_preload else "on"
+    print(
+        f"{args.portfolios} portfolios x {args.lanes} lanes, LocalExecutor, {os.cpu_count()} CPU, "
+        f"preload {preload}"
+    )
     try:
         with cluster:
             started = time.monotonic()

@@ -57,6 +57,8 @@ LAYERS: dict[str, int] = {
     "rebalance.target_service": SERVICES,
     "rebalance.lane": GLUE,
     "rebalance.wiring": GLUE,
+    "rebalance.worker_preload": GLUE,
+    "rebalance.preload_config": GLUE,
     "rebalance.tasks": GLUE,
     "rebalance.manual_queue_wait": GLUE,
     "rebalance.target_model_task": GLUE,

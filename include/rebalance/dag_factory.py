@@ -7,6 +7,8 @@ clients and SQLAlchemy load inside the task bodies. No database or network acces
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import zlib
 from collections.abc import Iterator
@@ -102,10 +104,22 @@ PARAM_SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
 
 
 def _param(default: Any, *, description: str | None = None, **schema: Any) -> Param:
-    """A Param of the manual-run form, its JSON Schema in draft-07 (see PARAM_SCHEMA_DIALECT)."""
-    return Param(
-        default, description=description, schema={"$schema": PARAM_SCHEMA_DIALECT, **schema}
-    )
+    """A Param of the manual-run form, its JSON Schema in draft-07 (see PARAM_SCHEMA_DIALECT).
+
+    Equal schemas are one shared dict (``_SCHEMAS``): nine per portfolio, nearly all alike
+    across a fleet, kept for as long as the DAGs are.
+    """
+    full = {"$schema": PARAM_SCHEMA_DIALECT, **schema}
+    return Param(default, description=description, schema=_SCHEMAS.setdefault(_key(full), full))
+
+
+# One dict per distinct Param schema, by its JSON text (sorted keys): read-only once shared.
+_SCHEMAS: dict[str, dict[str, Any]] = {}
+
+
+def _key(schema: dict[str, Any]) -> str:
+    """A schema's identity: equal schemas, equal text."""
+    return json.dumps(schema, sort_keys=True)
 
 
 def _params(portfolio: Portfolio) -> dict[str, Param]:
@@ -226,9 +240,34 @@ def _validate_snapshot(step: LaneStepOperator, context: Any) -> dict[str, Any]:
     with _stopping_fails_without_retry():
         lane = _lane(step.portfolio_file, step.account)
         store = wiring.open_store()
+        started = _process_cpu_seconds()
         result = tasks.validate_snapshot(lane, store)
+        _log_validation_cpu(started)
         _gate_on_drift(lane, store)
         return result
+
+
+VALIDATION_CPU_LOG = "validation CPU: checks {checks:.2f} s, task process {process:.2f} s"
+
+
+def _process_cpu_seconds() -> float:
+    """CPU (user + system) of this process; a forked task process starts from zero."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _log_validation_cpu(started: float) -> None:
+    """The CPU of ``tasks.validate_snapshot`` (the run's snapshot read, the Pandera and GX checks
+    with whatever they import, the result written) and of the task process so far:
+    benchmarks/validation_cost.py reads this line from the task logs (docs/quality.md)."""
+    import logging
+
+    process = _process_cpu_seconds()
+    logging.getLogger(__name__).info(
+        VALIDATION_CPU_LOG.format(checks=process - started, process=process)
+    )
 
 
 def _gate_on_drift(lane: Lane, store: Any) -> None:
@@ -525,8 +564,46 @@ def build_dag(
     # The form's Params are set on the DAG once its tasks exist: an operator created inside a DAG
     # deep-copies the DAG's Params (about 40% of the parse time of a folder), yet a task gets them
     # at run time anyway (Airflow merges the DAG's Params, the task's and the run's conf).
-    dag.params = _params(portfolio)  # type: ignore[assignment]  # attrs converts the dict
+    _set_params(dag, _params(portfolio))
     return dag
+
+
+@functools.cache
+def _schema_validator(schema_json: str) -> Any:
+    """A JSON Schema validator of one Param schema, checked against its meta-schema once.
+
+    Airflow's ``Param.resolve`` runs ``jsonschema.validate``, which checks the schema against its
+    meta-schema at every call: about a third of a folder's parse time, and the schemas are the
+    same for every portfolio (the accounts' enum aside).
+    """
+    from jsonschema import FormatChecker
+    from jsonschema.validators import validator_for
+
+    schema = json.loads(schema_json)
+    validator = validator_for(schema)
+    validator.check_schema(schema)
+    return validator(schema, format_checker=FormatChecker())
+
+
+def _set_params(dag: DAG, params: dict[str, Param]) -> None:
+    """``dag.params = params`` with the checks Airflow's assignment runs, at a fraction of the cost.
+
+    The same Params land on the DAG, and as in ``DAG._validate_params`` a DAG with a schedule
+    refuses a default its schema rejects (with Airflow's message); each distinct schema is checked
+    against its meta-schema once per process instead of once per DAG (``_schema_validator``).
+    """
+    from airflow.sdk.exceptions import ParamValidationError
+    from jsonschema.exceptions import best_match
+
+    if dag.timetable.can_be_scheduled:
+        for name, param in params.items():
+            validator = _schema_validator(_key(param.schema))
+            if (error := best_match(validator.iter_errors(param.value))) is not None:
+                raise ValueError(
+                    f"Dag {dag.dag_id!r} is not allowed to define a Schedule, as there are "
+                    "required params without default values, or the default values are not valid."
+                ) from ParamValidationError(f"Invalid input for param {name}: {error}")
+    dag.params.update(params)
 
 
 class PortfolioFileInvalidOperator(BaseOperator):

@@ -61,6 +61,7 @@ _DEFAULT_TAGS = (
     "tag:yaml.org,2002:map",
     "tag:yaml.org,2002:seq",
 )
+_STR_TAG = "tag:yaml.org,2002:str"
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -288,10 +289,13 @@ def _build(loader: yaml.SafeLoader) -> Any:
             tag = event.tag
             if tag is None or tag == "!":
                 tag = loader.resolve(ScalarNode, event.value, event.implicit)
-            # The C parser's marks are yaml._yaml.Mark, which the constructor reads the same way.
-            mark: Any = event.start_mark
-            node = ScalarNode(tag, event.value, mark, mark, event.style)
-            value = loader.construct_object(node, deep=True)
+            if tag == _STR_TAG:  # most scalars (every key): the constructor returns the text
+                value = event.value
+            else:
+                # The C parser's marks are yaml._yaml.Mark, which the constructor reads alike.
+                mark: Any = event.start_mark
+                node = ScalarNode(tag, event.value, mark, mark, event.style)
+                value = loader.construct_object(node, deep=True)
         else:  # pragma: no cover - every event kind of PyYAML is handled above
             raise _marked(f"unexpected YAML event {type(event).__name__}", event)
         if not stack:

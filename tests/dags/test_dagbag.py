@@ -119,6 +119,9 @@ HEAVY = (
     "rebalance.brokers",
     "rebalance.planning",
     "exchange_calendars",
+    # What only the executor's workers preload (rebalance.preload_config), never a parse.
+    "rebalance.worker_preload",
+    "rebalance.tasks",
 )
 
 TRIVIAL_DAG = """
@@ -150,3 +153,11 @@ def test_dag_file_imports_nothing_heavy_beyond_airflow_itself() -> None:
     baseline = _heavy_modules_after(TRIVIAL_DAG)
     ours = _heavy_modules_after("import runpy; runpy.run_path('dags/rebalance_portfolios_0.py')")
     assert ours - baseline == set()
+
+
+def test_no_dag_file_imports_pandas_or_great_expectations() -> None:
+    # Every DAG file of the folder, as the dag-processor parses them (one after the other here).
+    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "dags").glob("*.py"))
+    script = "import runpy\n" + "".join(f"runpy.run_path({f!r})\n" for f in files)
+    baseline = _heavy_modules_after(TRIVIAL_DAG)
+    assert _heavy_modules_after(script) - baseline == set()

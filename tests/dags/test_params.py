@@ -62,3 +62,53 @@ def test_a_valid_manual_run(params: ParamsDict) -> None:
 def test_a_bad_field_is_refused_by_name(params: ParamsDict, field: str, value: object) -> None:
     with pytest.raises(ParamValidationError, match=field):
         validated(params, **{field: value})
+
+
+def _airflow_assigned(dag_params: ParamsDict) -> ParamsDict:
+    """The same Params through Airflow's own ``dag.params = ...`` (its validator included)."""
+    dag = build_dag(EXAMPLE, load_portfolio(EXAMPLE))
+    dag.params = {name: dag_params.get_param(name) for name in dag_params}  # type: ignore[assignment]
+    return dag.params
+
+
+def test_the_params_are_those_airflow_assigns(params: ParamsDict) -> None:
+    # dag_factory sets the Params without Airflow's per-DAG meta-schema check (_set_params):
+    # the DAG must end up with exactly what the plain assignment gives.
+    assigned = _airflow_assigned(params)
+    assert list(params) == list(assigned)
+    assert params.dump() == assigned.dump()
+    for name in params:
+        mine, theirs = params.get_param(name), assigned.get_param(name)
+        assert mine.serialize() == theirs.serialize(), name
+
+
+def test_a_default_its_schema_refuses_fails_the_dag_as_airflow_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rebalance import dag_factory
+
+    real = dag_factory._params
+
+    def bad_default(portfolio: object) -> dict[str, object]:
+        params = real(portfolio)  # type: ignore[arg-type]
+        params["max_trades"] = dag_factory._param(-1, type="integer", minimum=0)
+        return params  # type: ignore[return-value]
+
+    monkeypatch.setattr(dag_factory, "_params", bad_default)
+    with pytest.raises(ValueError, match="not allowed to define a Schedule") as ours:
+        build_dag(EXAMPLE, load_portfolio(EXAMPLE))
+    assert "max_trades" in str(ours.value.__cause__)
+    # Airflow's own assignment refuses the same default the same way.
+    monkeypatch.setattr(dag_factory, "_set_params", lambda d, p: setattr(d, "params", p))
+    with pytest.raises(ValueError, match="not allowed to define a Schedule") as theirs:
+        build_dag(EXAMPLE, load_portfolio(EXAMPLE))
+    assert "max_trades" in str(theirs.value.__cause__)
+
+
+def test_a_bad_schema_is_refused() -> None:
+    from jsonschema.exceptions import SchemaError
+
+    from rebalance.dag_factory import _schema_validator
+
+    with pytest.raises(SchemaError, match="is not valid under any of the given schemas"):
+        _schema_validator('{"$schema": "http://json-schema.org/draft-07/schema#", "type": 5}')

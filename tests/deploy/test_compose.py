@@ -152,6 +152,12 @@ def airflow_config_options() -> dict[str, set[str]]:
             options.setdefault(section, set()).update((body or {}).get("options") or {})
     for section, names in NOT_INSTALLED_PROVIDER_OPTIONS.items():
         options.setdefault(section, set()).update(names)
+    # [core] mp_start_method's description: "This can be overridden per component by setting
+    # mp_start_method in the [scheduler], [triggerer] or [dag_processor] section" (read, with
+    # mp_forkserver_preload, by airflow.utils.process_utils.set_component_mp_start_method).
+    per_component = options["core"] & {"mp_start_method", "mp_forkserver_preload"}
+    for section in ("scheduler", "triggerer", "dag_processor"):
+        options.setdefault(section, set()).update(per_component)
     return options
 
 

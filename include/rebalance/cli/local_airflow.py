@@ -26,6 +26,7 @@ from typing import Annotated
 import typer
 
 from rebalance.cli import EXIT_FAILURE, app
+from rebalance.preload_config import SCHEDULER_PRELOAD_ENV
 
 DEFAULT_USER = "admin"
 DEFAULT_PASSWORD = "admin"  # a local development Airflow; documented in docs/ui.md
@@ -76,6 +77,8 @@ def local_airflow_environment(
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+        # The LocalExecutor's workers inherit pandas and Great Expectations (docs/quality.md).
+        **SCHEDULER_PRELOAD_ENV,
         # `airflow standalone` starts its components as `airflow ...` from PATH: this venv's.
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
     }
