@@ -131,23 +131,27 @@ def charge_model(side: Side, exchange: str, rates: BrokerRates) -> _ChargeModel 
 
 
 @contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send what the solver prints to stdout to stderr: HiGHS prints a debug line
-    ("HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();") with printf
-    whatever its output flag (ERGO-Code/HiGHS issue 2783, 2026-01), and the stdout of
-    ``rebalance plan --format json`` is a contract."""
+def _stdout_to_stderr(quiet: bool = False) -> Iterator[None]:
+    """Send what the solver prints to stdout to stderr (to nowhere when ``quiet``): HiGHS prints
+    a debug line ("HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();")
+    with printf whatever its output flag (ERGO-Code/HiGHS issue 2783, 2026-01), and its banner
+    when a solver object is made, and the stdout of ``rebalance plan --format json`` is a
+    contract."""
     sys.stdout.flush()
     try:
         saved = os.dup(1)
     except OSError:  # no stdout to protect
         yield
         return
+    target = os.open(os.devnull, os.O_WRONLY) if quiet else 2
     try:
-        os.dup2(2, 1)
+        os.dup2(target, 1)
         yield
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+        if quiet:
+            os.close(target)
 
 
 class _Model:
@@ -198,8 +202,9 @@ class _Model:
         starting solution: HiGHS completes and checks it, and keeps it if nothing beats it.
         ``nodes`` limits the branch-and-bound nodes: a limit that, unlike time, gives the same
         plan on a busy machine as on a quiet one."""
+        with _stdout_to_stderr(quiet=True):
+            highs = highspy.Highs()  # prints its banner before any option is read
         with _stdout_to_stderr():
-            highs = highspy.Highs()  # prints its banner to stdout before any option is read
             highs.setOptionValue("output_flag", False)
             highs.setOptionValue("threads", 1)  # one plan, one core: the machine is shared
             highs.setOptionValue("time_limit", max(0.01, time_limit))
