@@ -435,6 +435,8 @@ def optimise_plan(
                 "optimiser: the fast plan is optimal",
             )
         return fallback("optimiser: no better plan than the fast one within the time cap")
+    if status != 0 and chosen == fast:  # the time cap came before HiGHS beat its starting plan
+        return fallback("optimiser: no better plan than the fast one within the time cap")
     label = SOLVER_OPTIMAL if status == 0 else SOLVER_TIME_CAP
     by_symbol = {c.intent.line.symbol: c for c in cands}
     active = [
