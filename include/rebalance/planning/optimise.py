@@ -396,7 +396,7 @@ def optimise_plan(
         return fallback(f"optimiser: no plan (HiGHS status {status}): the fast plan")
     first = _units(cands, x)
     chosen = first
-    if status == 0:
+    if status == 0 and first != fast:  # the fast plan is built on the proportional plan already
         spent = time.perf_counter() - started
         left = cap - spent  # a safety net: the node limit is what bounds the tie-break
         model.row_upper[objective_row] = min(
