@@ -14,7 +14,8 @@ buy against the value after charges. The objective's terms are set in one place,
 The objective is flat over many plans (a rupee bought cuts drift the same in any underweight
 symbol), so ties (plans within ``TIE_SHARE`` of the best objective, and never worse than the
 fast plan) are broken in a second solve that starts from the first one's plan: closest to the
-notes' proportional plan (4.3), then fewer orders, then less turnover. The fast plan
+notes' proportional plan (4.3), then fewer orders, then less turnover (skipped when the first
+solve keeps the fast plan, which is built on the proportional plan). The fast plan
 (``reconcile``) is the first solve's starting solution and cutoff, and the answer when the solver
 hits its time cap without a better plan. The program lists the symbols in one order (the caller
 sorts them) and HiGHS runs on one thread with a node limit for the tie-break, so one portfolio
