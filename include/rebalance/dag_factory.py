@@ -41,7 +41,7 @@ from rebalance.approval_operator import PlanApprovalOperator
 from rebalance.domain.market import IST, IST_NAME, MARKET_CLOSE
 from rebalance.drift.config import TriggerMode, breach_asset_name
 from rebalance.errors import ConfigError
-from rebalance.policy import TradeFilter
+from rebalance.policy import RebalanceTo, TradeFilter
 from rebalance.portfolio import (
     AccountsMode,
     BrokerName,
@@ -152,6 +152,27 @@ def _params(portfolio: Portfolio) -> dict[str, Param]:
         "max_trades": _param(policy.max_trades, type="integer", minimum=0),
         "min_trade_value_inr": _param(policy.min_trade_value_inr, type="number", minimum=0),
         "trade_filter": _param(str(policy.trade_filter), enum=[str(f) for f in TradeFilter]),
+        "rebalance_to": _param(
+            str(policy.rebalance_to),
+            enum=[str(r) for r in RebalanceTo],
+            description="target: trade a symbol outside its band to its target; band_edge: only "
+            "to the nearest edge of its band",
+        ),
+        "max_order_charges_pct": _param(
+            policy.max_order_charges_pct,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            maximum=100,
+            description="drop orders whose estimated charges exceed this % of their notional "
+            "(empty: as the portfolio file says)",
+        ),
+        "optimiser_time_cap_s": _param(
+            policy.optimiser_time_cap_s,
+            type="number",
+            minimum=0,
+            maximum=60,
+            description="seconds the exact optimiser may take (0: the fast plan only)",
+        ),
     }
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from rebalance.domain.formatting import frac, inr, ist_minutes, outcome, pct, policy_summary
 from rebalance.domain.market import IST
+from rebalance.domain.solver import stored_solver
 
 if TYPE_CHECKING:
     from rebalance.history.records import EventRecord, LegRecord, RunRecord
@@ -171,6 +172,7 @@ def metadata_table(run: RunRecord) -> Table:
             + (f" ({run.approval_note})" if run.approval_note else ""),
         ),
         ("plan hash", run.plan_hash or "-"),
+        ("plan made by", stored_solver(run.plan)),
     ]
     for name, value in rows:
         table.add_row(name, value)

@@ -35,6 +35,21 @@ def test_defaults_come_from_the_portfolio_file(params: ParamsDict) -> None:
     assert values["rebalance_budget_pct"] == 10
     assert values["rebalance_budget_inr"] is None
     assert values["trade_filter"] == "both"
+    assert values["rebalance_to"] == str(portfolio.policy.rebalance_to) == "target"
+    assert values["max_order_charges_pct"] == portfolio.policy.max_order_charges_pct
+    assert values["optimiser_time_cap_s"] == portfolio.policy.optimiser_time_cap_s
+
+
+def test_the_optimiser_fields_override_the_policy(params: ParamsDict) -> None:
+    values = validated(
+        params, rebalance_to="band_edge", max_order_charges_pct=0.5, optimiser_time_cap_s=0
+    )
+    policy = load_portfolio(EXAMPLE).policy.with_overrides(
+        {k: values[k] for k in ("rebalance_to", "max_order_charges_pct", "optimiser_time_cap_s")}
+    )
+    assert str(policy.rebalance_to) == "band_edge"
+    assert policy.max_order_charges_pct == 0.5
+    assert policy.optimiser_time_cap_s == 0
 
 
 def test_a_valid_manual_run(params: ParamsDict) -> None:
@@ -57,6 +72,12 @@ def test_a_valid_manual_run(params: ParamsDict) -> None:
         ("max_trades", -1),
         ("min_trade_value_inr", "lots"),
         ("trade_filter", "everything"),
+        ("rebalance_to", "halfway"),
+        ("max_order_charges_pct", 0),
+        ("max_order_charges_pct", 101),
+        ("optimiser_time_cap_s", -1),
+        ("optimiser_time_cap_s", 61),
+        ("optimiser_time_cap_s", "fast"),
     ],
 )
 def test_a_bad_field_is_refused_by_name(params: ParamsDict, field: str, value: object) -> None:

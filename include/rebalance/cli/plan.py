@@ -228,6 +228,8 @@ def print_table(result: TradePlan) -> None:
 def _summary_table(result: TradePlan) -> Any:
     from rich.table import Table
 
+    from rebalance.domain.solver import solver_words
+
     s = result.summary
     table = Table(title="Summary", show_header=False)
     table.add_column("metric")
@@ -245,6 +247,7 @@ def _summary_table(result: TradePlan) -> Any:
     ]
     if s.cash_before is not None and s.cash_after is not None:
         rows.append(("cash before → after", f"₹{s.cash_before:,.2f} → ₹{s.cash_after:,.2f}"))
+    rows.append(("plan made by", solver_words(s.solver)))
     for metric, value in rows:
         table.add_row(metric, value)
     return table

@@ -17,6 +17,7 @@ The steps, one module each (see docs/planner.md for the choices and why):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 
 from rebalance.costs import broker_rates, with_scrip_groups
@@ -60,8 +61,15 @@ def plan_rebalance(
     except KeyError as exc:
         raise ConfigError("broker", [str(exc.args[0])]) from None
     book = build_book(snapshot, targets, policy, cash_target=cash_target, today=today)
-    intents, bias = decide_intents(book, policy, rates)
-    sizing = size_plan(book, intents, policy, rates)
-    units, sizing = reconcile(book, sizing, policy, rates)
-    outcome = optimise_plan(book, intents, sizing, units, policy, rates)
-    return build_plan(book, bias, sizing, outcome, policy, rates)
+    # The steps that decide see the symbols in one order, whatever the order of the holdings
+    # and the targets, so that one portfolio always gets one plan (ties in the heuristic's
+    # queues and among the optimiser's equal plans would otherwise follow the input's order);
+    # the report keeps the input's order.
+    ordered = replace(book, lines=tuple(sorted(book.lines, key=lambda line: line.symbol)))
+    intents, bias = decide_intents(ordered, policy, rates)
+    sizing = size_plan(ordered, intents, policy, rates)
+    units, sizing = reconcile(ordered, sizing, policy, rates)
+    outcome = optimise_plan(ordered, intents, sizing, units, policy, rates)
+    position = {line.symbol: index for index, line in enumerate(book.lines)}
+    in_input_order = sorted(outcome.intents, key=lambda intent: position[intent.line.symbol])
+    return build_plan(book, bias, sizing, replace(outcome, intents=in_input_order), policy, rates)

@@ -104,7 +104,7 @@ def build_book(
     cash = float(snapshot.cash) if snapshot.cash is not None else 0.0
     if not math.isfinite(cash) or cash < 0:
         raise InputDataError(SNAPSHOT_SOURCE, [f"cash: must be a number >= 0, got {snapshot.cash}"])
-    value = sum(line.value for line in lines) + cash
+    value = math.fsum([*(line.value for line in lines), cash])  # exact: order-independent
     if value <= 0:
         raise InputDataError(SNAPSHOT_SOURCE, ["portfolio value is 0: nothing held and no cash"])
     when = today or snapshot.taken_at.astimezone(IST).date()

@@ -1,4 +1,4 @@
-"""The exact plan: a mixed-integer program over every eligible symbol (HiGHS, scipy.optimize.milp).
+"""The exact plan: a mixed-integer program over every eligible symbol (HiGHS, via highspy).
 
 The objective (docs/planner.md, "The objective and the optimiser"), in rupees of the value after
 charges: the sum over the symbols and the cash position of |value after - target x (value -
@@ -8,12 +8,18 @@ shares, never further from the goal than the symbol started, the band edge, trim
 one order per symbol of at least its smallest order, ``max_trades``, the budget in its mode, cash
 including exact charges (linear rates, the DP charge per sold scrip and the minimum / capped
 brokerage as a piecewise-linear function with two binaries), sell proceeds, the max weight of a
-buy against the value after charges.
+buy against the value after charges. The objective's terms are set in one place, ``_build``
+(the ``cost=`` of its columns): a new term (a tax cost) is a column with a cost there.
 
-Ties (plans within ``TIE_SHARE`` of the best objective, and never worse than the fast plan) are
-broken in a second solve: closest to the notes' proportional plan (4.3), then fewer orders, then
-less turnover. The fast plan (``reconcile``) bounds the objective from above (scipy's HiGHS takes
-no starting solution) and is the answer when the solver hits its time cap without a better plan.
+The objective is flat over many plans (a rupee bought cuts drift the same in any underweight
+symbol), so ties (plans within ``TIE_SHARE`` of the best objective, and never worse than the
+fast plan) are broken in a second solve that starts from the first one's plan: closest to the
+notes' proportional plan (4.3), then fewer orders, then less turnover (skipped when the first
+solve keeps the fast plan, which is built on the proportional plan). The fast plan
+(``reconcile``) is the first solve's starting solution and cutoff, and the answer when the solver
+hits its time cap without a better plan. The program lists the symbols in one order (the caller
+sorts them) and HiGHS runs on one thread with a node limit for the tie-break, so one portfolio
+gets one plan, whatever the order of its rows, unless the time cap is reached.
 """
 
 from __future__ import annotations
@@ -22,14 +28,13 @@ import math
 import os
 import sys
 import time
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
+import highspy
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_matrix
+from scipy.sparse import csc_matrix
 
 from rebalance.costs import STATUTORY, BrokerRates, charge_total
 from rebalance.domain.market import Side
@@ -46,9 +51,18 @@ TIE_SHARE = 1e-3  # plans within 0.1% of the best objective count as ties (charg
 SCALE = 1e6  # the program counts money in millionths of the portfolio's value
 MIP_GAP = 1e-3  # relative optimality gap HiGHS must prove (1e-4 costs ~2-3x the time)
 TIE_GAP = 1e-3  # the tie-break needs no proof as tight
+TIE_NODES = 200  # the tie-break's search (its first node found the plan in most cases measured)
 SLACK_INR = 1e-4  # rupees of float noise tolerated when the plan is checked exactly
 ORDER_WEIGHT = 1e-3  # tie-break weights (money units), far below the distance to the
 TURNOVER_WEIGHT = 1e-6  # proportional plan
+_STATUS = {
+    highspy.HighsModelStatus.kOptimal: 0,
+    highspy.HighsModelStatus.kTimeLimit: 1,
+    highspy.HighsModelStatus.kInterrupt: 1,
+    highspy.HighsModelStatus.kSolutionLimit: 1,  # the node limit
+    highspy.HighsModelStatus.kInfeasible: 2,
+    highspy.HighsModelStatus.kObjectiveBound: 2,
+}
 
 
 @dataclass(frozen=True)
@@ -118,23 +132,27 @@ def charge_model(side: Side, exchange: str, rates: BrokerRates) -> _ChargeModel 
 
 
 @contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send what the solver prints to stdout to stderr: HiGHS prints a debug line
-    ("HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();") with printf
-    whatever its output flag (ERGO-Code/HiGHS issue 2783, 2026-01), and the stdout of
-    ``rebalance plan --format json`` is a contract."""
+def _stdout_to_stderr(quiet: bool = False) -> Iterator[None]:
+    """Send what the solver prints to stdout to stderr (to nowhere when ``quiet``): HiGHS prints
+    a debug line ("HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();")
+    with printf whatever its output flag (ERGO-Code/HiGHS issue 2783, 2026-01), and its banner
+    when a solver object is made, and the stdout of ``rebalance plan --format json`` is a
+    contract."""
     sys.stdout.flush()
     try:
         saved = os.dup(1)
     except OSError:  # no stdout to protect
         yield
         return
+    target = os.open(os.devnull, os.O_WRONLY) if quiet else 2
     try:
-        os.dup2(2, 1)
+        os.dup2(target, 1)
         yield
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+        if quiet:
+            os.close(target)
 
 
 class _Model:
@@ -175,37 +193,66 @@ class _Model:
         time_limit: float,
         gap: float = MIP_GAP,
         cutoff: float | None = None,
+        start: Mapping[int, float] | None = None,
+        nodes: int | None = None,
     ) -> tuple[int, np.ndarray | None, float]:
-        """(HiGHS status, solution, objective): status 0 optimal, 1 time limit, 2 infeasible
-        (also: nothing better than ``cutoff``). ``cutoff`` is HiGHS's ``objective_bound``, the
-        incumbent's objective: a cutoff, not a row (an objective row slowed the search down)."""
-        options: dict[str, float | bool] = {
-            "time_limit": max(0.01, time_limit),
-            "mip_rel_gap": gap,
+        """(status, solution, objective): status 0 optimal, 1 time limit, 2 infeasible (also:
+        nothing better than ``cutoff``), 4 anything else. ``cutoff`` is HiGHS's
+        ``objective_bound``, the incumbent's objective: a cutoff, not a row (an objective row
+        slowed the search down). ``start`` (column -> value, integer columns enough) is a
+        starting solution: HiGHS completes and checks it, and keeps it if nothing beats it.
+        ``nodes`` limits the branch-and-bound nodes: a limit that, unlike time, gives the same
+        plan on a busy machine as on a quiet one."""
+        with _stdout_to_stderr(quiet=True):
+            highs = highspy.Highs()  # prints its banner before any option is read
+        with _stdout_to_stderr():
+            highs.setOptionValue("output_flag", False)
+            highs.setOptionValue("threads", 1)  # one plan, one core: the machine is shared
+            highs.setOptionValue("time_limit", max(0.01, time_limit))
+            highs.setOptionValue("mip_rel_gap", gap)
             # RENS and feasibility jump at the root took most of the time of small programs
             # for no better plan within the gap (measured on plan_speed's cases)
-            "mip_heuristic_run_rens": False,
-            "mip_heuristic_run_feasibility_jump": False,
-        }
-        if cutoff is not None:
-            options["objective_bound"] = cutoff
-        matrix = coo_matrix(
+            highs.setOptionValue("mip_heuristic_run_rens", False)
+            highs.setOptionValue("mip_heuristic_run_feasibility_jump", False)
+            if cutoff is not None:
+                highs.setOptionValue("objective_bound", cutoff)
+            if nodes is not None:
+                highs.setOptionValue("mip_max_nodes", nodes)
+            highs.passModel(self._lp(cost))
+            if start:
+                columns = sorted(start)
+                highs.setSolution(
+                    len(columns),
+                    np.asarray(columns, dtype=np.int32),
+                    np.asarray([start[c] for c in columns], dtype=np.float64),
+                )
+            highs.run()
+        status = _STATUS.get(highs.getModelStatus(), 4)
+        info = highs.getInfo()
+        if info.primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
+            return status, None, math.inf
+        solution = np.asarray(highs.getSolution().col_value)
+        return status, solution, float(info.objective_function_value)
+
+    def _lp(self, cost: Sequence[float]) -> highspy.HighsLp:
+        matrix = csc_matrix(
             (self.vals, (self.rows, self.cols)), shape=(len(self.row_lower), len(self.lower))
-        ).tocsr()
-        with _stdout_to_stderr(), warnings.catch_warnings():
-            # scipy warns that it passes these options to HiGHS verbatim: that is the intent
-            warnings.simplefilter("ignore", RuntimeWarning)
-            result = milp(
-                np.asarray(cost),
-                integrality=np.asarray(self.integer),
-                bounds=Bounds(np.asarray(self.lower), np.asarray(self.upper)),
-                constraints=LinearConstraint(
-                    matrix, np.asarray(self.row_lower), np.asarray(self.row_upper)
-                ),
-                options=options,
-            )
-        objective = float(result.fun) if result.x is not None else math.inf
-        return int(result.status), result.x, objective
+        )
+        lp = highspy.HighsLp()
+        lp.num_col_ = len(self.lower)
+        lp.num_row_ = len(self.row_lower)
+        lp.col_cost_ = np.asarray(cost, dtype=np.float64)
+        lp.col_lower_ = np.asarray(self.lower, dtype=np.float64)
+        lp.col_upper_ = np.asarray(self.upper, dtype=np.float64)
+        lp.row_lower_ = np.asarray(self.row_lower, dtype=np.float64)
+        lp.row_upper_ = np.asarray(self.row_upper, dtype=np.float64)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
+        lp.a_matrix_.value_ = matrix.data.astype(np.float64)
+        kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
+        lp.integrality_ = [kinds[flag] for flag in self.integer]
+        return lp
 
 
 @dataclass
@@ -319,14 +366,23 @@ def optimise_plan(
         policy,
         models,
     )
-    # the fast plan within the program's bounds: its objective is then a valid cutoff
+    # the fast plan within the program's bounds: its objective is then a valid cutoff, and the
+    # fast plan HiGHS's starting solution
     bounds = {c.intent.line.symbol: c.bound for c in cands}
     fast_fits = all(units <= bounds.get(symbol, 0) for symbol, units in fast.items())
     limit = fast_objective * SCALE * (1 + 1e-9) + 1e-6
     cap = policy.optimiser_time_cap_s
+    start: dict[int, float] = {}
+    if fast_fits:
+        for c in cands:
+            shares = fast.get(c.intent.line.symbol, 0)
+            start[c.units], start[c.trade] = float(shares), float(shares > 0)
     # the cap covers building the program too, so that the whole optimiser stays within it
     status, x, best = model.solve(
-        model.cost, cap - (time.perf_counter() - started), cutoff=limit if fast_fits else None
+        model.cost,
+        cap - (time.perf_counter() - started),
+        cutoff=limit if fast_fits else None,
+        start=start,
     )
     if x is None or status not in (0, 1):
         if fast_fits and status == 2:  # nothing beats the fast plan
@@ -343,17 +399,25 @@ def optimise_plan(
     chosen = first
     if status == 0 and first != fast:  # the fast plan is built on the proportional plan already
         spent = time.perf_counter() - started
-        left = min(cap - spent, max(0.1, spent / 2))  # a tie-break is worth half the search
+        left = cap - spent  # a safety net: the node limit is what bounds the tie-break
         model.row_upper[objective_row] = min(
             best * (1 + TIE_SHARE), limit if fast_fits else math.inf
         )
-        # the tie-break keeps the symbols that trade: it only resizes their orders
+        # the tie-break may trade what the first solve or the proportional plan trades: another
+        # symbol only moves the plan away from the proportional one, and a narrow program is a
+        # fast one. The first solve's plan is its starting solution.
         for c in cands:
-            if first.get(c.intent.line.symbol):
-                model.lower[c.trade] = 1.0
-            else:
+            symbol = c.intent.line.symbol
+            if not first.get(symbol) and proportional.get(symbol, 0.0) <= 0.0:
                 model.upper[c.units] = model.upper[c.trade] = 0.0
-        status_two, x_two, _ = model.solve(phase_two, left, TIE_GAP)
+        integers = [column for column, flag in enumerate(model.integer) if flag]
+        status_two, x_two, _ = model.solve(
+            phase_two,
+            left,
+            TIE_GAP,
+            start={i: round(float(x[i])) for i in integers},
+            nodes=TIE_NODES,
+        )
         if x_two is not None and status_two in (0, 1):
             chosen = _units(cands, x_two)
             if not _fits(book, cands, chosen, policy, rates):
@@ -371,6 +435,8 @@ def optimise_plan(
                 fast_objective,
                 "optimiser: the fast plan is optimal",
             )
+        return fallback("optimiser: no better plan than the fast one within the time cap")
+    if status != 0 and chosen == fast:  # the time cap came before HiGHS beat its starting plan
         return fallback("optimiser: no better plan than the fast one within the time cap")
     label = SOLVER_OPTIMAL if status == 0 else SOLVER_TIME_CAP
     by_symbol = {c.intent.line.symbol: c for c in cands}

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from rebalance.domain.formatting import drift_change, inr, outcome, pct
+from rebalance.domain.solver import solver_words
 from rebalance.ui.render import (
     airflow_link,
     airflow_run_href,
@@ -165,6 +166,7 @@ def summary_table(plan: TradePlan) -> str:
         ("Orders", f"<span id='trade-count'>{s.trades}</span>"),
         ("Estimated charges", inr(s.estimated_charges)),
         ("Cash before → after", f"{inr(s.cash_before)} → {inr(s.cash_after)}"),
+        ("Plan made by", f"<span id='plan-solver'>{escape(solver_words(s.solver))}</span>"),
     ]
     notes = "".join(f"<li>{escape(n)}</li>" for n in plan.notes)
     body = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from rebalance.domain.formatting import drift_change, inr, money, outcome, pct, policy_summary
 from rebalance.domain.market import IST
+from rebalance.domain.solver import stored_solver
 from rebalance.task_ids import approval_task_id
 from rebalance.ui.targets_view import targets_section
 
@@ -341,6 +342,7 @@ def run_detail(
         ("Max drift", drift_change(run.max_drift_before, run.max_drift_after)),
         ("Trades", str(run.trades if run.trades is not None else "-")),
         ("Estimated charges", inr(run.estimated_charges)),
+        ("Plan made by", escape(stored_solver(run.plan))),
         ("Airflow run", f"{escape(dag_id)} / {escape(airflow_run_id)}"),
     ]
     rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in kv)

@@ -198,7 +198,7 @@ def test_history_cli_lists_and_shows(store: HistoryStore) -> None:
                     "skipped": [],
                 }
             ],
-            "summary": {},
+            "summary": {"solver": "milp_time_cap"},
         },
         plan_hash="abc123",
         turnover_pct=9.5,
@@ -230,6 +230,7 @@ def test_history_cli_lists_and_shows(store: HistoryStore) -> None:
         "pending",
         "abc123",
         "drift_band_rel_pct",
+        "time cap reached",  # summary.solver: which method made the plan
     ):
         assert text in shown.output, text
     missing = runner.invoke(app, ["history", "show", "999999"])

@@ -104,6 +104,7 @@ def test_preview_plans_the_demo_portfolio_without_a_run(
     assert "read now from the broker" in html
     assert "<svg" in html  # the weights chart
     assert "id='run-now'" in html
+    assert re.search(r"id='plan-solver'>(optimiser \(MILP\)|heuristic)", html)
     assert store.runs(limit=10) == []  # no history run
     assert airflow.calls == []  # no DAG run
 

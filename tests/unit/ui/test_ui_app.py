@@ -159,6 +159,7 @@ def test_run_detail_has_orders_outcomes_chart_and_airflow_links(
     assert f"href='{run_href}'" in html
     assert f"href='{run_href}/tasks/paper.approval/required_actions'" in html
     assert "approved by admin" in html
+    assert "<td>Plan made by</td><td>" in html  # summary.solver of the stored plan
 
 
 def test_weights_chart_is_an_svg_picture_per_symbol(
