@@ -17,6 +17,7 @@ The steps, one module each (see docs/planner.md for the choices and why):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 
 from rebalance.costs import broker_rates
@@ -28,9 +29,11 @@ from rebalance.planning.optimise import optimise_plan
 from rebalance.planning.reconcile import reconcile
 from rebalance.planning.report import build_plan
 from rebalance.planning.sizing import size_plan
+from rebalance.planning.taxes import lot_holding_snapshot, tax_model, tax_section
 from rebalance.planning.verify import verify_plan
-from rebalance.policy import Policy
+from rebalance.policy import Policy, TaxMode
 from rebalance.snapshot import HoldingsSnapshot
+from rebalance.tax.planning import TaxContext
 
 __all__ = ["plan_rebalance", "verify_plan"]
 
@@ -43,6 +46,7 @@ def plan_rebalance(
     cash_target: float | None = None,
     broker: str = "paper",
     today: date | None = None,
+    tax: TaxContext | None = None,
 ) -> TradePlan:
     """Plan the trades that bring ``snapshot`` toward ``targets``.
 
@@ -51,15 +55,45 @@ def plan_rebalance(
     table (zerodha, angelone, paper). ``today`` is the trading date for the holding-period rule;
     by default the snapshot's date in Asia/Kolkata.
 
+    ``tax`` (the account's lots, from history) is used when the policy's ``tax`` is not off:
+    ``min_holding_days`` then applies to the FIFO lots a sell consumes, ``limit`` and
+    ``minimise`` shape the plan (planning/taxes.py) and the plan carries its tax estimate.
+
     Raises InputDataError (bad holdings) or ConfigError (bad targets, unknown broker).
     """
     try:
         rates = broker_rates(broker)
     except KeyError as exc:
         raise ConfigError("broker", [str(exc.args[0])]) from None
-    book = build_book(snapshot, targets, policy, cash_target=cash_target, today=today)
+    tax = tax if policy.tax is not TaxMode.OFF else None
+    lots_snapshot = lot_holding_snapshot(snapshot, tax, policy)
+    book = build_book(lots_snapshot, targets, policy, cash_target=cash_target, today=today)
     intents, bias = decide_intents(book, policy, rates)
     sizing = size_plan(book, intents, policy, rates)
     units, sizing = reconcile(book, sizing, policy, rates)
-    outcome = optimise_plan(book, intents, sizing, units, policy, rates)
-    return build_plan(book, bias, sizing, outcome, policy, rates)
+    model = tax_model(tax, policy, book) if tax is not None else None
+    outcome = optimise_plan(book, intents, sizing, units, policy, rates, model)
+    plan = build_plan(book, bias, sizing, outcome, policy, rates)
+    if model is None:
+        return plan
+    plan = replace(plan, tax=tax_section(plan, model))
+    if model.mode is TaxMode.MINIMISE and model.weight > 0:
+        plain = policy.with_overrides(
+            {"tax": TaxMode.REPORT, "tax_weight": 0.0, "tax_loss_harvesting": False}
+        )
+        report = plan_rebalance(
+            snapshot, targets, plain, cash_target=cash_target, broker=broker, today=today, tax=tax
+        )
+        if _dominates(report, plan):  # the solver's gap or time cap: never worse than report
+            notes = (*report.notes, "tax: minimise kept the report plan (no better trade-off)")
+            plan = replace(report, notes=notes, tax=tax_section(report, model))
+    return plan
+
+
+def _dominates(a: TradePlan, b: TradePlan) -> bool:
+    """True when plan ``a`` has no more drift and no more tax than ``b``, and less of one."""
+    drift_a, drift_b = a.summary.objective_after, b.summary.objective_after
+    tax_a = (a.tax or {}).get("estimated_tax", 0.0)
+    tax_b = (b.tax or {}).get("estimated_tax", 0.0)
+    no_worse = drift_a <= drift_b + 1e-12 and tax_a <= tax_b + 0.005
+    return no_worse and (drift_a < drift_b - 1e-12 or tax_a < tax_b - 0.005)

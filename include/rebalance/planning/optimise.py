@@ -36,6 +36,7 @@ from rebalance.domain.market import Side
 from rebalance.planning.book import Book
 from rebalance.planning.intents import Intent
 from rebalance.planning.sizing import Sizing, min_units
+from rebalance.planning.taxes import TaxModel, add_tax_block, tax_score, within_caps
 from rebalance.policy import BudgetMode, Policy, RebalanceTo
 
 SOLVER_OPTIMAL = "milp_optimal"  # HiGHS proved the plan optimal (within MIP_GAP)
@@ -281,14 +282,21 @@ def optimise_plan(
     fast_units: Mapping[str, int],
     policy: Policy,
     rates: BrokerRates,
+    tax: TaxModel | None = None,
 ) -> Outcome:
-    """The best plan the rules allow (see the module docstring), or the fast plan."""
+    """The best plan the rules allow (see the module docstring), or the fast plan. ``tax``
+    (planning/taxes.py) adds the caps of ``tax: limit`` or the tax term of ``tax: minimise``."""
     started = time.perf_counter()
     tracked = tracked_targets(book, intents, policy)
     fast = {s: u for s, u in fast_units.items() if u > 0}
     fast_objective = objective(book, intents, fast, tracked, policy, rates)
+    fast_objective += tax_score(tax, book, intents, fast)
 
     def fallback(note: str) -> Outcome:
+        if not within_caps(tax, intents, fast):  # the fast plan knows no tax: no orders then
+            empty = objective(book, intents, {}, tracked, policy, rates)
+            note += "; the fast plan breaks the tax caps: no orders"
+            return Outcome({}, intents, SOLVER_HEURISTIC, empty, fast_objective, note)
         return Outcome(fast, intents, SOLVER_HEURISTIC, fast_objective, fast_objective, note)
 
     if policy.optimiser_time_cap_s <= 0:
@@ -318,10 +326,12 @@ def optimise_plan(
         sizing,
         policy,
         models,
+        tax,
     )
     # the fast plan within the program's bounds: its objective is then a valid cutoff
     bounds = {c.intent.line.symbol: c.bound for c in cands}
     fast_fits = all(units <= bounds.get(symbol, 0) for symbol, units in fast.items())
+    fast_fits = fast_fits and within_caps(tax, intents, fast)
     limit = fast_objective * SCALE * (1 + 1e-9) + 1e-6
     cap = policy.optimiser_time_cap_s
     # the cap covers building the program too, so that the whole optimiser stays within it
@@ -356,12 +366,15 @@ def optimise_plan(
         status_two, x_two, _ = model.solve(phase_two, left, TIE_GAP)
         if x_two is not None and status_two in (0, 1):
             chosen = _units(cands, x_two)
-            if not _fits(book, cands, chosen, policy, rates):
+            if not _fits(book, cands, chosen, policy, rates) or not within_caps(
+                tax, intents, chosen
+            ):
                 chosen = first
-    if not _fits(book, cands, chosen, policy, rates):
+    if not _fits(book, cands, chosen, policy, rates) or not within_caps(tax, intents, chosen):
         return fallback("optimiser: its plan failed the exact check: the fast plan")
     value = objective(book, intents, chosen, tracked, policy, rates)
-    if value > fast_objective + 1e-12:
+    value += tax_score(tax, book, intents, chosen)
+    if value > fast_objective + 1e-12 and within_caps(tax, intents, fast):
         if status == 0:  # the fast plan is as good as the proven optimum (within MIP_GAP)
             return Outcome(
                 fast,
@@ -431,6 +444,7 @@ def _build(
     sizing: Sizing,
     policy: Policy,
     models: Mapping[tuple[Side, str], _ChargeModel],
+    tax: TaxModel | None = None,
 ) -> tuple[_Model, list[_Candidate], int, list[float]]:
     """The program; returns it, the candidates with their columns, the row of the objective
     (whose upper bound is set by the caller) and the tie-break cost vector."""
@@ -506,6 +520,7 @@ def _build(
     m.row([*net, (charges, 1.0)], -math.inf, sizing.funding * k)
     if not policy.use_sell_proceeds:
         m.row([*buy_terms, *buy_charge_terms], -math.inf, sizing.funding * k)
+    deviations += add_tax_block(m, candidates, k, tax)  # planning/taxes.py: caps, tax term
     objective_row = m.row([(d, unit) for d in deviations], 0.0, math.inf)
     # the tie-break: rupees away from the proportional plan, then orders, then turnover
     phase_two = [0.0] * len(m.lower)
