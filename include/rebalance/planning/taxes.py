@@ -176,7 +176,7 @@ def add_tax_block(
         return []
     # minimise: weight x the run's tax, floored at 0; with loss harvesting weight x the year's
     # tax after the run (the run's tax plus a constant: a loss that lowers the year's tax counts)
-    penalty = m.var(0.0, math.inf)
+    penalty = m.var(0.0, math.inf, cost=1.0)  # money units, as a deviation column
     w = model.weight
     floor = 0.0 if model.harvesting else -w * model.tax_before * k
     m.row([(penalty, 1.0), *[(c, -w * v) for c, v in year]], floor, math.inf)
