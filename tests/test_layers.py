@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     "rebalance.preview": SERVICES,
     "rebalance.reports": SERVICES,
     "rebalance.drift_watch": SERVICES,
+    "rebalance.tax_history": SERVICES,
     "rebalance.lane": GLUE,
     "rebalance.wiring": GLUE,
     "rebalance.tasks": GLUE,
