@@ -53,6 +53,7 @@ LAYERS: dict[str, int] = {
     "rebalance.reports": SERVICES,
     "rebalance.drift_watch": SERVICES,
     "rebalance.tax_history": SERVICES,
+    "rebalance.tax_preview": SERVICES,
     "rebalance.lane": GLUE,
     "rebalance.wiring": GLUE,
     "rebalance.tasks": GLUE,

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from rebalance.domain.formatting import drift_change, inr, money, outcome, pct, policy_summary
 from rebalance.domain.market import IST
 from rebalance.task_ids import approval_task_id
+from rebalance.tax_preview import html as tax_html
 
 if TYPE_CHECKING:
     from rebalance.drift.record import DriftRecord
@@ -351,6 +352,7 @@ def run_detail(
         f"{breach_section(run.trigger_event)}"
         f"<h2>Weights before and after</h2>{chart}"
         f"<h2>Orders and outcomes</h2>{orders_table(orders)}"
+        f"{tax_html(plan.get('tax'))}"
         f"<h2>Events</h2>{events_table(events)}"
     )
     return page(f"Rebalance run {run.id}", body)
