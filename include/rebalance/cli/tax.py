@@ -27,6 +27,22 @@ if TYPE_CHECKING:
 
 FORMATS = ("table", "json")
 
+BrokerOption = Annotated[
+    str | None, typer.Option(help="zerodha | angelone; default: detected from the file")
+]
+ActionsOption = Annotated[
+    Path | None,
+    typer.Option(help="CSV of splits and bonuses: symbol,action,date,new,old[,quantity]"),
+]
+FmvOption = Annotated[
+    Path | None,
+    typer.Option(help="CSV symbol,fmv: the FMV of 31 January 2018 per share (pre-2018 lots)"),
+]
+SymbolMapOption = Annotated[
+    Path | None,
+    typer.Option(help="CSV scrip,symbol: AngelOne Scrip/Contract text -> trading symbol"),
+]
+
 tax_app = typer.Typer(
     help="Capital-gains tax: a year's realised gains and estimated tax; lots in history.",
     pretty_exceptions_enable=False,
@@ -51,31 +67,20 @@ def tax_command(
     account: Annotated[
         str, typer.Option(help="the demat account the tradebooks belong to (FIFO is per account)")
     ] = "main",
-    broker: Annotated[
-        str | None, typer.Option(help="zerodha | angelone; default: detected from the file")
-    ] = None,
+    broker: BrokerOption = None,
     declared_gains: Annotated[
         str | None,
         typer.Option(
             help="gains realised elsewhere this year, rupees, signed: stcg=50000,ltcg=-2000"
         ),
     ] = None,
-    corporate_actions: Annotated[
-        Path | None,
-        typer.Option(help="CSV of splits and bonuses: symbol,action,date,new,old[,quantity]"),
-    ] = None,
-    fmv: Annotated[
-        Path | None,
-        typer.Option(help="CSV symbol,fmv: the FMV of 31 January 2018 per share (pre-2018 lots)"),
-    ] = None,
+    corporate_actions: ActionsOption = None,
+    fmv: FmvOption = None,
     holdings: Annotated[
         Path | None,
         typer.Option(help="holdings CSV (symbol, quantity): the lots are checked against it"),
     ] = None,
-    symbol_map: Annotated[
-        Path | None,
-        typer.Option(help="CSV scrip,symbol: AngelOne Scrip/Contract text -> trading symbol"),
-    ] = None,
+    symbol_map: SymbolMapOption = None,
     surcharge_pct: Annotated[
         float, typer.Option(help="your surcharge rate in percent (capped at 15 for these gains)")
     ] = 0.0,
@@ -325,21 +330,10 @@ def import_command(
         list[Path], typer.Argument(help="tradebook file(s): Zerodha Console CSV, AngelOne xlsx/csv")
     ],
     account: Annotated[str, typer.Option(help="the portfolio's account these trades belong to")],
-    broker: Annotated[
-        str | None, typer.Option(help="zerodha | angelone; default: detected from the file")
-    ] = None,
-    symbol_map: Annotated[
-        Path | None,
-        typer.Option(help="CSV scrip,symbol: AngelOne Scrip/Contract text -> trading symbol"),
-    ] = None,
-    corporate_actions: Annotated[
-        Path | None,
-        typer.Option(help="CSV of splits and bonuses: symbol,action,date,new,old[,quantity]"),
-    ] = None,
-    fmv: Annotated[
-        Path | None,
-        typer.Option(help="CSV symbol,fmv: the FMV of 31 January 2018 per share (pre-2018 lots)"),
-    ] = None,
+    broker: BrokerOption = None,
+    symbol_map: SymbolMapOption = None,
+    corporate_actions: ActionsOption = None,
+    fmv: FmvOption = None,
 ) -> None:
     """Store a tradebook's trades as the account's lots (re-importing adds nothing twice)."""
     from rebalance.errors import RebalanceError

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rebalance.domain.market import IST
@@ -60,13 +61,17 @@ class TaxStore:
             }
             for t in trades
         ]
+        return self._insert_new(tables.tax_trades, rows, "uq_tax_trade")
+
+    def _insert_new(self, table: Table, rows: list[dict[str, Any]], constraint: str) -> int:
+        """Insert ``rows``, skipping those ``constraint`` says are stored; how many were new."""
         if not rows:
             return 0
         statement = (
-            pg_insert(tables.tax_trades)
+            pg_insert(table)
             .values(rows)
-            .on_conflict_do_nothing(constraint="uq_tax_trade")
-            .returning(tables.tax_trades.c.id)
+            .on_conflict_do_nothing(constraint=constraint)
+            .returning(table.c.id)
         )
         with self.engine.begin() as conn:
             return len(conn.execute(statement).all())
@@ -145,16 +150,7 @@ class TaxStore:
             }
             for a in actions
         ]
-        if not rows:
-            return 0
-        statement = (
-            pg_insert(tables.tax_corporate_actions)
-            .values(rows)
-            .on_conflict_do_nothing(constraint="uq_tax_action")
-            .returning(tables.tax_corporate_actions.c.id)
-        )
-        with self.engine.begin() as conn:
-            return len(conn.execute(statement).all())
+        return self._insert_new(tables.tax_corporate_actions, rows, "uq_tax_action")
 
     def actions(self) -> list[CorporateAction]:
         table = tables.tax_corporate_actions

@@ -23,6 +23,7 @@ from rebalance.plan import TradePlan
 from rebalance.policy import Policy, TaxMode
 from rebalance.snapshot import HoldingsSnapshot
 from rebalance.tax.planning import PlanTax, Segment, TaxContext, estimate_plan, sell_segments
+from rebalance.tax.report import piece_dict
 from rebalance.tax.rules import Term
 
 if TYPE_CHECKING:
@@ -302,17 +303,7 @@ def tax_section(plan: TradePlan, model: TaxModel) -> dict[str, Any]:
                 "short_term_gain": round(o.short_term_gain, 2),
                 "long_term_gain": round(o.long_term_gain, 2),
                 "estimated_tax": round(o.estimated_tax, 2),
-                "lots": [
-                    {
-                        "acquired_on": p.acquired_on.isoformat(),
-                        "quantity": p.quantity,
-                        "holding_days": p.holding_days,
-                        "term": str(p.term),
-                        "cost_per_share": round(p.cost_per_share, 4),
-                        "grandfathered": p.grandfathered,
-                    }
-                    for p in o.pieces
-                ],
+                "lots": [piece_dict(p) for p in o.pieces],
             }
             for o in estimate.orders
         ],
