@@ -8,7 +8,7 @@ estimate, apart from the optimiser); with ``minimise`` the plan is never dominat
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -283,3 +283,19 @@ def test_tax_off_ignores_the_lots() -> None:
     off = plan_rebalance(snap, targets, _policy(min_holding_days=30), today=TODAY, tax=context)
     assert off.tax is None
     assert off.orders == plain.orders
+
+
+def test_a_pre_2018_lot_is_grandfathered_in_the_plan_and_never_guessed_without_its_fmv() -> None:
+    snap, targets = _infy_case()
+    old = Lot(ACCOUNT, "INFY", date(2017, 6, 15), 300, 500.0, "test")
+    with_fmv = _context([old], fmv_2018={"INFY": 1150.0})
+    plan = plan_rebalance(snap, targets, _policy(tax="report"), today=TODAY, tax=with_fmv)
+    assert plan.tax is not None
+    (estimate,) = plan.tax["orders"]
+    # cost max(500, min(1150, 2000)) = 1150: ₹850 a share, long-term, within the exemption
+    assert estimate["lots"][0]["grandfathered"] is True
+    assert estimate["long_term_gain"] == pytest.approx(101 * 850.0)
+    without = plan_rebalance(snap, targets, _policy(tax="report"), today=TODAY, tax=_context([old]))
+    assert without.tax is not None
+    assert without.tax["orders"] == []
+    assert "before 1 February 2018" in without.tax["no_tax_data"]["INFY"]
