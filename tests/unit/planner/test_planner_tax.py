@@ -299,3 +299,17 @@ def test_a_pre_2018_lot_is_grandfathered_in_the_plan_and_never_guessed_without_i
     assert without.tax is not None
     assert without.tax["orders"] == []
     assert "before 1 February 2018" in without.tax["no_tax_data"]["INFY"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"tax": "limit"}, "max_short_term_gains_inr or max_tax_inr"),
+        ({"tax": "sometimes"}, "tax"),
+        ({"tax": "limit", "max_tax_inr": -1}, "max_tax_inr"),
+        ({"tax": "minimise", "tax_weight": -0.5}, "tax_weight"),
+    ],
+)
+def test_bad_tax_policy_names_the_field(fields: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        Policy.model_validate(fields)
