@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -36,7 +37,13 @@ from rebalance.domain.market import Side
 from rebalance.planning.book import Book
 from rebalance.planning.intents import Intent
 from rebalance.planning.sizing import Sizing, min_units
-from rebalance.planning.taxes import TaxModel, add_tax_block, tax_score, within_caps
+from rebalance.planning.taxes import (
+    TaxModel,
+    add_tax_block,
+    capped_plan,
+    tax_score,
+    within_caps,
+)
 from rebalance.policy import BudgetMode, Policy, RebalanceTo
 
 SOLVER_OPTIMAL = "milp_optimal"  # HiGHS proved the plan optimal (within MIP_GAP)
@@ -293,10 +300,11 @@ def optimise_plan(
     fast_objective += tax_score(tax, book, intents, fast)
 
     def fallback(note: str) -> Outcome:
-        if not within_caps(tax, intents, fast):  # the fast plan knows no tax: no orders then
-            empty = objective(book, intents, {}, tracked, policy, rates)
-            note += "; the fast plan breaks the tax caps: no orders"
-            return Outcome({}, intents, SOLVER_HEURISTIC, empty, fast_objective, note)
+        if not within_caps(tax, intents, fast):  # the fast plan knows no tax: drop orders
+            kept = capped_plan(tax, intents, fast, partial(_charge_of, rates=rates))
+            value = objective(book, intents, kept, tracked, policy, rates)
+            note += "; the fast plan breaks the tax caps: its orders that add most tax dropped"
+            return Outcome(kept, intents, SOLVER_HEURISTIC, value, fast_objective, note)
         return Outcome(fast, intents, SOLVER_HEURISTIC, fast_objective, fast_objective, note)
 
     if policy.optimiser_time_cap_s <= 0:
@@ -397,6 +405,12 @@ def optimise_plan(
         else f"optimiser: time cap {cap:g} s reached, best plan found"
     )
     return Outcome(chosen, active, label, value, fast_objective, note)
+
+
+def _charge_of(intent: Intent, shares: int, rates: BrokerRates) -> float:
+    """The exact charges of ``shares`` of ``intent``'s symbol on its side, rupees."""
+    side = intent.side or intent.direction or Side.BUY
+    return charge_total(shares * intent.line.price, side, intent.line.exchange, rates)
 
 
 def _activate(intent: Intent) -> Intent:

@@ -14,7 +14,7 @@ that minus the year's tax before the run. Money is in the program's units (``k``
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -136,6 +136,7 @@ def add_tax_block(
     long_terms: list[tuple[int, float]] = []
     gross_short: list[tuple[int, float]] = []
     reach = abs(model.short_before) + abs(model.long_before)
+    short_low = short_high = model.short_before  # the range of the year's short-term net
     for c in candidates:
         segments = model.segments.get(c.intent.line.symbol)
         if c.sign > 0 or not segments:
@@ -146,20 +147,27 @@ def add_tax_block(
             (short_terms if segment.term is Term.SHORT else long_terms).append((column, gain))
             if segment.term is Term.SHORT and gain > 0:
                 gross_short.append((column, gain))
+            if segment.term is Term.SHORT:
+                short_low += min(0.0, segment.gain_per_share) * segment.quantity
+                short_high += max(0.0, segment.gain_per_share) * segment.quantity
             reach += abs(segment.gain_per_share) * segment.quantity
     if model.max_short_term_gains is not None:
         m.row(gross_short, -math.inf, (model.max_short_term_gains + SLACK_INR) * k)
     if not short_terms and not long_terms:
         return []
+    if model.mode is TaxMode.LIMIT and model.max_tax is None:
+        return []
     big = (reach + model.exemption + 1.0) * k
-    # S = short_before + run's short-term = plus + minus, plus >= 0 >= minus, one of them zero
-    plus = m.var(0.0, big)
-    minus = m.var(-big, 0.0)
-    positive = m.var(0.0, 1.0, integer=True)
+    # S = short_before + run's short-term = plus + minus, plus >= 0 >= minus, one of them zero;
+    # the sign binary only where S may take either sign
+    plus = m.var(0.0, big if short_high > 0 else 0.0)
+    minus = m.var(-big if short_low < 0 else 0.0, 0.0)
     m.row([(plus, 1.0), (minus, 1.0), *[(c, -v) for c, v in short_terms]],
           model.short_before * k, model.short_before * k)  # fmt: skip
-    m.row([(plus, 1.0), (positive, -big)], -math.inf, 0.0)
-    m.row([(minus, 1.0), (positive, -big)], -big, math.inf)
+    if short_low < 0 < short_high:
+        positive = m.var(0.0, 1.0, integer=True)
+        m.row([(plus, 1.0), (positive, -big)], -math.inf, 0.0)
+        m.row([(minus, 1.0), (positive, -big)], -big, math.inf)
     # taxable long-term: >= L + min(0, S) - exemption, >= 0
     taxable = m.var(0.0, math.inf)
     m.row(
@@ -322,3 +330,41 @@ def tax_section(plan: TradePlan, model: TaxModel) -> dict[str, Any]:
     if model.mode is TaxMode.MINIMISE:
         section["tax_weight"] = model.weight
     return section
+
+
+def capped_plan(
+    model: TaxModel | None,
+    intents: Sequence[Intent],
+    units: Mapping[str, int],
+    charge: Callable[[Intent, int], float],
+) -> dict[str, int]:
+    """``units`` (a plan that keeps every other rule) made to keep the caps of ``tax: limit``
+    by dropping whole orders: the sells that add the most tax first, until the caps hold; then
+    the largest buys until what the dropped sells would have paid for (less their charges) is
+    no longer bought. Dropping whole orders keeps the budget, the max trades, the smallest
+    orders and the max weight; the buys dropped keep the cash. Used when the optimiser found no
+    plan and the fast plan breaks a cap. ``charge(intent, shares)`` is an order's charges."""
+    plan = dict(units)
+    if within_caps(model, intents, plan):
+        return plan
+    by_symbol = {i.line.symbol: i for i in intents}
+    sells = _sells_of(intents, plan)
+    owed = 0.0  # the dropped sells' proceeds less their charges, rupees
+    while sells and not within_caps(model, intents, plan):
+        estimate = run_tax(model, sells)
+        taxes = {o.symbol: o.estimated_tax for o in estimate.orders} if estimate else {}
+        worst = max(sells, key=lambda s: (taxes.get(s, 0.0), s))
+        shares, price = sells.pop(worst)
+        owed += shares * price - charge(by_symbol[worst], shares)
+        del plan[worst]
+    buys = sorted(
+        (s for s in plan if s not in sells), key=lambda s: (-plan[s] * by_symbol[s].line.price, s)
+    )
+    for symbol in buys:
+        if owed <= 0:
+            break
+        owed -= plan[symbol] * by_symbol[symbol].line.price + charge(
+            by_symbol[symbol], plan[symbol]
+        )
+        del plan[symbol]
+    return plan
