@@ -22,7 +22,14 @@ from rebalance.domain.market import Side
 from rebalance.plan import TradePlan
 from rebalance.policy import Policy, TaxMode
 from rebalance.snapshot import HoldingsSnapshot
-from rebalance.tax.planning import PlanTax, Segment, TaxContext, estimate_plan, sell_segments
+from rebalance.tax.planning import (
+    PlanTax,
+    Segment,
+    TaxContext,
+    estimate_plan,
+    sell_segments,
+    sellable_by_holding,
+)
 from rebalance.tax.report import piece_dict
 from rebalance.tax.rules import Term
 
@@ -111,8 +118,6 @@ def lot_holding_snapshot(
     its single acquisition date no longer decides (the lots do). Unchanged without lots."""
     if context is None or policy.min_holding_days is None or not context.lots:
         return snapshot
-    from rebalance.tax.planning import sellable_by_holding
-
     frame = snapshot.positions.copy()
     for index, symbol in frame["symbol"].items():
         shares = sellable_by_holding(context, str(symbol), policy.min_holding_days)
