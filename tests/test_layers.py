@@ -55,6 +55,8 @@ LAYERS: dict[str, int] = {
     "rebalance.combined": SERVICES,
     "rebalance.ledgers": SERVICES,
     "rebalance.target_service": SERVICES,
+    "rebalance.tax_history": SERVICES,
+    "rebalance.tax_preview": SERVICES,
     "rebalance.lane": GLUE,
     "rebalance.wiring": GLUE,
     "rebalance.worker_preload": GLUE,

@@ -96,14 +96,20 @@ class TradePlan:
     positions: tuple[PositionLine, ...]
     summary: PlanSummary
     notes: tuple[str, ...] = field(default=())  # plan-level explanations (e.g. budget scale)
+    # the tax estimate of the plan's sells when the policy's ``tax`` is not off (JSON form of
+    # ``planning.taxes.tax_section``; docs/tax.md); not part of the plan hash
+    tax: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "orders": [o.to_dict() for o in self.orders],
             "positions": [p.to_dict() for p in self.positions],
             "summary": self.summary.to_dict(),
             "notes": list(self.notes),
         }
+        if self.tax is not None:
+            data["tax"] = self.tax
+        return data
 
     @property
     def plan_hash(self) -> str:
@@ -131,4 +137,5 @@ class TradePlan:
         positions = tuple(
             PositionLine(**{**p, "skipped": tuple(p.get("skipped", ()))}) for p in data["positions"]
         )
-        return cls(orders, positions, PlanSummary(**data["summary"]), tuple(data.get("notes", ())))
+        notes = tuple(data.get("notes", ()))
+        return cls(orders, positions, PlanSummary(**data["summary"]), notes, data.get("tax"))

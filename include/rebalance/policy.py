@@ -89,6 +89,15 @@ class NumbersAreNumbers(BaseModel):
         return value
 
 
+class TaxMode(StrEnum):
+    """What the planner does with capital-gains tax (issue 15; docs/tax.md)."""
+
+    OFF = "off"  # no tax data read, none shown
+    REPORT = "report"  # estimate and show it; the plan is the plain plan
+    LIMIT = "limit"  # the caps (max_short_term_gains_inr, max_tax_inr) are hard constraints
+    MINIMISE = "minimise"  # tax enters the objective with tax_weight
+
+
 class RebalanceTo(StrEnum):
     """How far a symbol outside its band trades."""
 
@@ -187,3 +196,33 @@ class Policy(NumbersAreNumbers):
         description="seconds the exact optimiser may take; past them the best plan it found, or "
         "the fast plan, is used (0: the fast plan only). 0.9 keeps a 500-symbol plan under 1 s",
     )
+
+    # Capital-gains tax (issue 15, docs/tax.md): read from the account's lots in history.
+    tax: TaxMode = Field(TaxMode.OFF, description="off | report | limit | minimise")
+    max_short_term_gains_inr: float | None = Field(
+        None, ge=0, description="tax: limit: most short-term gains one run may realise, rupees"
+    )
+    max_tax_inr: float | None = Field(
+        None, ge=0, description="tax: limit: most estimated tax one run may add, rupees"
+    )
+    tax_weight: float = Field(
+        0.0,
+        ge=0,
+        description="tax: minimise: rupees of drift (sum of |value - target|) one rupee of tax "
+        "must remove to be worth paying (0: the report plan)",
+    )
+    tax_loss_harvesting: bool = Field(
+        False, description="tax: minimise: a loss realised counts as tax saved (sells losing lots)"
+    )
+
+    @model_validator(mode="after")
+    def _check_tax(self) -> Self:
+        if self.tax is TaxMode.LIMIT and (
+            self.max_short_term_gains_inr is None and self.max_tax_inr is None
+        ):
+            raise ValueError(
+                "tax: limit needs max_short_term_gains_inr or max_tax_inr (or both), rupees"
+            )
+        # the caps and the weight are ignored in the other modes (an override of ``tax`` from
+        # the Params form must not make the portfolio file invalid)
+        return self

@@ -10,6 +10,8 @@ from typing import Any
 
 from rebalance.domain.formatting import frac
 from rebalance.targets.describe import source_markdown
+from rebalance.tax_preview import markdown as tax_markdown
+from rebalance.tax_preview import summary_line as tax_summary_line
 
 
 def render_preview(
@@ -42,6 +44,8 @@ def render_preview(
         f"est. charges ₹{summary['estimated_charges']:,.2f}",
         "",
     ]
+    if tax_line := tax_summary_line(plan.get("tax")):  # issue 15: tax beside the charges
+        lines += [tax_line, ""]
     if broker_estimate:
         lines += [f"Charges: {broker_estimate}.", ""]
     if basket_folder:
@@ -80,6 +84,7 @@ def render_preview(
         )
     if not plan["orders"]:
         lines.append("| - | no orders | | | | | |")
+    lines += tax_markdown(plan.get("tax"))
     lines += [
         "",
         "### Weights",

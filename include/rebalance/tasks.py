@@ -47,6 +47,7 @@ from rebalance.lane import Lane, LaneStopped, NotResumable, lane_of_run
 from rebalance.plan import PlannedOrder, TradePlan
 from rebalance.portfolio import BrokerName, ExecutionMode
 from rebalance.snapshot import HoldingsSnapshot
+from rebalance.tax_history import context_for, record_fills
 from rebalance.trading_rules import EarlierLiveRun, price_move, second_live_run_today
 from rebalance.wiring import broker_for, read_account, what_to_do
 
@@ -257,6 +258,7 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
         "cash_target": portfolio.cash_target_fraction,
         "broker": str(lane.account_config.broker),
         "scrip_groups": portfolio.execution.bse_scrip_groups,
+        "tax": context_for(store.engine, lane.policy, lane.account, snapshot),  # issue 15
     }
     targets, target_reasons = plan_targets(lane, store, run_id)
     try:
@@ -578,6 +580,7 @@ def record_run(
         stage = _STAGE_OF_STATUS.get(status, "an upstream task")
         why = f"stopped at {stage} (the run was {status}); that task's log says why"
         store.transition(run_id, RunStatus.FAILED, why)
+    record_fills(store.engine, run_id)  # the run's fills extend the tax lots (issue 15)
     record = store.run(run_id)
     final = record.run_status
     log.info("%s: run %d closed as %s", lane.account, run_id, final)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -177,6 +178,62 @@ drift_snapshots = Table(
     Column("login_notice_sent", Boolean, nullable=False, server_default="false"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("portfolio_id", "account", "day", name="uq_drift_day"),
+)
+
+# 0007: tax lots (issue 15; docs/tax.md). The trades lots are replayed from (imported tradebooks
+# and the pipeline's own fills), corporate actions, the FMV of 31 January 2018 and the gains
+# declared from elsewhere per financial year; read and written by ``history/tax_store.py``.
+tax_trades = Table(
+    "tax_trades",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("account", String(32), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("side", String(4), nullable=False),  # buy | sell
+    Column("traded_on", Date, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("price", Float, nullable=False),
+    Column("origin", String(16), nullable=False),  # tradebook | fill
+    Column("trade_key", String(128), nullable=False),  # broker trade id, or the leg's tag
+    Column("isin", String(16)),
+    Column("source", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("account", "trade_key", name="uq_tax_trade"),
+    CheckConstraint("quantity > 0", name="ck_tax_trade_quantity"),
+    CheckConstraint("price >= 0", name="ck_tax_trade_price"),
+)
+Index("ix_tax_trades_account_symbol", tax_trades.c.account, tax_trades.c.symbol)
+
+tax_corporate_actions = Table(
+    "tax_corporate_actions",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("symbol", String(32), nullable=False),
+    Column("kind", String(8), nullable=False),  # split | bonus
+    Column("on_date", Date, nullable=False),
+    Column("new", Integer, nullable=False),
+    Column("old", Integer, nullable=False),
+    Column("account", String(32), nullable=False, server_default=""),  # "": every account
+    Column("quantity", Integer),
+    Column("source", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("symbol", "kind", "on_date", "account", name="uq_tax_action"),
+)
+
+tax_fmv_2018 = Table(
+    "tax_fmv_2018",
+    metadata,
+    Column("symbol", String(32), primary_key=True),
+    Column("fmv", Float, nullable=False),  # rupees per share as quoted on 31 January 2018
+)
+
+tax_declared_gains = Table(
+    "tax_declared_gains",
+    metadata,
+    Column("fy", String(7), primary_key=True),  # 2026-27
+    Column("short_term", Float, nullable=False, server_default="0"),
+    Column("long_term", Float, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 # 0008: the combined accounts mode and the ledgers of several portfolios in one account

@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import highspy
 import numpy as np
@@ -41,6 +42,13 @@ from rebalance.domain.market import Side
 from rebalance.planning.book import Book
 from rebalance.planning.intents import Intent
 from rebalance.planning.sizing import Sizing, min_units
+from rebalance.planning.taxes import (
+    TaxModel,
+    add_tax_block,
+    capped_plan,
+    tax_score,
+    within_caps,
+)
 from rebalance.policy import BudgetMode, Policy, RebalanceTo
 
 SOLVER_OPTIMAL = "milp_optimal"  # HiGHS proved the plan optimal (within MIP_GAP)
@@ -328,14 +336,22 @@ def optimise_plan(
     fast_units: Mapping[str, int],
     policy: Policy,
     rates: BrokerRates,
+    tax: TaxModel | None = None,
 ) -> Outcome:
-    """The best plan the rules allow (see the module docstring), or the fast plan."""
+    """The best plan the rules allow (see the module docstring), or the fast plan. ``tax``
+    (planning/taxes.py) adds the caps of ``tax: limit`` or the tax term of ``tax: minimise``."""
     started = time.perf_counter()
     tracked = tracked_targets(book, intents, policy)
     fast = {s: u for s, u in fast_units.items() if u > 0}
     fast_objective = objective(book, intents, fast, tracked, policy, rates)
+    fast_objective += tax_score(tax, book, intents, fast)
 
     def fallback(note: str) -> Outcome:
+        if not within_caps(tax, intents, fast):  # the fast plan knows no tax: drop orders
+            kept = capped_plan(tax, intents, fast, partial(_charge_of, rates=rates))
+            value = objective(book, intents, kept, tracked, policy, rates)
+            note += "; the fast plan breaks the tax caps: its orders that add most tax dropped"
+            return Outcome(kept, intents, SOLVER_HEURISTIC, value, fast_objective, note)
         return Outcome(fast, intents, SOLVER_HEURISTIC, fast_objective, fast_objective, note)
 
     if policy.optimiser_time_cap_s <= 0:
@@ -365,11 +381,13 @@ def optimise_plan(
         sizing,
         policy,
         models,
+        tax,
     )
     # the fast plan within the program's bounds: its objective is then a valid cutoff, and the
     # fast plan HiGHS's starting solution
     bounds = {c.intent.line.symbol: c.bound for c in cands}
     fast_fits = all(units <= bounds.get(symbol, 0) for symbol, units in fast.items())
+    fast_fits = fast_fits and within_caps(tax, intents, fast)
     limit = fast_objective * SCALE * (1 + 1e-9) + 1e-6
     cap = policy.optimiser_time_cap_s
     start: dict[int, float] = {}
@@ -420,12 +438,15 @@ def optimise_plan(
         )
         if x_two is not None and status_two in (0, 1):
             chosen = _units(cands, x_two)
-            if not _fits(book, cands, chosen, policy, rates):
+            if not _fits(book, cands, chosen, policy, rates) or not within_caps(
+                tax, intents, chosen
+            ):
                 chosen = first
-    if not _fits(book, cands, chosen, policy, rates):
+    if not _fits(book, cands, chosen, policy, rates) or not within_caps(tax, intents, chosen):
         return fallback("optimiser: its plan failed the exact check: the fast plan")
     value = objective(book, intents, chosen, tracked, policy, rates)
-    if value > fast_objective + 1e-12:
+    value += tax_score(tax, book, intents, chosen)
+    if value > fast_objective + 1e-12 and within_caps(tax, intents, fast):
         if status == 0:  # the fast plan is as good as the proven optimum (within MIP_GAP)
             return Outcome(
                 fast,
@@ -450,6 +471,12 @@ def optimise_plan(
         else f"optimiser: time cap {cap:g} s reached, best plan found"
     )
     return Outcome(chosen, active, label, value, fast_objective, note)
+
+
+def _charge_of(intent: Intent, shares: int, rates: BrokerRates) -> float:
+    """The exact charges of ``shares`` of ``intent``'s symbol on its side, rupees."""
+    side = intent.side or intent.direction or Side.BUY
+    return charge_total(shares * intent.line.price, side, intent.line.exchange, rates)
 
 
 def _activate(intent: Intent) -> Intent:
@@ -497,6 +524,7 @@ def _build(
     sizing: Sizing,
     policy: Policy,
     models: Mapping[tuple[Side, str], _ChargeModel],
+    tax: TaxModel | None = None,
 ) -> tuple[_Model, list[_Candidate], int, list[float]]:
     """The program; returns it, the candidates with their columns, the row of the objective
     (whose upper bound is set by the caller) and the tie-break cost vector."""
@@ -572,6 +600,7 @@ def _build(
     m.row([*net, (charges, 1.0)], -math.inf, sizing.funding * k)
     if not policy.use_sell_proceeds:
         m.row([*buy_terms, *buy_charge_terms], -math.inf, sizing.funding * k)
+    deviations += add_tax_block(m, candidates, k, tax)  # planning/taxes.py: caps, tax term
     objective_row = m.row([(d, unit) for d in deviations], 0.0, math.inf)
     # the tie-break: rupees away from the proportional plan, then orders, then turnover
     phase_two = [0.0] * len(m.lower)

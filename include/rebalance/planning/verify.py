@@ -13,8 +13,10 @@ from typing import Any
 from rebalance.costs import broker_rates, charge_total, with_scrip_groups
 from rebalance.domain.market import IST, Side
 from rebalance.plan import PlannedOrder, TradePlan
-from rebalance.policy import BudgetMode, Policy, TradeFilter, UnlistedHoldings
+from rebalance.planning.taxes import tax_problems
+from rebalance.policy import BudgetMode, Policy, TaxMode, TradeFilter, UnlistedHoldings
 from rebalance.snapshot import HoldingsSnapshot
+from rebalance.tax.planning import TaxContext
 
 SLACK_INR = 1e-4  # rupees of float noise tolerated in sums
 RELATIVE_SLACK = 1e-12  # and this share of the amounts compared (sums of huge holdings round)
@@ -34,9 +36,12 @@ def verify_plan(
     broker: str = "paper",
     today: date | None = None,
     scrip_groups: Mapping[str, str] | None = None,
+    tax: TaxContext | None = None,
 ) -> list[str]:
     """Every hard-constraint violation of ``plan`` (empty when it is safe to place).
     ``scrip_groups``: BSE scrip groups by symbol (the portfolio's ``execution.bse_scrip_groups``).
+    With ``tax`` (the account's lots) and a policy ``tax`` not off: the FIFO holding periods and
+    the caps of ``tax: limit`` too (planning/taxes.py, ``tax_problems``).
     """
     rows = {str(r["symbol"]): r for r in snapshot.positions.to_dict(orient="records")}
     rates = with_scrip_groups(broker_rates(broker), scrip_groups)
@@ -46,7 +51,9 @@ def verify_plan(
     value = sum(rows[s]["quantity"] * rows[s]["last_price"] for s in members) + cash
     problems = [p for o in plan.orders for p in _order_problems(o, rows, targets, members, policy)]
     when = today or snapshot.taken_at.astimezone(IST).date()
-    problems += _holding_period_problems(plan, rows, policy, when)
+    lots = tax.lots if tax is not None and policy.tax is not TaxMode.OFF else {}
+    problems += _holding_period_problems(plan, rows, policy, when, frozenset(lots))
+    problems += tax_problems(plan, policy, tax)
     symbols = [o.symbol for o in plan.orders]
     if len(symbols) != len(set(symbols)):
         problems.append("more than one order for a symbol")
@@ -103,12 +110,20 @@ def _order_problems(
 
 
 def _holding_period_problems(
-    plan: TradePlan, rows: Mapping[str, Mapping[str, Any]], policy: Policy, today: date
+    plan: TradePlan,
+    rows: Mapping[str, Mapping[str, Any]],
+    policy: Policy,
+    today: date,
+    with_lots: frozenset[str] = frozenset(),
 ) -> list[str]:
+    """Sells of symbols held fewer than ``min_holding_days`` (by the snapshot's acquisition
+    date; the symbols ``with_lots`` are checked on their FIFO lots by ``tax_problems``)."""
     if policy.min_holding_days is None:
         return []
     problems = []
     for order in plan.orders:
+        if order.symbol in with_lots:
+            continue
         acquired = rows[order.symbol].get("acquired_on") if order.symbol in rows else None
         if order.side is Side.SELL and isinstance(acquired, date):
             held = (today - acquired).days

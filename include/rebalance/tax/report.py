@@ -26,6 +26,19 @@ from rebalance.tax.rules import FinancialYear, TaxSettings, Term
 from rebalance.tax.tradebook import Ledger
 
 
+def piece_dict(piece: LotSale) -> dict[str, object]:
+    """JSON form of the part of a sell taken from one lot."""
+    return {
+        "acquired_on": piece.acquired_on.isoformat(),
+        "quantity": piece.quantity,
+        "holding_days": piece.holding_days,
+        "term": str(piece.term),
+        "cost_per_share": round(piece.cost_per_share, 4),
+        "grandfathered": piece.grandfathered,
+        "gain": round(piece.gain, 2),
+    }
+
+
 @dataclass(frozen=True)
 class TaxReport:
     """Realised gains of ``fy`` by term, the exemption used and the estimated tax."""
@@ -54,18 +67,7 @@ class TaxReport:
                     "short_term_gain": round(s.gain_by_term(Term.SHORT), 2),
                     "long_term_gain": round(s.gain_by_term(Term.LONG), 2),
                     "estimated_tax": round(tax, 2),
-                    "lots": [
-                        {
-                            "acquired_on": p.acquired_on.isoformat(),
-                            "quantity": p.quantity,
-                            "holding_days": p.holding_days,
-                            "term": str(p.term),
-                            "cost_per_share": round(p.cost_per_share, 4),
-                            "grandfathered": p.grandfathered,
-                            "gain": round(p.gain, 2),
-                        }
-                        for p in s.pieces
-                    ],
+                    "lots": [piece_dict(p) for p in s.pieces],
                 }
                 for s, tax in self.sells
             ],

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 
 from rebalance.domain.formatting import drift_change, inr, outcome, pct
 from rebalance.domain.solver import solver_words
+from rebalance.tax_preview import html as tax_html
 from rebalance.ui.render import (
     airflow_link,
     airflow_run_href,
@@ -149,6 +150,7 @@ def plan_section(preview: AccountPreview, now: datetime | None = None) -> str:
         head
         + summary_table(plan)
         + plan_orders(plan)
+        + tax_html(plan.tax)
         + left_alone(plan)
         + weights_svg([p.to_dict() for p in plan.positions])
     )

@@ -17,6 +17,7 @@ from rebalance.domain.formatting import drift_change, inr, money, outcome, pct, 
 from rebalance.domain.market import IST
 from rebalance.domain.solver import stored_solver
 from rebalance.task_ids import approval_task_id
+from rebalance.tax_preview import html as tax_html
 from rebalance.ui.targets_view import targets_section
 
 if TYPE_CHECKING:
@@ -372,6 +373,7 @@ def run_detail(
         f"{targets_section(run.targets)}"
         f"<h2>Weights before and after</h2>{chart}"
         f"<h2>Orders and outcomes</h2>{orders_table(orders)}"
+        f"{tax_html(plan.get('tax'))}"
         f"<h2>Events</h2>{events_table(events)}"
     )
     return page(f"Rebalance run {run.id}", body)

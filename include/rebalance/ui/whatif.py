@@ -18,15 +18,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from rebalance.policy import TradeFilter
+from rebalance.policy import Policy, TaxMode, TradeFilter
 
 if TYPE_CHECKING:
     from rebalance.history.store import HistoryStore
     from rebalance.plan import TradePlan
     from rebalance.portfolio import Account, Portfolio
     from rebalance.snapshot import HoldingsSnapshot
+    from rebalance.tax.planning import TaxContext
 
 SNAPSHOT_TTL = 300.0  # seconds a kept snapshot serves re-plans before it is read again
 BROKER_CHOICES = ("zerodha", "angelone", "both")
@@ -254,9 +256,14 @@ def stored_snapshot(store: HistoryStore, portfolio_id: str, account: str) -> Hol
 
 
 def plan_preview(
-    portfolio: Portfolio, snapshot: HoldingsSnapshot, whatif: WhatIf, broker: str
+    portfolio: Portfolio,
+    snapshot: HoldingsSnapshot,
+    whatif: WhatIf,
+    broker: str,
+    tax_lots: Callable[[Policy], TaxContext | None] | None = None,
 ) -> TradePlan:
-    """Plan as ``tasks.plan_trades`` does, with the what-if policy; PreviewError if refused."""
+    """Plan as ``tasks.plan_trades`` does, with the what-if policy; PreviewError if refused.
+    ``tax_lots`` gives the account's tax lots for the policy (issue 15; None: tax off)."""
     from rebalance.errors import RebalanceError
     from rebalance.planning import plan_rebalance, verify_plan
     from rebalance.snapshot import check_no_sell_symbols
@@ -269,6 +276,7 @@ def plan_preview(
         raise PreviewError(f"parameters: {exc}") from None
     targets = portfolio.target_fractions()
     inputs: dict[str, Any] = {"cash_target": portfolio.cash_target_fraction, "broker": broker}
+    inputs["tax"] = tax_lots(policy) if tax_lots is not None else None
     try:
         check_no_sell_symbols(snapshot, targets, policy.no_sell, f"{snapshot.account} snapshot")
         plan = plan_rebalance(snapshot, targets, policy, **inputs)
@@ -303,7 +311,8 @@ def preview_accounts(
                 else:
                     snap = read_fresh_snapshot(portfolio, portfolio_file, account)
                 kept = cache.put(key, snap, source)
-            plan = plan_preview(portfolio, kept.snapshot, whatif, str(account.broker))
+            lots = partial(_tax_lots, store, account.name, kept.snapshot)
+            plan = plan_preview(portfolio, kept.snapshot, whatif, str(account.broker), lots)
             previews.append(
                 AccountPreview(
                     account.name, str(account.broker), source, kept.snapshot.taken_at, plan
@@ -315,6 +324,22 @@ def preview_accounts(
                 AccountPreview(account.name, str(account.broker), source, taken, problem=str(exc))
             )
     return previews
+
+
+def _tax_lots(
+    store: Callable[[], HistoryStore], account: str, snapshot: HoldingsSnapshot, policy: Policy
+) -> TaxContext | None:
+    """The account's tax lots from history for ``policy`` (None when its tax is off)."""
+    from rebalance.tax_history import context_for
+
+    if policy.tax is TaxMode.OFF:  # no database read for a portfolio without tax
+        return None
+    try:
+        return context_for(store().engine, policy, account, snapshot)
+    except Exception as exc:  # the history database is unreachable or not migrated
+        raise PreviewError(
+            f"tax lots of {account}: cannot read the history database: {exc}"
+        ) from None
 
 
 def plan_differences(preview: Mapping[str, Any] | None, run_plan: Mapping[str, Any]) -> list[str]:
