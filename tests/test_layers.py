@@ -52,6 +52,8 @@ LAYERS: dict[str, int] = {
     "rebalance.preview": SERVICES,
     "rebalance.reports": SERVICES,
     "rebalance.drift_watch": SERVICES,
+    "rebalance.manual_queue": SERVICES,
+    "rebalance.preview_inputs": SERVICES,
     "rebalance.lane": GLUE,
     "rebalance.wiring": GLUE,
     "rebalance.tasks": GLUE,

@@ -80,8 +80,9 @@ class PlanApprovalOperator(ApprovalOperator):
 
     def execute(self, context: Any) -> Any:
         from rebalance import tasks, wiring
+        from rebalance.lane import Lane
 
-        lane = tasks.Lane.from_context(context, self.portfolio_file, self.account)
+        lane = Lane.from_context(context, self.portfolio_file, self.account)
         store = wiring.open_store()
         request = tasks.request_approval(lane, store)
         if request.decided is not None:
@@ -149,8 +150,9 @@ class PlanApprovalOperator(ApprovalOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         from rebalance import tasks, wiring
+        from rebalance.lane import Lane
 
-        lane = tasks.Lane.from_context(context, self.portfolio_file, self.account)
+        lane = Lane.from_context(context, self.portfolio_file, self.account)
         store = wiring.open_store()
         if "error" in event:
             if event.get("error_type") == "timeout":

@@ -70,6 +70,48 @@ class QualityReport:
     docs_path: str | None = None
 
 
+@dataclass(frozen=True)
+class SnapshotValidation:
+    """A stored snapshot judged (``validate_snapshot``): what the run records as ``validation``."""
+
+    success: bool
+    problems: list[str]
+    record: dict[str, Any]  # JSON-able, the run's ``validation`` column
+    docs_path: str | None = None
+
+
+def validate_snapshot(
+    snapshot: HoldingsSnapshot,
+    *,
+    source: str,
+    target_symbols: Collection[str],
+    now: datetime,
+    max_age: timedelta,
+    docs_dir: Path | None,
+) -> SnapshotValidation:
+    """The Pandera schema (``snapshot.snapshot_from_frame``), then the quality suite
+    (``check_snapshot``): the validate_snapshot task's judgement of a stored snapshot."""
+    from rebalance.snapshot import snapshot_from_frame
+
+    try:
+        snapshot_from_frame(
+            snapshot.positions, source=source, cash=snapshot.cash, taken_at=snapshot.taken_at
+        )
+    except InputDataError as exc:
+        record: dict[str, Any] = {"schema": "failed", "success": False, "problems": exc.problems}
+        return SnapshotValidation(False, exc.problems, record)
+    report = check_snapshot(
+        snapshot, target_symbols=target_symbols, now=now, max_age=max_age, docs_dir=docs_dir
+    )
+    record = {
+        "success": report.success,
+        "problems": report.problems,
+        "results": report.results,
+        "docs_path": report.docs_path,
+    }
+    return SnapshotValidation(report.success, report.problems, record, report.docs_path)
+
+
 def raise_for_report(report: QualityReport, source: str) -> None:
     """Raise InputDataError (naming the bad rows) when the report failed; do nothing otherwise."""
     if not report.success:

@@ -32,6 +32,7 @@ from rebalance import tasks
 from rebalance.approval import approval_valid_until
 from rebalance.history.status import OrderState, RunStatus
 from rebalance.history.store import HistoryStore
+from rebalance.lane import Lane, LaneStopped
 from rebalance.plan import TradePlan
 
 from .conftest import FAST, Venue, approved_run, make_plan, run_key, tags_of
@@ -40,7 +41,7 @@ from .test_task_bodies import lane
 PLACER = Path(__file__).with_name("placer_process.py")
 
 
-def _valid_until(the_lane: tasks.Lane, record: dict[str, Any]) -> Any:
+def _valid_until(the_lane: Lane, record: dict[str, Any]) -> Any:
     """The approval's validity of a stored run, as place_orders works it out."""
     asked = record["planned_at"] or record["created_at"]
     execution = the_lane.portfolio.execution
@@ -53,7 +54,7 @@ def kill_placement(
     kite: Venue,
     run: int,
     plan: TradePlan,
-    the_lane: tasks.Lane,
+    the_lane: Lane,
     point: str,
     leg: int | None,
 ) -> None:
@@ -136,7 +137,7 @@ def test_killed_placement_is_finished(
     elif finish == "record":  # out of retries, but every leg reached the broker
         tasks.record_run(the_lane, store, kite.broker, settings=FAST)
     else:  # place_orders ran out of retries: record_run records the truth, a person resumes
-        with pytest.raises(tasks.LaneStopped, match="interrupted"):
+        with pytest.raises(LaneStopped, match="interrupted"):
             tasks.record_run(the_lane, store, kite.broker, settings=FAST)
         assert store.status(run) is RunStatus.INTERRUPTED
         legs = store.orders(run)
