@@ -12,7 +12,7 @@ import pytest
 
 from rebalance import tasks
 from rebalance.history.status import OrderState, RunStatus
-from rebalance.history.store import HistoryStore
+from rebalance.history.store import HistoryStore, RunKey
 from rebalance.lane import Lane, LaneStopped, NotResumable
 
 from .conftest import FAST, Venue, approved_run, clock_at, make_plan, tags_of
@@ -293,7 +293,7 @@ def test_deselected_lane_stays_skipped(store: HistoryStore, tmp_path: Path) -> N
 def test_rejected_plan_is_not_a_failure(store: HistoryStore, tmp_path: Path) -> None:
     plan = make_plan()
     run = store.open_run(
-        lane.RunKey("rebalance_test", "scheduled__2026-01-05T15:10:00+05:30", "zerodha_main"),
+        RunKey("rebalance_test", "scheduled__2026-01-05T15:10:00+05:30", "zerodha_main"),
         portfolio_id="task_test",
         portfolio_name="Task Test",
         broker="zerodha",
