@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from rebalance.history.records import RunRecord
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "artifacts" / "browser"
 USER, PASSWORD = "admin", "browser-test-pw"
@@ -124,7 +126,9 @@ class LiveAirflow:
             time.sleep(1)
         raise AssertionError(f"{dag_id} {run_id} not finished after {timeout}s; see {self.log}")
 
-    def history_run(self, dag_id: str, run_id: str, timeout: float = 90, status: str = "") -> Any:
+    def history_run(
+        self, dag_id: str, run_id: str, timeout: float = 90, status: str = ""
+    ) -> RunRecord:
         """The history record of the run's ``paper`` lane, once it exists (and has ``status``)."""
         from rebalance.history.database import engine_for
         from rebalance.history.store import HistoryStore, RunKey
@@ -135,7 +139,7 @@ class LiveAirflow:
             found = store.find_run(RunKey(dag_id, run_id, "paper"))
             if found is not None:
                 record = store.run(found)
-                if not status or record["status"] == status:
+                if not status or record.status == status:
                     return record
             time.sleep(1)
         raise AssertionError(f"no history run {dag_id} {run_id} {status}; see {self.log}")

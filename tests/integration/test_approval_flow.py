@@ -105,11 +105,11 @@ def test_a_person_approves_the_previewed_plan(api, store, manual_portfolio: Path
 
     assert str(dag_run.state) == "success"
     (run,) = store.runs("demo")
-    assert run["status"] == RunStatus.COMPLETED
-    assert run["approval_decision"] == "approved"
-    assert run["approved_by"]
-    orders = store.orders(run["id"])
-    assert len(orders) == run["trades"] > 0
+    assert run.status == RunStatus.COMPLETED
+    assert run.approval_decision == "approved"
+    assert run.approved_by
+    orders = store.orders(run.id)
+    assert len(orders) == run.trades > 0
     assert all(o["state"] == OrderState.COMPLETE for o in orders)
 
 
@@ -121,9 +121,9 @@ def test_a_rejected_plan_orders_nothing(api, store, manual_portfolio: Path) -> N
 
     assert str(dag_run.state) == "success"  # a decision, not a failure
     (run,) = store.runs("demo")
-    assert run["status"] == RunStatus.REJECTED
-    assert run["approval_decision"] == "rejected"
-    assert store.orders(run["id"]) == []
+    assert run.status == RunStatus.REJECTED
+    assert run.approval_decision == "rejected"
+    assert store.orders(run.id) == []
 
 
 def test_no_answer_by_the_cutoff_expires(airflow_db: Path, store, manual_portfolio: Path) -> None:  # type: ignore[no-untyped-def]
@@ -135,6 +135,6 @@ def test_no_answer_by_the_cutoff_expires(airflow_db: Path, store, manual_portfol
 
     assert str(dag_run.state) == "success"
     (run,) = store.runs("demo")
-    assert run["status"] == RunStatus.EXPIRED
-    assert run["approval_decision"] == "expired"
-    assert store.orders(run["id"]) == []
+    assert run.status == RunStatus.EXPIRED
+    assert run.approval_decision == "expired"
+    assert store.orders(run.id) == []

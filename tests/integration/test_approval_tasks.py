@@ -39,7 +39,7 @@ def test_manual_approval_asks_once_and_a_retry_reads_the_decision(store, demo_co
     decided = tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
     retried = tasks.request_approval(lane, store)  # the approval task retried after the answer
     assert retried.decided == {"run": run_id, "plan_hash": decided["plan_hash"]}
-    assert store.run(run_id)["approved_by"] == "asha"
+    assert store.run(run_id).approved_by == "asha"
 
 
 def test_a_rejection_is_final(store, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
@@ -69,8 +69,8 @@ def test_auto_approval_within_the_limit(store, demo_copy: Path) -> None:  # type
     request = tasks.request_approval(lane, store)
     assert request.decided is not None
     run = store.run(store.find_run(lane.run_key))
-    assert run["status"] == RunStatus.APPROVED
-    assert run["approval_decision"] == "auto"
+    assert run.status == RunStatus.APPROVED
+    assert run.approval_decision == "auto"
 
 
 def test_a_plan_the_planner_refuses_is_recorded_and_stops_the_lane(store, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
@@ -91,6 +91,6 @@ def test_a_plan_the_planner_refuses_is_recorded_and_stops_the_lane(store, demo_c
     with pytest.raises(LaneStopped, match="portfolio value is 0"):
         tasks.plan_trades(lane, store)
     run = store.run(store.find_run(lane.run_key))
-    assert run["status"] == RunStatus.FAILED
-    assert run["plan"] is None
-    assert "the planner refused the inputs" in run["status_reason"]
+    assert run.status == RunStatus.FAILED
+    assert run.plan is None
+    assert "the planner refused the inputs" in run.status_reason

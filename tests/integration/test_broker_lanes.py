@@ -96,20 +96,20 @@ def test_one_failing_account_does_not_stop_the_other(
     dag_run = build_dag(two_broker_portfolio, portfolio).test()
 
     assert str(dag_run.state) == "failed"  # someone must look at the AngelOne account
-    runs = {r["account"]: r for r in store.runs("both")}
+    runs = {r.account: r for r in store.runs("both")}
     zerodha, angelone = runs["zerodha_main"], runs["angelone_main"]
 
-    assert zerodha["status"] == RunStatus.COMPLETED
-    assert zerodha["broker"] == "zerodha"
-    orders = store.orders(zerodha["id"])
-    assert len(orders) == zerodha["trades"] > 0
+    assert zerodha.status == RunStatus.COMPLETED
+    assert zerodha.broker == "zerodha"
+    orders = store.orders(zerodha.id)
+    assert len(orders) == zerodha.trades > 0
     assert all(o["state"] == OrderState.COMPLETE for o in orders)
     for order in orders:  # exactly one order per leg reached the emulated broker
         assert kite.orders_for_tag(order["tag"]) == 1
 
-    assert angelone["status"] == RunStatus.FAILED
-    assert "could not read the account" in angelone["status_reason"]
-    assert store.orders(angelone["id"]) == []
+    assert angelone.status == RunStatus.FAILED
+    assert "could not read the account" in angelone.status_reason
+    assert store.orders(angelone.id) == []
     assert angel.orders_received == 0
 
     secrets = [kite.access_token, kite.api_key, angel.pin, angel.totp_secret, angel.api_key]

@@ -68,7 +68,7 @@ def crash_after_sells(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def dies_after_sells(self: execution._Placement) -> object:
         monkeypatch.setattr(execution._Placement, "run", real)  # only this once
-        self._send_all([leg for leg in self.store.orders(self.run_id) if leg["side"] == "SELL"])
+        self._send_all([leg for leg in self.store.orders(self.run_id) if leg.side == "SELL"])
         raise RuntimeError("worker killed")
 
     monkeypatch.setattr(execution._Placement, "run", dies_after_sells)
@@ -88,10 +88,10 @@ def test_record_run_interrupts_then_resume_finishes_the_same_run(
     with pytest.raises(LaneStopped, match="interrupted"):
         tasks.record_run(the_lane, store, kite.broker, settings=FAST)
     record = store.run(run)
-    assert record["status"] == RunStatus.INTERRUPTED
-    assert f"rebalance resume {run}" in record["status_reason"]
-    assert "2 never sent" in record["status_reason"]
-    assert [leg["state"] for leg in store.orders(run)] == [
+    assert record.status == RunStatus.INTERRUPTED
+    assert f"rebalance resume {run}" in record.status_reason
+    assert "2 never sent" in record.status_reason
+    assert [leg.state for leg in store.orders(run)] == [
         OrderState.COMPLETE,
         OrderState.COMPLETE,
         OrderState.NOT_SENT,
@@ -104,9 +104,9 @@ def test_record_run_interrupts_then_resume_finishes_the_same_run(
     assert outcome["status"] == RunStatus.COMPLETED
     assert outcome["unfinished"] is None
     assert kite.counts(tags_of(plan)) == [1, 1, 1, 1]
-    assert {leg["state"] for leg in store.orders(run)} == {OrderState.COMPLETE}
+    assert {leg.state for leg in store.orders(run)} == {OrderState.COMPLETE}
     assert len(store.runs()) == 1
-    assert any((e["message"] or "").startswith("resumed") for e in store.events(run))
+    assert any((e.message or "").startswith("resumed") for e in store.events(run))
     with pytest.raises(NotResumable, match="completed"):
         tasks.resume_run(the_lane, store, kite.broker, settings=FAST)
 
@@ -145,13 +145,13 @@ def test_retry_after_the_live_cutoff_sends_nothing_more(
         tasks.place_orders(the_lane, store, kite.broker, plan.plan_hash, settings=FAST, now=late)
     assert kite.counts(tags_of(plan)) == [1, 1, 0, 0]
     buys = store.orders(run)[2:]
-    assert [leg["state"] for leg in buys] == [OrderState.NOT_SENT] * 2
-    assert all("approval was valid until" in leg["error"] for leg in buys)
+    assert [leg.state for leg in buys] == [OrderState.NOT_SENT] * 2
+    assert all("approval was valid until" in leg.error for leg in buys)
     # Closed as what the book says, and the lane still fails: the plan is not done.
     with pytest.raises(LaneStopped, match="2 legs never sent"):
         tasks.record_run(the_lane, store, kite.broker, settings=FAST, now=late)
     assert store.status(run) is RunStatus.COMPLETED
-    assert store.run(run)["placement"]["status"] == RunStatus.PARTIALLY_FILLED
+    assert store.run(run).placement["status"] == RunStatus.PARTIALLY_FILLED
 
 
 def test_retry_within_the_validity_finishes(
@@ -192,8 +192,8 @@ def test_price_guard_judges_only_the_legs_not_yet_sent(
         tasks.check_prices_unchanged(the_lane, store, kite.broker, settings=FAST)
     assert kite.counts(tags_of(plan)) == [1, 1, 0, 0]
     buys = store.orders(run)[2:]
-    assert [leg["state"] for leg in buys] == [OrderState.NOT_SENT] * 2
-    assert all("prices moved" in leg["error"] for leg in buys)
+    assert [leg.state for leg in buys] == [OrderState.NOT_SENT] * 2
+    assert all("prices moved" in leg.error for leg in buys)
     assert store.status(run) is RunStatus.PARTIALLY_FILLED
 
 
@@ -208,9 +208,9 @@ def test_missing_connection_stops_at_once_with_a_failed_record(
         tasks.fetch_holdings(the_lane, store)  # the broker is built after the record is open
     assert "\n" not in str(stopped.value)
     (run,) = store.runs()
-    assert run["status"] == RunStatus.FAILED
-    assert run["status_reason"].startswith("stopped at fetch_holdings: ")
-    assert expected in run["status_reason"]
+    assert run.status == RunStatus.FAILED
+    assert run.status_reason.startswith("stopped at fetch_holdings: ")
+    assert expected in run.status_reason
     with pytest.raises(LaneStopped, match="kite_nowhere"):
         tasks.record_run(the_lane, store)
 
@@ -223,10 +223,10 @@ def test_lane_stopped_before_its_record_still_leaves_one(
     with pytest.raises(LaneStopped, match="ended failed"):
         tasks.record_run(the_lane, store)
     (run,) = store.runs()
-    assert run["status"] == RunStatus.FAILED
-    assert run["status_reason"].startswith("stopped before fetch_holdings could open the run: ")
-    assert "connection 'kite_nowhere' is not defined" in run["status_reason"]
-    assert run["portfolio_id"] == "task_test"
+    assert run.status == RunStatus.FAILED
+    assert run.status_reason.startswith("stopped before fetch_holdings could open the run: ")
+    assert "connection 'kite_nowhere' is not defined" in run.status_reason
+    assert run.portfolio_id == "task_test"
 
 
 def test_expired_kite_token_says_to_log_in(
@@ -236,7 +236,7 @@ def test_expired_kite_token_says_to_log_in(
     with pytest.raises(LaneStopped, match="rebalance broker login zerodha") as stopped:
         tasks.fetch_holdings(lane(tmp_path), store, kite.broker)
     assert "\n" not in str(stopped.value)
-    assert store.runs()[0]["status"] == RunStatus.FAILED
+    assert store.runs()[0].status == RunStatus.FAILED
 
 
 def test_login_expired_while_placing_then_resumed_after_login(
@@ -252,7 +252,7 @@ def test_login_expired_while_placing_then_resumed_after_login(
     with pytest.raises(LaneStopped, match=f"rebalance settle {run}"):
         tasks.record_run(the_lane, store, kite.broker, settings=FAST)
     assert store.status(run) is RunStatus.PLACING
-    assert {leg["state"] for leg in store.orders(run)} == {OrderState.PENDING}
+    assert {leg.state for leg in store.orders(run)} == {OrderState.PENDING}
     kite.emulator.faults.expired_token = False  # the operator logged in again
     outcome = tasks.resume_run(the_lane, store, kite.broker, settings=FAST)
     assert outcome["status"] == RunStatus.COMPLETED
