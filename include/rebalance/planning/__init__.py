@@ -6,7 +6,7 @@ The steps, one module each (see docs/planner.md for the choices and why):
 * ``intents``: drift bands, max-weight trims, lists, filters, holding period, overlays -> a goal per
   symbol in rupees and a cap in whole shares.
 * ``sizing``: the budget, the notes' proportional scale, cash, max trades and min trade value.
-* ``reconcile``: whole shares; the left-over budget goes to the steps that cut drift most (the
+* ``whole_shares``: whole shares; the left-over budget goes to the steps that cut drift most (the
   fast plan: the optimiser's incumbent bound and fallback).
 * ``optimise``: the exact best plan by a mixed-integer program (HiGHS) within a time cap.
 * ``report``: orders with reasons and charges, positions with why, the summary.
@@ -25,10 +25,10 @@ from rebalance.plan import TradePlan
 from rebalance.planning.book import build_book
 from rebalance.planning.intents import decide_intents
 from rebalance.planning.optimise import optimise_plan
-from rebalance.planning.reconcile import reconcile
 from rebalance.planning.report import build_plan
 from rebalance.planning.sizing import size_plan
 from rebalance.planning.verify import verify_plan
+from rebalance.planning.whole_shares import round_to_whole_shares
 from rebalance.policy import Policy
 from rebalance.snapshot import HoldingsSnapshot
 
@@ -60,6 +60,6 @@ def plan_rebalance(
     book = build_book(snapshot, targets, policy, cash_target=cash_target, today=today)
     intents, bias = decide_intents(book, policy, rates)
     sizing = size_plan(book, intents, policy, rates)
-    units, sizing = reconcile(book, sizing, policy, rates)
+    units, sizing = round_to_whole_shares(book, sizing, policy, rates)
     outcome = optimise_plan(book, intents, sizing, units, policy, rates)
     return build_plan(book, bias, sizing, outcome, policy, rates)

@@ -12,8 +12,9 @@ buy against the value after charges.
 
 Ties (plans within ``TIE_SHARE`` of the best objective, and never worse than the fast plan) are
 broken in a second solve: closest to the notes' proportional plan (4.3), then fewer orders, then
-less turnover. The fast plan (``reconcile``) bounds the objective from above (scipy's HiGHS takes
-no starting solution) and is the answer when the solver hits its time cap without a better plan.
+less turnover. The fast plan (``round_to_whole_shares``) bounds the objective from above
+(scipy's HiGHS takes no starting solution) and is the answer when the solver hits its time cap
+without a better plan.
 """
 
 from __future__ import annotations
