@@ -86,11 +86,10 @@ from rebalance.brokers.base import (
     OrderRejected,
     OrderReport,
     OrderStatus,
-    Side,
 )
 from rebalance.brokers.pricing import PricingPolicy, price_order
 from rebalance.brokers.tags import child_tag, is_order_tag, order_tag, split_tag
-from rebalance.domain.market import IST, Instrument, Quote
+from rebalance.domain.market import IST, Instrument, Quote, Side
 from rebalance.history.records import LegRecord, RunRecord
 from rebalance.history.status import IllegalTransition, OrderState, RunStatus
 from rebalance.history.store import HistoryStore, LegsMismatch, RunLocked

@@ -113,7 +113,8 @@ def broker_charge_estimate(
 
     Never fails the lane: when the broker does not answer, the line says so.
     """
-    from rebalance.brokers.base import OrderRequest, Side, capabilities_of
+    from rebalance.brokers.base import OrderRequest, capabilities_of
+    from rebalance.domain.market import Side
     from rebalance.execution import legs_of
     from rebalance.plan import TradePlan
 

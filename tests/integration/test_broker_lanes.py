@@ -323,7 +323,8 @@ def test_manual_queue_exports_the_basket_waits_and_reconciles(
 
     from rebalance import tasks
     from rebalance.approval import Decision
-    from rebalance.brokers.base import OrderRequest, Side
+    from rebalance.brokers.base import OrderRequest
+    from rebalance.domain.market import Side
     from rebalance.execution import ExecutionSettings, mark_placed
     from rebalance.wiring import broker_for
 

@@ -50,18 +50,14 @@ from rebalance.brokers.base import (
     CancelRejected,
     ChargeEstimate,
     Funds,
-    Holding,
-    Instrument,
     OrderNotFound,
     OrderOutcomeUnknown,
     OrderRejected,
     OrderReport,
     OrderRequest,
     OrderStatus,
-    Quote,
     RateLimited,
     SellNotAuthorised,
-    Side,
     TemporaryBrokerError,
     UnregisteredIP,
     check_market_protection,
@@ -77,7 +73,7 @@ from rebalance.brokers.validation import (
     sell_not_authorised_text,
     unregistered_ip_text,
 )
-from rebalance.domain.market import IST
+from rebalance.domain.market import IST, Holding, Instrument, Quote, Side
 
 T = TypeVar("T")
 NAME = "angelone"

@@ -16,16 +16,13 @@ from typing import Any
 from rebalance.brokers.base import (
     Broker,
     Funds,
-    Holding,
-    Instrument,
     OrderNotFound,
     OrderReport,
     OrderRequest,
     OrderStatus,
-    Quote,
-    Side,
 )
 from rebalance.brokers.filestate import locked_json_state
+from rebalance.domain.market import Holding, Instrument, Quote, Side
 
 
 class SimulatedExecution:

@@ -41,18 +41,14 @@ from rebalance.brokers.base import (
     CancelRejected,
     ChargeEstimate,
     Funds,
-    Holding,
-    Instrument,
     OrderNotFound,
     OrderOutcomeUnknown,
     OrderRejected,
     OrderReport,
     OrderRequest,
     OrderStatus,
-    Quote,
     RateLimited,
     SellNotAuthorised,
-    Side,
     TemporaryBrokerError,
     UnregisteredIP,
     check_market_protection,
@@ -67,7 +63,7 @@ from rebalance.brokers.validation import (
     sell_not_authorised_text,
     unregistered_ip_text,
 )
-from rebalance.domain.market import IST
+from rebalance.domain.market import IST, Holding, Instrument, Quote, Side
 
 T = TypeVar("T")
 NAME = "zerodha"

@@ -8,7 +8,6 @@ import logging
 
 import pytest
 
-from rebalance.brokers.base import Side
 from rebalance.costs import (
     BSE_GROUP_RATES,
     broker_rates,
@@ -17,6 +16,7 @@ from rebalance.costs import (
     order_charges,
     proportional_rate,
 )
+from rebalance.domain.market import Side
 
 LAKH = 100_000.0
 
