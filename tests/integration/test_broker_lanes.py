@@ -103,9 +103,9 @@ def test_one_failing_account_does_not_stop_the_other(
     assert zerodha.broker == "zerodha"
     orders = store.orders(zerodha.id)
     assert len(orders) == zerodha.trades > 0
-    assert all(o["state"] == OrderState.COMPLETE for o in orders)
+    assert all(o.state == OrderState.COMPLETE for o in orders)
     for order in orders:  # exactly one order per leg reached the emulated broker
-        assert kite.orders_for_tag(order["tag"]) == 1
+        assert kite.orders_for_tag(order.tag) == 1
 
     assert angelone.status == RunStatus.FAILED
     assert "could not read the account" in angelone.status_reason

@@ -42,18 +42,18 @@ def test_demo_runs_end_to_end_and_is_recorded(airflow_db: Path, store, demo_copy
 
     orders = store.orders(run.id)
     assert len(orders) == run.trades == len(run.plan["orders"])
-    assert all(o["state"] == OrderState.COMPLETE for o in orders)
-    assert all(o["filled_quantity"] == o["quantity"] for o in orders)
-    assert len({o["tag"] for o in orders}) == len(orders)
+    assert all(o.state == OrderState.COMPLETE for o in orders)
+    assert all(o.filled_quantity == o.quantity for o in orders)
+    assert len({o.tag for o in orders}) == len(orders)
     # Sells go first: their proceeds fund the buys.
-    sides = [o["side"] for o in orders]
+    sides = [o.side for o in orders]
     assert sides == sorted(sides, key=lambda side: side != "SELL")
 
     # The paper broker saw exactly one order per leg.
     (state_file,) = Path(os.environ["REBALANCE_STATE_DIR"]).rglob("paper-*.json")
     book = json.loads(state_file.read_text())
-    tags = [o["tag"] for o in book["orders"] if o["tag"] in {x["tag"] for x in orders}]
-    assert sorted(tags) == sorted(o["tag"] for o in orders)
+    tags = [o["tag"] for o in book["orders"] if o["tag"] in {x.tag for x in orders}]
+    assert sorted(tags) == sorted(o.tag for o in orders)
 
     events = [e.to_status for e in store.events(run.id)]
     assert events == ["started", "planned", "approved", "placing", "placed", "completed"]
