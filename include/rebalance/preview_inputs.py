@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rebalance.brokers.base import Broker
+from rebalance.domain.formatting import inr
 from rebalance.domain.market import Holding
 from rebalance.history.records import RunRecord
 from rebalance.portfolio import BrokerName, ExecutionMode
@@ -141,8 +142,8 @@ def broker_charge_estimate(
     except Exception as exc:  # an estimate must never stop the lane
         log.warning("%s: the broker's charge estimate failed: %s", account, exc)
         why = type(exc).__name__
-        return f"the broker's own charge estimate is unavailable ({why}); ours ₹{ours:,.2f}"
+        return f"the broker's own charge estimate is unavailable ({why}); ours {inr(ours)}"
     return (
-        f"{broker_name}'s own charge estimate ₹{theirs:,.2f} "
-        f"(ours ₹{ours:,.2f}, at the planning prices)"
+        f"{broker_name}'s own charge estimate {inr(theirs)} "
+        f"(ours {inr(ours)}, at the planning prices)"
     )
