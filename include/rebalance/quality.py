@@ -13,9 +13,11 @@ ranges, unique symbols. This module checks whether the data is fit to trade on *
   (the quote's timestamp).
 
 ``check_snapshot`` never raises on bad data: it returns a QualityReport whose ``problems`` are lines
-a person can act on (``row 3 (TCS): last_price is missing``). The caller decides what to do with
-it: ``tasks.validate_snapshot`` records the problems on the run, marks it invalid and stops the
-lane; ``raise_for_report`` turns a failed report into an InputDataError for callers that want one.
+a person can act on (``row 3 (TCS): last_price is missing``). ``validate_snapshot`` is the
+validate_snapshot task's judgement of a stored snapshot (the Pandera schema, then this suite); the
+task (``tasks.validate_snapshot``) records its problems on the run, marks it invalid and stops the
+lane. ``raise_for_report`` turns a failed report into an InputDataError (the tests use it; no task
+does).
 
 Great Expectations is heavy to import (seconds): it is imported inside ``check_snapshot`` only, so
 importing this module stays cheap for DAG parsing.
