@@ -7,6 +7,11 @@ test: separate paper accounts, so one test's placed orders do not change the oth
 ``demo_guarded``, whose only approver is not ``admin``) and its own history database on the
 session's embedded PostgreSQL. Alerts go to a local webhook (``LiveAirflow.webhook``).
 Airflow's output goes to ``artifacts/browser/airflow.log``.
+
+It starts ``rebalance airflow`` (``airflow standalone``, what a person runs) rather than
+``testing.live_airflow.AirflowCluster`` (separate components on PostgreSQL metadata, what a
+deployment runs): the browser tests cover the local command too. The process helpers
+(``free_port``, ``stop_group``) are the cluster module's.
 """
 
 from __future__ import annotations
@@ -15,8 +20,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +32,7 @@ from typing import Any
 import pytest
 
 from rebalance.history.records import RunRecord
+from rebalance.testing.live_airflow import free_port, stop_group
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "artifacts" / "browser"
@@ -65,12 +69,6 @@ def chromium() -> str:
         pytest.skip(problem)
     assert path is not None
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -143,25 +141,6 @@ class LiveAirflow:
                     return record
             time.sleep(1)
         raise AssertionError(f"no history run {dag_id} {run_id} {status}; see {self.log}")
-
-
-def stop_group(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
-    """SIGTERM Airflow's whole process group, then SIGKILL whatever is left after ``grace``."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        process.poll()
-        try:
-            os.killpg(process.pid, 0)  # anyone left in the group?
-        except ProcessLookupError:
-            return
-        time.sleep(0.5)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
 
 
 def _portfolios(folder: Path) -> Path:
