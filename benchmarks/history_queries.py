@@ -170,7 +170,7 @@ def main() -> int:
         return 2
     middle = ids[len(ids) // 2]
     sample = store.runs(middle, limit=1)[0]
-    run_id = int(sample["id"])
+    run_id = sample.id
     files = len(ids) if args.portfolio_files is None else args.portfolio_files
     folder = Path(tempfile.mkdtemp(prefix="history-queries-"))
     if files:
