@@ -212,9 +212,7 @@ def main() -> int:
         ("lane: store.runs(portfolio, 50)", lambda: store.runs(middle, limit=50)),
         (
             "lane: store.stale_placing_runs",
-            lambda: store.stale_placing_runs(
-                str(sample["account"]), str(sample["broker"]), sample["created_at"]
-            ),
+            lambda: store.stale_placing_runs(sample.account, sample.broker, sample.created_at),
         ),
     ]
     try:
