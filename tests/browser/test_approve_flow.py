@@ -60,7 +60,7 @@ def test_approve_in_required_actions_then_see_the_run_on_the_rebalance_page(
     assert f"approve or reject: {airflow.url}{required_actions}?map_index=-1" in notice
     assert re.search(r"answer by: \d{4}-\d\d-\d\d \d\d:\d\d IST", notice), notice
     assert f"who may answer: {airflow.user}" in notice
-    assert f"rebalance approve {waiting['id']} --yes|--no" in notice
+    assert f"rebalance approve {waiting.id} --yes|--no" in notice
     assert "who may answer: asha" in waiting_notice(airflow, "Demo Guarded")
 
     with sync_playwright() as p:
@@ -129,7 +129,7 @@ def test_approve_in_required_actions_then_see_the_run_on_the_rebalance_page(
 
             # The Rebalance page on its own: the portfolio card and the run, times in IST.
             page.goto(f"{airflow.url}/rebalance/")
-            row = page.locator(f"tr[data-run='{record['id']}']")
+            row = page.locator(f"tr[data-run='{record.id}']")
             expect(row).to_contain_text("completed")
             expect(row).to_contain_text(" IST")
             expect(page.locator("[data-portfolio='demo']")).to_contain_text("Next rebalance")
@@ -150,21 +150,21 @@ def test_approve_in_required_actions_then_see_the_run_on_the_rebalance_page(
             # link of the overview and of the run detail, and see where each one lands.
             page.goto(f"{airflow.url}/plugin/rebalance")
             frame = page.frame_locator("iframe")
-            expect(frame.locator(f"tr[data-run='{record['id']}']")).to_be_visible()
+            expect(frame.locator(f"tr[data-run='{record.id}']")).to_be_visible()
             shot(page, airflow, "06-rebalance-in-airflow-ui")
             clicked: set[str] = set()
-            for view in ("/rebalance/", f"/rebalance/runs/{record['id']}"):
+            for view in ("/rebalance/", f"/rebalance/runs/{record.id}"):
                 clicked |= click_every_link(page, airflow, view, clicked, record)
             expected = {
                 f"/dags/{dag_id}",
                 f"/dags/{dag_id}/runs/{run_id}",
                 required_actions,
-                f"/rebalance/runs/{record['id']}",
+                f"/rebalance/runs/{record.id}",
                 "/rebalance/?portfolio=demo",
                 "/rebalance/",
             }
             assert expected <= clicked, expected - clicked
-            page.goto(f"{airflow.url}/plugin/rebalance/rebalance/runs/{record['id']}")
+            page.goto(f"{airflow.url}/plugin/rebalance/rebalance/runs/{record.id}")
             page.frame_locator("iframe").locator("#airflow-run").click()
             page.wait_for_url(lambda url: same_path(url, f"/dags/{dag_id}/runs/{run_id}"))
             expect(page.get_by_text(run_id).first).to_be_visible()
@@ -293,7 +293,7 @@ def test_rebalance_approve_rejects_then_approves_through_the_api(
     waiting = airflow.history_run(dag_id, second, status="awaiting_approval")
     yes = rebalance(airflow, "approve", str(waiting.id), "--yes")
     assert yes.returncode == 0, yes.stderr
-    assert f"run {waiting['id']}: approved as {airflow.user}" in yes.stdout
+    assert f"run {waiting.id}: approved as {airflow.user}" in yes.stdout
     assert airflow.wait_run_finished(dag_id, second) == "success"
     done = airflow.history_run(dag_id, second)
     assert done.status == "completed"
