@@ -1,4 +1,4 @@
-"""End to end in headless Chromium against a live local Airflow (``rebalance airflow``).
+"""End to end in headless Chromium against a live Airflow (``testing.live_airflow``).
 
 1. the browser test: trigger the demo DAG with params, see the waiting-approval notice reach the
    webhook (link, cut-off in IST, who may answer), sign in to the Airflow UI, approve the plan
