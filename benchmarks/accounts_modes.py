@@ -23,9 +23,8 @@ import numpy as np
 from rebalance.accounts.allocate import allocate_orders
 from rebalance.accounts.combine import AccountHoldings, CombinedSnapshot, combine_accounts
 from rebalance.accounts.compare import Comparison, ModeResult, compare_modes
-from rebalance.brokers.base import Holding, Quote
+from rebalance.domain.market import IST, Holding, Quote
 from rebalance.policy import Policy
-from rebalance.schedule import IST
 
 TAKEN_AT = datetime(2026, 11, 25, 15, 15, tzinfo=IST)
 PRICES = {  # rupees, late-2026 orders of magnitude

@@ -170,7 +170,7 @@ def main() -> int:
         return 2
     middle = ids[len(ids) // 2]
     sample = store.runs(middle, limit=1)[0]
-    run_id = int(sample["id"])
+    run_id = sample.id
     files = len(ids) if args.portfolio_files is None else args.portfolio_files
     folder = Path(tempfile.mkdtemp(prefix="history-queries-"))
     if files:
@@ -212,9 +212,7 @@ def main() -> int:
         ("lane: store.runs(portfolio, 50)", lambda: store.runs(middle, limit=50)),
         (
             "lane: store.stale_placing_runs",
-            lambda: store.stale_placing_runs(
-                str(sample["account"]), str(sample["broker"]), sample["created_at"]
-            ),
+            lambda: store.stale_placing_runs(sample.account, sample.broker, sample.created_at),
         ),
     ]
     try:

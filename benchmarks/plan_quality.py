@@ -39,8 +39,8 @@ import pandas as pd
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
-from rebalance.brokers.base import Side
 from rebalance.costs import broker_rates, charge_total
+from rebalance.domain.market import Side
 from rebalance.plan import PlannedOrder, TradePlan
 from rebalance.planning import plan_rebalance, verify_plan
 from rebalance.policy import BudgetMode, Policy, TradeFilter

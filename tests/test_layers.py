@@ -57,6 +57,8 @@ LAYERS: dict[str, int] = {
     "rebalance.target_service": SERVICES,
     "rebalance.tax_history": SERVICES,
     "rebalance.tax_preview": SERVICES,
+    "rebalance.manual_queue": SERVICES,
+    "rebalance.preview_inputs": SERVICES,
     "rebalance.lane": GLUE,
     "rebalance.wiring": GLUE,
     "rebalance.worker_preload": GLUE,
@@ -174,3 +176,24 @@ def test_the_check_sees_an_upward_import_inside_a_function(tmp_path: Path) -> No
     assert (
         layer_of(_resolve("rebalance.brokers.base.Side")) == ADAPTERS > layer_of("rebalance.costs")
     )
+
+
+# Domain words have one home: importing them through another module (a re-export) is refused.
+DOMAIN_WORDS = {
+    "rebalance.brokers.base": {"Holding", "Instrument", "Quote", "Side"},
+    "rebalance.schedule": {"IST", "IST_NAME", "MARKET_OPEN", "MARKET_CLOSE"},
+}
+TEST_FILES = sorted((ROOT / "tests").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", [*PACKAGE_FILES, *TOP_FILES, *TEST_FILES], ids=str)
+def test_domain_words_are_imported_from_the_domain(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}: {alias.name} from {node.module}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module in DOMAIN_WORDS
+        for alias in node.names
+        if alias.name in DOMAIN_WORDS[node.module]
+    ]
+    assert not found, "import these from rebalance.domain.market:\n" + "\n".join(found)

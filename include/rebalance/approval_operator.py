@@ -80,8 +80,9 @@ class PlanApprovalOperator(ApprovalOperator):
 
     def execute(self, context: Any) -> Any:
         from rebalance import tasks, wiring
+        from rebalance.lane import Lane
 
-        lane = tasks.Lane.from_context(context, self.portfolio_file, self.account)
+        lane = Lane.from_context(context, self.portfolio_file, self.account)
         store = wiring.open_store()
         request = tasks.request_approval(lane, store)
         if request.decided is not None:
@@ -164,6 +165,7 @@ class PlanApprovalOperator(ApprovalOperator):
     def record(self, context: Any, decision: Decision, by: str | None) -> dict[str, Any]:
         """Record a person's decision (or the deadline's) on the lane's run."""
         from rebalance import tasks, wiring
+        from rebalance.lane import Lane
 
-        lane = tasks.Lane.from_context(context, self.portfolio_file, self.account)
+        lane = Lane.from_context(context, self.portfolio_file, self.account)
         return tasks.record_decision(lane, wiring.open_store(), decision, by=by)

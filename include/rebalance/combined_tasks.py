@@ -111,7 +111,7 @@ def plan(template: Lane, store: HistoryStore) -> dict[str, Any] | None:
             state = "no run" if run is None else f"{run.status}: {run.status_reason or ''}"
             problems.append(f"{lane.account} has no validated snapshot ({state.strip()})")
             continue
-        if refused := tasks._second_live_run(lane, store, run.id):
+        if refused := tasks.second_live_run_refusal(lane, store, run.id):
             problems.append(refused)
             continue
         runs[lane.account] = run

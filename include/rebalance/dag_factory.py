@@ -351,7 +351,8 @@ def _place_or_defer(
     """``tasks.place_orders``; a manual queue still waiting for its person defers the task to
     the triggerer instead of holding a worker (``rebalance.manual_queue_wait``)."""
     from rebalance import tasks
-    from rebalance.manual_queue_wait import WaitForPerson, defer_until_placed
+    from rebalance.manual_queue import WaitForPerson
+    from rebalance.manual_queue_wait import defer_until_placed
 
     try:
         return tasks.place_orders(lane, store, broker, plan_hash)

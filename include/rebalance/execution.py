@@ -86,31 +86,36 @@ from rebalance.brokers.base import (
     OrderRejected,
     OrderReport,
     OrderStatus,
-    Side,
 )
 from rebalance.brokers.pricing import PricingPolicy, price_order
 from rebalance.brokers.tags import child_tag, is_order_tag, order_tag, split_tag
-from rebalance.domain.market import Instrument, Quote
+from rebalance.domain.market import IST, Instrument, Quote, Side
 from rebalance.history.records import LegRecord, RunRecord
 from rebalance.history.status import IllegalTransition, OrderState, RunStatus
 from rebalance.history.store import HistoryStore, LegsMismatch, RunLocked
 from rebalance.plan import TradePlan
+from rebalance.portfolio import BrokerName, ExecutionMode
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "ApprovalLapsed",
+    "Closing",
     "ExecutionSettings",
     "PlacementResult",
     "PlanMismatch",
     "RunLocked",
+    "closing",
     "legs_of",
     "mark_placed",
     "place_approved",
     "reconcile_manual_queue",
     "settle_interrupted",
     "settle_legs",
+    "settle_placing",
+    "settle_stale_of_account",
     "settle_stale_runs",
+    "stale_books",
     "unfinished_legs",
     "valid_until_of",
 ]
@@ -228,8 +233,6 @@ def _nothing(_: str, __: Mapping[str, Any]) -> None:
 
 
 def _ist(moment: datetime) -> str:
-    from rebalance.domain.market import IST
-
     return moment.astimezone(IST).strftime("%Y-%m-%d %H:%M IST")
 
 
@@ -435,6 +438,125 @@ def settle_stale_runs(
         log.warning("run %d left placing: settled from the book: %s", run_id, result.reason)
         settled.append((run_id, result))
     return settled
+
+
+def stale_books(broker: BrokerName, mode: ExecutionMode) -> list[str]:
+    """The run modes whose orders are in the book a lane of ``broker`` in ``mode`` reads: a
+    paper account has one paper book whatever the mode; a real account in paper mode its
+    simulated book; live and dry runs read the broker's own book."""
+    if broker is BrokerName.PAPER:
+        return [str(m) for m in ExecutionMode]
+    if mode is ExecutionMode.PAPER:
+        return [str(ExecutionMode.PAPER)]
+    return [str(ExecutionMode.LIVE)]
+
+
+def settle_stale_of_account(
+    store: HistoryStore,
+    account: str,
+    broker_name: BrokerName,
+    broker: Broker,
+    mode: ExecutionMode,
+    settings: ExecutionSettings,
+) -> None:
+    """Close this account's runs left ``placing`` by a dead worker or a database outage (the
+    first thing a lane does). A book that cannot be read is only logged: the lane's own reads
+    will say it again, and stop or retry."""
+    modes = stale_books(broker_name, mode)
+    try:
+        settled = settle_stale_runs(
+            store, account, str(broker_name), broker, modes=modes, settings=settings
+        )
+    except BrokerError as exc:
+        log.warning("%s: could not settle earlier runs left placing: %s", account, exc)
+        return
+    for stale, result in settled:
+        log.warning("%s: run %d was left placing; now %s", account, stale, result.reason)
+
+
+def settle_placing(
+    store: HistoryStore,
+    run_id: int,
+    account: str,
+    open_broker: Callable[[], Broker],
+    settings: ExecutionSettings,
+    now: Callable[[], datetime],
+) -> str | None:
+    """record_run of a run left ``placing``: settle it from the book (None), or note on the run
+    why not and return that reason (the lane stops): another placer still holds the run, or
+    the broker (built by ``open_broker``) cannot be reached and the record stays ``placing``."""
+    try:
+        result = settle_interrupted(store, run_id, open_broker(), settings=settings, now=now)
+        log.warning("%s: run %d placement interrupted: %s", account, run_id, result.reason)
+    except RunLocked as exc:
+        reason = f"placement still running elsewhere, record left placing: {exc}"
+        store.note(run_id, reason)
+        return reason
+    except Exception as exc:  # the broker is unreachable: the record cannot be closed yet
+        reason = (
+            f"placement interrupted and the broker's book could not be read ({exc}); run "
+            f"{run_id} stays placing until the next run of {account} or `rebalance "
+            f"settle {run_id}` settles it from the book"
+        )
+        store.note(run_id, reason)
+        return " ".join(reason.split())
+    return None
+
+
+# The task a run stopped in, by the status its record was left in.
+_STAGE_OF_STATUS = {
+    RunStatus.STARTED: "fetch_holdings or validate_snapshot",
+    RunStatus.PLANNED: "approval",
+    RunStatus.AWAITING_APPROVAL: "approval",
+    RunStatus.APPROVED: "place_orders",
+    RunStatus.PLACING: "place_orders",
+    RunStatus.PLACED: "place_orders",
+    RunStatus.PARTIALLY_FILLED: "place_orders",
+}
+
+
+@dataclass(frozen=True)
+class Closing:
+    """The transition that closes a lane's run at record_run: its status, reason and the
+    placement fields to store with it (None: keep them)."""
+
+    status: RunStatus
+    reason: str | None
+    placement: dict[str, str] | None = None
+
+
+def closing(
+    status: RunStatus,
+    run_id: int,
+    *,
+    dry_run: bool,
+    valid_until: datetime | None,
+    now: datetime,
+) -> Closing | None:
+    """How record_run closes a run left in ``status`` (None: it is final already).
+
+    ``approved`` while the approval is valid (and not a dry run): ``interrupted``, resumable.
+    ``placed`` / ``partially_filled``: ``completed``. Anything else not final: ``failed``,
+    naming the task it stopped in.
+    """
+    resumable = not dry_run and valid_until is not None and now < valid_until
+    if status is RunStatus.APPROVED and resumable:
+        assert valid_until is not None
+        until = valid_until.astimezone(IST).strftime("%H:%M IST")
+        return Closing(
+            RunStatus.INTERRUPTED,
+            f"place_orders stopped before sending anything; `rebalance resume {run_id}` "
+            f"places the approved plan until {until}",
+            {"valid_until": valid_until.isoformat()},
+        )
+    if status in _AFTER_PLACING:
+        return Closing(RunStatus.COMPLETED, None)
+    if status.is_final:
+        return None
+    stage = _STAGE_OF_STATUS.get(status, "an upstream task")
+    return Closing(
+        RunStatus.FAILED, f"stopped at {stage} (the run was {status}); that task's log says why"
+    )
 
 
 def _settle(

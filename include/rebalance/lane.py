@@ -8,10 +8,14 @@ on purpose.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from rebalance.approval import approval_valid_until
+from rebalance.brokers.pricing import PricingKind, PricingPolicy
+from rebalance.execution import ExecutionSettings
 from rebalance.history.records import RunRecord
 from rebalance.history.store import RunKey
 from rebalance.policy import Policy
@@ -90,6 +94,50 @@ class Lane:
         """A manual run that chose other accounts (its ``accounts`` Param)."""
         chosen = self.params.get("accounts")
         return chosen is not None and self.account not in chosen
+
+    def execution_settings(self, override: ExecutionSettings | None = None) -> ExecutionSettings:
+        """The lane's placement settings: the portfolio's fill deadline, pricing and re-pricing
+        rounds (tests pass shorter timings as ``override``; the portfolio's pricing applies to
+        them too)."""
+        execution = self.portfolio.execution
+        pricing = PricingPolicy(
+            kind=PricingKind(str(execution.order_type)),
+            limit_buffer_pct=execution.limit_buffer_pct,
+            market_protection_pct=execution.market_protection_pct,
+        )
+        if override is not None:
+            return replace(
+                override, pricing=pricing, max_price_move_pct=self.policy.max_price_move_pct
+            )
+        return ExecutionSettings.for_deadline(
+            execution.order_deadline_minutes,
+            reprice_rounds=execution.max_reprice_rounds,
+            pricing=pricing,
+            max_price_move_pct=self.policy.max_price_move_pct,
+        )
+
+    def valid_until(self, run: RunRecord) -> datetime | None:
+        """Until when the run's approval allows sending (``approval.approval_valid_until``)."""
+        mode = ExecutionMode(run.mode or self.mode)
+        asked = run.planned_at or run.created_at
+        return approval_valid_until(mode, self.portfolio.execution, asked, run.approved_at)
+
+    def run_fields(self) -> dict[str, Any]:
+        """What the lane's run record is opened with (``HistoryStore.open_run``)."""
+        portfolio = self.portfolio
+        return {
+            "portfolio_id": portfolio.id,
+            "portfolio_name": portfolio.name,
+            "broker": str(self.account_config.broker),
+            "initiator": self.initiator,
+            "broker_scope": ",".join(a.name for a in portfolio.accounts),
+            "mode": str(self.mode),
+            "policy": self.policy.model_dump(mode="json"),
+            "targets": {
+                "weights": portfolio.target_fractions(),
+                "cash": portfolio.cash_target_fraction,
+            },
+        }
 
 
 def _initiator(run_type: str) -> str:

@@ -1,51 +1,24 @@
 """The manual queue's wait for a person (``execution.mode: manual_queue``, notes 13.4), without
 holding a worker slot.
 
-``place_orders`` exports the basket and then needs a person to place it by hand and run
-``rebalance mark-placed RUN``, which can take hours. Instead of sleeping in the task (a worker
-slot held all that time), ``tasks`` raises ``WaitForPerson`` when nobody has marked the basket
-yet; the operator then defers to ``ManualQueueTrigger`` (Airflow's triggerer polls the history
-database, no worker is used) and resumes ``place_orders`` when the basket is marked placed or the
-approval's validity ends. The resumed task reconciles exactly as before.
+``place_orders`` exports the basket and then needs a person to place it by hand and run ``rebalance
+mark-placed RUN``, which can take hours. Instead of sleeping in the task (a worker slot held all
+that time), ``manual_queue.place_by_hand`` raises ``WaitForPerson`` when nobody has marked the
+basket yet; the operator then defers to ``ManualQueueTrigger`` (Airflow's triggerer polls the
+history database, no worker is used) and resumes ``place_orders`` when the basket is marked placed
+or the approval's validity ends. The resumed task reconciles exactly as before.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from rebalance.domain.market import IST
-from rebalance.history.store import HistoryStore
-
-
-class WaitForPerson(Exception):  # noqa: N818 - a signal to defer, not an error
-    """Nobody has marked the run's basket placed yet: wait (deferred) and run the task again."""
-
-    def __init__(self, run_id: int, until: datetime | None, poll_seconds: float) -> None:
-        when = f" (until {until.astimezone(IST):%H:%M IST})" if until else ""
-        super().__init__(
-            f"run {run_id}: waiting for a person to place the basket and run "
-            f"`rebalance mark-placed {run_id}`{when}"
-        )
-        self.run_id = run_id
-        self.until = until
-        self.poll_seconds = poll_seconds
-
-
-def wait_outcome(
-    store: HistoryStore, run_id: int, until: datetime | None, clock: Callable[[], datetime]
-) -> str | None:
-    """Why the wait for run ``run_id``'s basket is over, or None while it goes on."""
-    queue = (store.run(run_id).placement or {}).get("manual_queue") or {}
-    if queue.get("marked_placed_by"):
-        return f"basket marked placed by {queue['marked_placed_by']}"
-    if until is not None and clock() >= until:
-        return f"nobody marked the basket placed by {until.astimezone(IST):%H:%M IST}"
-    return None
+from rebalance.manual_queue import WaitForPerson, wait_outcome
 
 
 def _utcnow() -> datetime:

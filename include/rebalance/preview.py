@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rebalance.domain.formatting import frac
+from rebalance.domain.formatting import frac, inr
 from rebalance.targets.describe import source_markdown
 from rebalance.tax_preview import markdown as tax_markdown
 from rebalance.tax_preview import summary_line as tax_summary_line
@@ -38,10 +38,10 @@ def render_preview(
     lines = [
         f"## {portfolio_name}: account `{account}` ({mode})",
         "",
-        f"Portfolio value **₹{summary['portfolio_value']:,.2f}** · turnover "
+        f"Portfolio value **{inr(summary['portfolio_value'])}** · turnover "
         f"**{summary['turnover_pct']:.2f}%** · budget used {summary['budget_used_pct']:.1f}% · "
         f"max drift {frac(summary['max_drift_before'])} → {frac(summary['max_drift_after'])} · "
-        f"est. charges ₹{summary['estimated_charges']:,.2f}",
+        f"est. charges {inr(summary['estimated_charges'])}",
         "",
     ]
     if tax_line := tax_summary_line(plan.get("tax")):  # issue 15: tax beside the charges

@@ -13,9 +13,11 @@ ranges, unique symbols. This module checks whether the data is fit to trade on *
   (the quote's timestamp).
 
 ``check_snapshot`` never raises on bad data: it returns a QualityReport whose ``problems`` are lines
-a person can act on (``row 3 (TCS): last_price is missing``). The caller decides what to do with
-it: ``tasks.validate_snapshot`` records the problems on the run, marks it invalid and stops the
-lane; ``raise_for_report`` turns a failed report into an InputDataError for callers that want one.
+a person can act on (``row 3 (TCS): last_price is missing``). ``validate_snapshot`` is the
+validate_snapshot task's judgement of a stored snapshot (the Pandera schema, then this suite); the
+task (``tasks.validate_snapshot``) records its problems on the run, marks it invalid and stops the
+lane. ``raise_for_report`` turns a failed report into an InputDataError (the tests use it; no task
+does).
 
 Great Expectations is heavy to import (seconds): it is imported inside ``check_snapshot`` only, so
 importing this module stays cheap for DAG parsing.
@@ -68,6 +70,48 @@ class QualityReport:
     problems: list[str] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     docs_path: str | None = None
+
+
+@dataclass(frozen=True)
+class SnapshotValidation:
+    """A stored snapshot judged (``validate_snapshot``): what the run records as ``validation``."""
+
+    success: bool
+    problems: list[str]
+    record: dict[str, Any]  # JSON-able, the run's ``validation`` column
+    docs_path: str | None = None
+
+
+def validate_snapshot(
+    snapshot: HoldingsSnapshot,
+    *,
+    source: str,
+    target_symbols: Collection[str],
+    now: datetime,
+    max_age: timedelta,
+    docs_dir: Path | None,
+) -> SnapshotValidation:
+    """The Pandera schema (``snapshot.snapshot_from_frame``), then the quality suite
+    (``check_snapshot``): the validate_snapshot task's judgement of a stored snapshot."""
+    from rebalance.snapshot import snapshot_from_frame
+
+    try:
+        snapshot_from_frame(
+            snapshot.positions, source=source, cash=snapshot.cash, taken_at=snapshot.taken_at
+        )
+    except InputDataError as exc:
+        record: dict[str, Any] = {"schema": "failed", "success": False, "problems": exc.problems}
+        return SnapshotValidation(False, exc.problems, record)
+    report = check_snapshot(
+        snapshot, target_symbols=target_symbols, now=now, max_age=max_age, docs_dir=docs_dir
+    )
+    record = {
+        "success": report.success,
+        "problems": report.problems,
+        "results": report.results,
+        "docs_path": report.docs_path,
+    }
+    return SnapshotValidation(report.success, report.problems, record, report.docs_path)
 
 
 def raise_for_report(report: QualityReport, source: str) -> None:

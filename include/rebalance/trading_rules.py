@@ -2,16 +2,20 @@
 
 Pure functions over plain values: no store, broker, clock or Airflow. Each returns the reason a
 person reads (the run records it and the lane stops), or None when the rule does not object.
+The task bodies (``tasks.py``) read the store and the broker and hand the values in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from rebalance.domain.market import IST, Quote
+from rebalance.history.records import LegRecord, RunRecord
+from rebalance.history.status import OrderState
 from rebalance.plan import PlannedOrder
+from rebalance.portfolio import BrokerName, ExecutionMode
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,16 @@ class EarlierLiveRun:
     run_id: int
     created_at: datetime  # timezone-aware
     filled_shares: int
+
+
+def earlier_live_runs(
+    runs: Iterable[RunRecord], run_id: int, account: str, filled_shares: Callable[[int], int]
+) -> Iterator[EarlierLiveRun]:
+    """The account's live runs other than ``run_id`` among ``runs``, lazily (``filled_shares``
+    reads a run's fills only when the rule asks)."""
+    for run in runs:
+        if run.id != run_id and run.account == account and run.mode == "live":
+            yield EarlierLiveRun(run.id, run.created_at, filled_shares(run.id))
 
 
 def second_live_run_today(
@@ -39,6 +53,40 @@ def second_live_run_today(
                 "would buy them again. Nothing planned or ordered: run again tomorrow."
             )
     return None
+
+
+def same_day_quantities_reliable(broker: BrokerName) -> bool:
+    """The adapter's ``capabilities.same_day_quantities_reliable`` (docs/brokers.md): today's
+    delivery buys are counted once in its holdings, so a second run the same day plans on true
+    quantities."""
+    if broker is BrokerName.ZERODHA:
+        from rebalance.brokers.zerodha import ZerodhaBroker
+
+        return ZerodhaBroker.capabilities.same_day_quantities_reliable
+    if broker is BrokerName.ANGELONE:
+        from rebalance.brokers.angelone import AngelOneBroker
+
+        return AngelOneBroker.capabilities.same_day_quantities_reliable
+    from rebalance.brokers.paper import PaperBroker
+
+    return PaperBroker.capabilities.same_day_quantities_reliable
+
+
+def second_live_run(
+    account: str,
+    broker: BrokerName,
+    mode: ExecutionMode,
+    today: date,
+    earlier: Iterable[EarlierLiveRun],
+) -> str | None:
+    """``second_live_run_today`` where it applies: live runs of a real account whose broker's
+    same-day quantities are not reliable. ``earlier`` is read only then (it may be lazy); a
+    resume or a re-pricing round belongs to its own run, never a second run."""
+    if mode is not ExecutionMode.LIVE or broker is BrokerName.PAPER:
+        return None
+    if same_day_quantities_reliable(broker):
+        return None
+    return second_live_run_today(account, today, earlier)
 
 
 def price_move(
@@ -62,3 +110,17 @@ def price_move(
     if not moved:
         return None
     return f"prices moved more than {limit_pct}% since planning: {'; '.join(moved)}"
+
+
+def orders_to_judge(
+    orders: Sequence[PlannedOrder], legs: Sequence[LegRecord] | None
+) -> list[PlannedOrder]:
+    """The planned orders ``price_move`` judges: all of them before the first send (``legs``
+    None, or none written yet); on a retry or a resume, those whose leg is ``pending`` or
+    ``not_sent``."""
+    if not legs:
+        return list(orders)
+    unsent = {
+        leg.symbol for leg in legs if leg.order_state in (OrderState.PENDING, OrderState.NOT_SENT)
+    }
+    return [o for o in orders if o.symbol in unsent]

@@ -1,12 +1,13 @@
-"""A live local Airflow for the browser tests, started the way a person starts it.
+"""A live Airflow for the browser tests: ``testing.live_airflow.AirflowCluster`` (the one live
+Airflow of the test suite: its components as separate processes, metadata on PostgreSQL, with a
+triggerer for the deferred approval), started once per session and shared by every browser test.
 
-``rebalance airflow --port <free port>`` in a temporary AIRFLOW_HOME, with a temporary portfolios
-folder holding copies of the demo portfolio set to ``approval: manual`` (``demo`` for the
-browser test, approved by its one approver ``admin``; ``demo_cli`` for the ``rebalance approve``
-test: separate paper accounts, so one test's placed orders do not change the other's plan;
-``demo_guarded``, whose only approver is not ``admin``) and its own history database on the
-session's embedded PostgreSQL. Alerts go to a local webhook (``LiveAirflow.webhook``).
-Airflow's output goes to ``artifacts/browser/airflow.log``.
+Its portfolios folder holds copies of the demo portfolio set to ``approval: manual`` (``demo``
+for the browser test, approved by its one approver ``admin``; ``demo_cli`` for the ``rebalance
+approve`` test: separate paper accounts, so one test's placed orders do not change the other's
+plan; ``demo_guarded``, whose only approver is not ``admin``), with its own history database on
+the session's embedded PostgreSQL. Alerts go to a local webhook (``LiveAirflow.webhook``).
+The components' logs go to ``artifacts/browser/airflow/component-logs``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from rebalance.history.records import RunRecord
+from rebalance.testing.live_airflow import AirflowCluster
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "artifacts" / "browser"
@@ -63,12 +63,6 @@ def chromium() -> str:
         pytest.skip(problem)
     assert path is not None
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -124,40 +118,23 @@ class LiveAirflow:
             time.sleep(1)
         raise AssertionError(f"{dag_id} {run_id} not finished after {timeout}s; see {self.log}")
 
-    def history_run(self, dag_id: str, run_id: str, timeout: float = 90, status: str = "") -> Any:
+    def history_run(
+        self, dag_id: str, run_id: str, timeout: float = 90, status: str = ""
+    ) -> RunRecord:
         """The history record of the run's ``paper`` lane, once it exists (and has ``status``)."""
-        from rebalance.history.database import engine_for
-        from rebalance.history.store import HistoryStore, RunKey
+        from rebalance.history.store import RunKey
+        from rebalance.wiring import open_store
 
-        store = HistoryStore(engine_for(self.history_url))
+        store = open_store(self.history_url)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = store.find_run(RunKey(dag_id, run_id, "paper"))
             if found is not None:
                 record = store.run(found)
-                if not status or record["status"] == status:
+                if not status or record.status == status:
                     return record
             time.sleep(1)
         raise AssertionError(f"no history run {dag_id} {run_id} {status}; see {self.log}")
-
-
-def stop_group(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
-    """SIGTERM Airflow's whole process group, then SIGKILL whatever is left after ``grace``."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        process.poll()
-        try:
-            os.killpg(process.pid, 0)  # anyone left in the group?
-        except ProcessLookupError:
-            return
-        time.sleep(0.5)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
 
 
 def _portfolios(folder: Path) -> Path:
@@ -183,7 +160,6 @@ APPROVERS = "approval: manual\n  approvers: [%s]"
 @contextlib.contextmanager
 def webhook_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A local webhook on 127.0.0.1 (a free port) collecting the JSON bodies it is sent."""
-    import json
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -207,93 +183,60 @@ def webhook_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         server.server_close()
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    import httpx
-
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"`rebalance airflow` exited {process.returncode}; see {log}")
-        try:
-            health = httpx.get(f"{url}/api/v2/monitor/health", timeout=3).json()
-            if all(
-                health.get(k, {}).get("status") == "healthy"
-                for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")
-            ):
-                token = httpx.post(
-                    f"{url}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=5
-                ).json()["access_token"]
-                headers = {"Authorization": f"Bearer {token}"}
-                dags = [
-                    httpx.get(f"{url}/api/v2/dags/{d}", headers=headers, timeout=5).status_code
-                    for d in ("rebalance_demo", "rebalance_demo_cli")
-                ]
-                if dags == [200, 200]:
-                    return
-        except (httpx.HTTPError, ValueError, KeyError):
-            pass
-        time.sleep(1)
-    raise AssertionError(f"Airflow not ready after {START_TIMEOUT}s; see {log}")
-
-
 @pytest.fixture(scope="session")  # one started Airflow for every live test of the session
 def live_airflow(
     chromium: str, pg_server_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveAirflow]:
     from sqlalchemy import create_engine, text
 
+    from rebalance.history.database import engine_for
+    from rebalance.history.migrate import upgrade
+
     root = tmp_path_factory.mktemp("live-airflow")
-    name = f"browser_{uuid.uuid4().hex[:10]}"
+    suffix = uuid.uuid4().hex[:10]
+    names = [f"browser_meta_{suffix}", f"browser_{suffix}"]
     admin = create_engine(pg_server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    history_url = pg_server_url.replace("/postgres?", f"/{name}?")
-    port = free_port()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = ARTIFACTS / "airflow.log"
-    (root / "airflow").mkdir(parents=True, exist_ok=True)
-    # the read-only user's password, known in advance (the admin's is added by `rebalance airflow`)
-    passwords = root / "airflow" / "simple_auth_manager_passwords.json"
-    passwords.write_text(json.dumps({READER: READER_PASSWORD}) + "\n")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(root / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        "REBALANCE_PORTFOLIOS_DIR": str(_portfolios(root / "portfolios")),
-        "REBALANCE_STATE_DIR": str(root / "state"),
-        "REBALANCE_DB_URL": history_url,
-        "REBALANCE_AIRFLOW_USER": USER,
-        "REBALANCE_AIRFLOW_PASSWORD": PASSWORD,
-        "REBALANCE_DEADLINE_ALERTS": "on",  # a real scheduler: the production setting
-        "REBALANCE_AIRFLOW_EXTRA_USERS": f"{READER}:viewer",
-    }
+        for name in names:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    metadata_url, history_url = (pg_server_url.replace("/postgres?", f"/{n}?") for n in names)
+    upgrade(history_url)  # as `rebalance airflow` does before starting
+    home = ARTIFACTS / "airflow"  # the components' logs are the CI artifacts
+    shutil.rmtree(home, ignore_errors=True)
     hook = contextlib.ExitStack()
     hook_url, received = hook.enter_context(webhook_receiver())
-    env["REBALANCE_ALERT_WEBHOOK_URL"] = hook_url
-    rebalance = Path(sys.executable).with_name("rebalance")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(rebalance), "airflow", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://localhost:{port}"
+    cluster = AirflowCluster(
+        home=home,
+        metadata_url=metadata_url,
+        history_url=history_url,
+        portfolios=_portfolios(root / "portfolios"),
+        users={USER: ("admin", PASSWORD), READER: ("viewer", READER_PASSWORD)},
+        extra_env={
+            "REBALANCE_DEADLINE_ALERTS": "on",  # a real scheduler: the production setting
+            "REBALANCE_ALERT_WEBHOOK_URL": hook_url,
+            "REBALANCE_AIRFLOW_USER": USER,  # what `rebalance approve` logs in with
+            "REBALANCE_AIRFLOW_PASSWORD": PASSWORD,
+        },
+    )
     try:
-        _wait_healthy(url, process, log)
-        yield LiveAirflow(url, env, history_url, ARTIFACTS, log, received)
+        cluster.start(
+            triggerer=True,  # the approval task defers until a person answers
+            expect_dags=(
+                "rebalance_demo",
+                "rebalance_demo_cli",
+                "rebalance_demo_guarded",
+                "rebalance_demo_preview",
+            ),
+            timeout=START_TIMEOUT,
+        )
+        yield LiveAirflow(
+            cluster.url, cluster.env(), history_url, ARTIFACTS, cluster.logs, received
+        )
     finally:
-        stop_group(process)
+        cluster.stop()
         hook.close()
-        from rebalance.history.database import engine_for
-
         engine_for(history_url).dispose()
         with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            for name in names:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()

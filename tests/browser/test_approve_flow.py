@@ -1,4 +1,4 @@
-"""End to end in headless Chromium against a live local Airflow (``rebalance airflow``).
+"""End to end in headless Chromium against a live Airflow (``testing.live_airflow``).
 
 1. the browser test: trigger the demo DAG with params, see the waiting-approval notice reach the
    webhook (link, cut-off in IST, who may answer), sign in to the Airflow UI, approve the plan
@@ -51,7 +51,7 @@ def test_approve_in_required_actions_then_see_the_run_on_the_rebalance_page(
     run_id = airflow.trigger(dag_id, PARAMS)
     guarded_run = airflow.trigger(GUARDED, PARAMS)
     waiting = airflow.history_run(dag_id, run_id, status="awaiting_approval")
-    assert waiting["trades"] > 0
+    assert waiting.trades > 0
     airflow.history_run(GUARDED, guarded_run, status="awaiting_approval")
 
     # The waiting approval reached a person: the webhook has the link, the cut-off and who.
@@ -60,7 +60,7 @@ def test_approve_in_required_actions_then_see_the_run_on_the_rebalance_page(
     assert f"approve or reject: {airflow.url}{required_actions}?map_index=-1" in notice
     assert re.search(r"answer by: \d{4}-\d\d-\d\d \d\d:\d\d IST", notice), notice
     assert f"who may answer: {airflow.user}" in notice
-    assert f"rebalance approve {waiting['id']} --yes|--no" in notice
+    assert f"rebalance approve {waiting.id} --yes|--no" in notice
     assert "who may answer: asha" in waiting_notice(airflow, "Demo Guarded")
 
     with sync_playwright() as p:
@@ -105,9 +105,9 @@ def test_approve_in_required_actions_then_see_the_run_on_the_rebalance_page(
 
             assert airflow.wait_run_finished(dag_id, run_id) == "success"
             record = airflow.history_run(dag_id, run_id)
-            assert record["status"] == "completed"
-            assert record["approval_decision"] == "approved"
-            assert record["approved_by"] == airflow.user
+            assert record.status == "completed"
+            assert record.approval_decision == "approved"
+            assert record.approved_by == airflow.user
 
             # Someone who is not among a portfolio's approvers sees the request, cannot answer.
             guarded = f"/dags/{GUARDED}/runs/{guarded_run}/tasks/paper.approval/required_actions"
@@ -125,11 +125,11 @@ def test_approve_in_required_actions_then_see_the_run_on_the_rebalance_page(
             )
             assert refused_answer.status_code == 403
             assert "not a respondent" in refused_answer.text
-            assert airflow.history_run(GUARDED, guarded_run)["status"] == "awaiting_approval"
+            assert airflow.history_run(GUARDED, guarded_run).status == "awaiting_approval"
 
             # The Rebalance page on its own: the portfolio card and the run, times in IST.
             page.goto(f"{airflow.url}/rebalance/")
-            row = page.locator(f"tr[data-run='{record['id']}']")
+            row = page.locator(f"tr[data-run='{record.id}']")
             expect(row).to_contain_text("completed")
             expect(row).to_contain_text(" IST")
             expect(page.locator("[data-portfolio='demo']")).to_contain_text("Next rebalance")
@@ -139,7 +139,7 @@ def test_approve_in_required_actions_then_see_the_run_on_the_rebalance_page(
             row.get_by_role("link", name="View details").click()
             orders = page.locator("#orders")
             expect(orders).to_contain_text("complete")
-            assert orders.locator("tr").count() == record["trades"] + 1
+            assert orders.locator("tr").count() == record.trades + 1
             chart = page.locator("#weights-chart")
             expect(chart).to_be_visible()
             assert chart.evaluate("img => img.naturalWidth") > 0
@@ -150,21 +150,21 @@ def test_approve_in_required_actions_then_see_the_run_on_the_rebalance_page(
             # link of the overview and of the run detail, and see where each one lands.
             page.goto(f"{airflow.url}/plugin/rebalance")
             frame = page.frame_locator("iframe")
-            expect(frame.locator(f"tr[data-run='{record['id']}']")).to_be_visible()
+            expect(frame.locator(f"tr[data-run='{record.id}']")).to_be_visible()
             shot(page, airflow, "06-rebalance-in-airflow-ui")
             clicked: set[str] = set()
-            for view in ("/rebalance/", f"/rebalance/runs/{record['id']}"):
+            for view in ("/rebalance/", f"/rebalance/runs/{record.id}"):
                 clicked |= click_every_link(page, airflow, view, clicked, record)
             expected = {
                 f"/dags/{dag_id}",
                 f"/dags/{dag_id}/runs/{run_id}",
                 required_actions,
-                f"/rebalance/runs/{record['id']}",
+                f"/rebalance/runs/{record.id}",
                 "/rebalance/?portfolio=demo",
                 "/rebalance/",
             }
             assert expected <= clicked, expected - clicked
-            page.goto(f"{airflow.url}/plugin/rebalance/rebalance/runs/{record['id']}")
+            page.goto(f"{airflow.url}/plugin/rebalance/rebalance/runs/{record.id}")
             page.frame_locator("iframe").locator("#airflow-run").click()
             page.wait_for_url(lambda url: same_path(url, f"/dags/{dag_id}/runs/{run_id}"))
             expect(page.get_by_text(run_id).first).to_be_visible()
@@ -265,16 +265,16 @@ def test_rebalance_approve_rejects_then_approves_through_the_api(
 
     first = airflow.trigger(dag_id, PARAMS)
     waiting = airflow.history_run(dag_id, first, status="awaiting_approval")
-    wrong = rebalance(airflow, "approve", str(waiting["id"]), "--yes", "--password", "nope")
+    wrong = rebalance(airflow, "approve", str(waiting.id), "--yes", "--password", "nope")
     assert wrong.returncode == 2, wrong.stderr
     assert "refused the credentials" in wrong.stderr
     down = rebalance(
-        airflow, "approve", str(waiting["id"]), "--yes", "--api-url", "http://127.0.0.1:9"
+        airflow, "approve", str(waiting.id), "--yes", "--api-url", "http://127.0.0.1:9"
     )
     assert down.returncode == 1, down.stderr
     assert "unreachable" in down.stderr
 
-    no = rebalance(airflow, "approve", str(waiting["id"]), "--no")
+    no = rebalance(airflow, "approve", str(waiting.id), "--no")
     assert no.returncode == 0, no.stderr
     assert "rejected" in no.stdout
     # A rejection is a decision, not a failure: the lane is skipped, the DAG run succeeds.
@@ -283,18 +283,18 @@ def test_rebalance_approve_rejects_then_approves_through_the_api(
     task_states = {t["task_id"]: t["state"] for t in tis["task_instances"]}
     assert state == "success", task_states
     rejected = airflow.history_run(dag_id, first)
-    assert rejected["status"] == "rejected"
-    assert rejected["approval_decision"] == "rejected"
-    again = rebalance(airflow, "approve", str(waiting["id"]), "--yes")
+    assert rejected.status == "rejected"
+    assert rejected.approval_decision == "rejected"
+    again = rebalance(airflow, "approve", str(waiting.id), "--yes")
     assert again.returncode == 2
     assert "not awaiting approval" in again.stderr
 
     second = airflow.trigger(dag_id, PARAMS)
     waiting = airflow.history_run(dag_id, second, status="awaiting_approval")
-    yes = rebalance(airflow, "approve", str(waiting["id"]), "--yes")
+    yes = rebalance(airflow, "approve", str(waiting.id), "--yes")
     assert yes.returncode == 0, yes.stderr
-    assert f"run {waiting['id']}: approved as {airflow.user}" in yes.stdout
+    assert f"run {waiting.id}: approved as {airflow.user}" in yes.stdout
     assert airflow.wait_run_finished(dag_id, second) == "success"
     done = airflow.history_run(dag_id, second)
-    assert done["status"] == "completed"
-    assert done["approval_decision"] == "approved"
+    assert done.status == "completed"
+    assert done.approval_decision == "approved"

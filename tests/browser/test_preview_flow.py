@@ -107,7 +107,7 @@ def test_preview_change_budget_buys_only_run_now_and_approve_from_the_page(
             shot(page, airflow, "14-follow-orders-complete")
             assert airflow.wait_run_finished(DAG_ID, run["dag_run_id"]) == "success"
             record = airflow.history_run(DAG_ID, run["dag_run_id"])
-            assert record["approved_by"] == airflow.user
+            assert record.approved_by == airflow.user
 
             # A forged trigger: another site's Origin, or no form token, is refused.
             request = page.context.request

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from rebalance.dag_factory import build_dag
+from rebalance.history.records import RunRecord
 from rebalance.history.status import OrderState, RunStatus
 from rebalance.portfolio import load_portfolio
 
@@ -54,13 +55,13 @@ class Approver(threading.Thread):
         super().__init__(daemon=True)
         self.api, self.store, self.option = api, store, option
         self.request: dict[str, Any] | None = None
-        self.run_when_asked: dict[str, Any] | None = None
+        self.run_when_asked: RunRecord | None = None
         self.orders_when_asked: list[Any] | None = None
 
     def run(self) -> None:
         self.request = wait_for_approval_request(self.api, "rebalance_demo")
         (self.run_when_asked,) = self.store.runs("demo")
-        self.orders_when_asked = self.store.orders(self.run_when_asked["id"])
+        self.orders_when_asked = self.store.orders(self.run_when_asked.id)
         answer(self.api, self.request, self.option)
 
 
@@ -94,23 +95,23 @@ def test_a_person_approves_the_previewed_plan(api, store, manual_portfolio: Path
 
     assert approver.request is not None
     assert approver.run_when_asked is not None
-    assert approver.run_when_asked["status"] == RunStatus.AWAITING_APPROVAL
+    assert approver.run_when_asked.status == RunStatus.AWAITING_APPROVAL
     assert approver.orders_when_asked == []  # nothing is ordered before the approval
     body = approver.request["body"]
     assert approver.request["options"] == ["Approve", "Reject"]
     assert "### Orders" in body
-    assert approver.run_when_asked["plan_hash"][:16] in body
-    for order in approver.run_when_asked["plan"]["orders"]:
+    assert approver.run_when_asked.plan_hash[:16] in body
+    for order in approver.run_when_asked.plan["orders"]:
         assert f"| {order['symbol']} | {order['quantity']} |" in body
 
     assert str(dag_run.state) == "success"
     (run,) = store.runs("demo")
-    assert run["status"] == RunStatus.COMPLETED
-    assert run["approval_decision"] == "approved"
-    assert run["approved_by"]
-    orders = store.orders(run["id"])
-    assert len(orders) == run["trades"] > 0
-    assert all(o["state"] == OrderState.COMPLETE for o in orders)
+    assert run.status == RunStatus.COMPLETED
+    assert run.approval_decision == "approved"
+    assert run.approved_by
+    orders = store.orders(run.id)
+    assert len(orders) == run.trades > 0
+    assert all(o.state == OrderState.COMPLETE for o in orders)
 
 
 def test_a_rejected_plan_orders_nothing(api, store, manual_portfolio: Path) -> None:  # type: ignore[no-untyped-def]
@@ -121,9 +122,9 @@ def test_a_rejected_plan_orders_nothing(api, store, manual_portfolio: Path) -> N
 
     assert str(dag_run.state) == "success"  # a decision, not a failure
     (run,) = store.runs("demo")
-    assert run["status"] == RunStatus.REJECTED
-    assert run["approval_decision"] == "rejected"
-    assert store.orders(run["id"]) == []
+    assert run.status == RunStatus.REJECTED
+    assert run.approval_decision == "rejected"
+    assert store.orders(run.id) == []
 
 
 def test_no_answer_by_the_cutoff_expires(airflow_db: Path, store, manual_portfolio: Path) -> None:  # type: ignore[no-untyped-def]
@@ -135,6 +136,6 @@ def test_no_answer_by_the_cutoff_expires(airflow_db: Path, store, manual_portfol
 
     assert str(dag_run.state) == "success"
     (run,) = store.runs("demo")
-    assert run["status"] == RunStatus.EXPIRED
-    assert run["approval_decision"] == "expired"
-    assert store.orders(run["id"]) == []
+    assert run.status == RunStatus.EXPIRED
+    assert run.approval_decision == "expired"
+    assert store.orders(run.id) == []

@@ -10,14 +10,15 @@ import yaml
 from rebalance import tasks
 from rebalance.approval import Decision
 from rebalance.history.status import IllegalTransition, RunStatus
+from rebalance.lane import Lane, LaneStopped
 from rebalance.wiring import broker_for
 
 
-def planned_lane(portfolio_file: Path, store, **execution: object) -> tasks.Lane:  # type: ignore[no-untyped-def]
+def planned_lane(portfolio_file: Path, store, **execution: object) -> Lane:  # type: ignore[no-untyped-def]
     data = yaml.safe_load(portfolio_file.read_text())
     data["execution"] = {"mode": "paper", **execution}
     portfolio_file.write_text(yaml.safe_dump(data))
-    lane = tasks.Lane(str(portfolio_file), "paper", "rebalance_demo", "manual__test")
+    lane = Lane(str(portfolio_file), "paper", "rebalance_demo", "manual__test")
     tasks.fetch_holdings(lane, store, broker_for(lane))
     tasks.validate_snapshot(lane, store)
     tasks.plan_trades(lane, store)
@@ -38,7 +39,7 @@ def test_manual_approval_asks_once_and_a_retry_reads_the_decision(store, demo_co
     decided = tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
     retried = tasks.request_approval(lane, store)  # the approval task retried after the answer
     assert retried.decided == {"run": run_id, "plan_hash": decided["plan_hash"]}
-    assert store.run(run_id)["approved_by"] == "asha"
+    assert store.run(run_id).approved_by == "asha"
 
 
 def test_a_rejection_is_final(store, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
@@ -68,8 +69,8 @@ def test_auto_approval_within_the_limit(store, demo_copy: Path) -> None:  # type
     request = tasks.request_approval(lane, store)
     assert request.decided is not None
     run = store.run(store.find_run(lane.run_key))
-    assert run["status"] == RunStatus.APPROVED
-    assert run["approval_decision"] == "auto"
+    assert run.status == RunStatus.APPROVED
+    assert run.approval_decision == "auto"
 
 
 def test_a_plan_the_planner_refuses_is_recorded_and_stops_the_lane(store, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
@@ -83,13 +84,13 @@ def test_a_plan_the_planner_refuses_is_recorded_and_stops_the_lane(store, demo_c
     data = yaml.safe_load(demo_copy.read_text())
     data["accounts"][0]["cash_inr"] = 0  # an account worth nothing: nothing to rebalance
     demo_copy.write_text(yaml.safe_dump(data))
-    lane = tasks.Lane(str(demo_copy), "paper", "rebalance_demo", "manual__empty")
+    lane = Lane(str(demo_copy), "paper", "rebalance_demo", "manual__empty")
     tasks.fetch_holdings(lane, store, broker_for(lane))
     tasks.validate_snapshot(lane, store)
 
-    with pytest.raises(tasks.LaneStopped, match="portfolio value is 0"):
+    with pytest.raises(LaneStopped, match="portfolio value is 0"):
         tasks.plan_trades(lane, store)
     run = store.run(store.find_run(lane.run_key))
-    assert run["status"] == RunStatus.FAILED
-    assert run["plan"] is None
-    assert "the planner refused the inputs" in run["status_reason"]
+    assert run.status == RunStatus.FAILED
+    assert run.plan is None
+    assert "the planner refused the inputs" in run.status_reason

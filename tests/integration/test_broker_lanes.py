@@ -15,6 +15,7 @@ import yaml
 
 from rebalance.dag_factory import build_dag
 from rebalance.history.status import OrderState, RunStatus
+from rebalance.lane import Lane
 from rebalance.portfolio import load_portfolio
 from rebalance.testing.emulators import Holding, KiteEmulator, SmartApiEmulator
 
@@ -95,20 +96,20 @@ def test_one_failing_account_does_not_stop_the_other(
     dag_run = build_dag(two_broker_portfolio, portfolio).test()
 
     assert str(dag_run.state) == "failed"  # someone must look at the AngelOne account
-    runs = {r["account"]: r for r in store.runs("both")}
+    runs = {r.account: r for r in store.runs("both")}
     zerodha, angelone = runs["zerodha_main"], runs["angelone_main"]
 
-    assert zerodha["status"] == RunStatus.COMPLETED
-    assert zerodha["broker"] == "zerodha"
-    orders = store.orders(zerodha["id"])
-    assert len(orders) == zerodha["trades"] > 0
-    assert all(o["state"] == OrderState.COMPLETE for o in orders)
+    assert zerodha.status == RunStatus.COMPLETED
+    assert zerodha.broker == "zerodha"
+    orders = store.orders(zerodha.id)
+    assert len(orders) == zerodha.trades > 0
+    assert all(o.state == OrderState.COMPLETE for o in orders)
     for order in orders:  # exactly one order per leg reached the emulated broker
-        assert kite.orders_for_tag(order["tag"]) == 1
+        assert kite.orders_for_tag(order.tag) == 1
 
-    assert angelone["status"] == RunStatus.FAILED
-    assert "could not read the account" in angelone["status_reason"]
-    assert store.orders(angelone["id"]) == []
+    assert angelone.status == RunStatus.FAILED
+    assert "could not read the account" in angelone.status_reason
+    assert store.orders(angelone.id) == []
     assert angel.orders_received == 0
 
     secrets = [kite.access_token, kite.api_key, angel.pin, angel.totp_secret, angel.api_key]
@@ -140,7 +141,7 @@ def test_a_second_live_run_the_same_day_plans_on_true_quantities_at_zerodha(
     from rebalance.wiring import broker_for
 
     kite, _ = emulators
-    first = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
+    first = Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
     planned = _first_live_run(first, store, broker_for(first, store))
     assert kite.orders_received == planned["trades"] > 0
     before = tasks._snapshot(store.run(planned["run"])).positions.set_index("symbol")["quantity"]
@@ -149,7 +150,7 @@ def test_a_second_live_run_the_same_day_plans_on_true_quantities_at_zerodha(
         for o in store.orders(planned["run"])
     }
 
-    second = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__2")
+    second = Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__2")
     tasks.fetch_holdings(second, store, broker_for(second, store))
     tasks.validate_snapshot(second, store)
     again = tasks.plan_trades(second, store)
@@ -174,11 +175,11 @@ def test_a_second_live_rebalance_the_same_day_is_skipped_at_angelone(
     from rebalance.wiring import broker_for
 
     _, angel = emulators
-    first = tasks.Lane(str(two_broker_portfolio), "angelone_main", "rebalance_both", "manual__1")
+    first = Lane(str(two_broker_portfolio), "angelone_main", "rebalance_both", "manual__1")
     planned = _first_live_run(first, store, broker_for(first, store))
     assert angel.orders_received == planned["trades"] > 0
 
-    second = tasks.Lane(str(two_broker_portfolio), "angelone_main", "rebalance_both", "manual__2")
+    second = Lane(str(two_broker_portfolio), "angelone_main", "rebalance_both", "manual__2")
     tasks.fetch_holdings(second, store, broker_for(second, store))
     tasks.validate_snapshot(second, store)
     with pytest.raises(AirflowSkipException, match="already traded in rebalance run"):
@@ -273,8 +274,8 @@ def test_a_non_ddpi_account_names_what_to_authorise_and_sells_only_that(
     data["execution"]["approval"] = "manual"
     two_broker_portfolio.write_text(yaml.safe_dump(data))
 
-    def plan_and_preview(run_id: str) -> tuple[tasks.Lane, str, dict]:  # type: ignore[type-arg]
-        lane = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", run_id)
+    def plan_and_preview(run_id: str) -> tuple[Lane, str, dict]:  # type: ignore[type-arg]
+        lane = Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", run_id)
         tasks.fetch_holdings(lane, store, broker_for(lane, store))
         tasks.validate_snapshot(lane, store)
         planned = tasks.plan_trades(lane, store)
@@ -322,7 +323,7 @@ def _planned_manual_queue(store, path: Path, account: str):  # type: ignore[no-u
     from rebalance.wiring import broker_for
 
     _manual_queue_portfolio(path, [account], "manual")
-    lane = tasks.Lane(str(path), account, "rebalance_both", "manual__1")
+    lane = Lane(str(path), account, "rebalance_both", "manual__1")
     broker = broker_for(lane, store)
     tasks.fetch_holdings(lane, store, broker)
     tasks.validate_snapshot(lane, store)
@@ -362,7 +363,7 @@ def test_manual_queue_exports_the_basket_waits_and_reconciles(
     from rebalance import tasks
     from rebalance.approval import Decision
     from rebalance.execution import mark_placed
-    from rebalance.manual_queue_wait import WaitForPerson
+    from rebalance.manual_queue import WaitForPerson
 
     kite, _ = emulators
     lane, broker, planned = _planned_manual_queue(store, two_broker_portfolio, "zerodha_main")
@@ -476,7 +477,7 @@ def test_angelone_manual_queue_basket_carries_symbol_tokens(
 
     from rebalance import tasks
     from rebalance.approval import Decision
-    from rebalance.manual_queue_wait import WaitForPerson
+    from rebalance.manual_queue import WaitForPerson
 
     _, angel = emulators
     tokens = {row["symbol"]: row["token"] for row in angel.instrument_master()}
@@ -504,7 +505,7 @@ def test_a_failing_broker_estimate_is_said_not_fatal(
     data = yaml.safe_load(two_broker_portfolio.read_text())
     data["execution"]["approval"] = "manual"
     two_broker_portfolio.write_text(yaml.safe_dump(data))
-    lane = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
+    lane = Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
     tasks.fetch_holdings(lane, store, broker_for(lane, store))
     tasks.validate_snapshot(lane, store)
     tasks.plan_trades(lane, store)

@@ -51,18 +51,14 @@ from rebalance.brokers.base import (
     Candle,
     ChargeEstimate,
     Funds,
-    Holding,
-    Instrument,
     OrderNotFound,
     OrderOutcomeUnknown,
     OrderRejected,
     OrderReport,
     OrderRequest,
     OrderStatus,
-    Quote,
     RateLimited,
     SellNotAuthorised,
-    Side,
     TemporaryBrokerError,
     UnregisteredIP,
     check_market_protection,
@@ -79,7 +75,7 @@ from rebalance.brokers.validation import (
     sell_not_authorised_text,
     unregistered_ip_text,
 )
-from rebalance.domain.market import IST
+from rebalance.domain.market import IST, Holding, Instrument, Quote, Side
 
 T = TypeVar("T")
 NAME = "angelone"

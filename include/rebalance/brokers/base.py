@@ -18,8 +18,6 @@ from datetime import date
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-# The value types live in the domain layer; named here too because every broker module and
-# the branches being merged import them from here (the coordinator drops this after merging).
 from rebalance.domain.market import Holding, Instrument, Quote, Side
 
 

@@ -27,9 +27,9 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rebalance.brokers.base import Quote, Side
 from rebalance.brokers.pricing import PricingKind, PricingPolicy, price_order
 from rebalance.brokers.symbols import angelone_symbol, canonical
+from rebalance.domain.market import Quote, Side
 
 KITE_COLUMNS = (
     "tradingsymbol",

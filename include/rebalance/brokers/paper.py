@@ -34,19 +34,15 @@ from rebalance.brokers.base import (
     CancelRejected,
     Candle,
     Funds,
-    Holding,
-    Instrument,
     OrderNotFound,
     OrderRejected,
     OrderReport,
     OrderRequest,
     OrderStatus,
-    Quote,
-    Side,
 )
 from rebalance.brokers.filestate import locked_json_state
 from rebalance.brokers.synthetic_history import synthetic_candles
-from rebalance.domain.market import IST
+from rebalance.domain.market import IST, Holding, Instrument, Quote, Side
 
 _STATE_VERSION = 1
 _REQUIRED = ("symbol", "exchange", "quantity", "last_price")

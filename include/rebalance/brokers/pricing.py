@@ -21,13 +21,8 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 
-from rebalance.brokers.base import (
-    AUTO_PROTECTION,
-    OrderRequest,
-    Quote,
-    Side,
-    check_market_protection,
-)
+from rebalance.brokers.base import AUTO_PROTECTION, OrderRequest, check_market_protection
+from rebalance.domain.market import Quote, Side
 
 # NSE and BSE equity ticks are 0.01 or 0.05 rupees for the prices we trade; a multiple of 0.05 is
 # valid under both, so it is the fallback when a broker gives no tick size (noted on the order).

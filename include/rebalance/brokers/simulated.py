@@ -20,16 +20,13 @@ from rebalance.brokers.base import (
     Candle,
     CandleSource,
     Funds,
-    Holding,
-    Instrument,
     OrderNotFound,
     OrderReport,
     OrderRequest,
     OrderStatus,
-    Quote,
-    Side,
 )
 from rebalance.brokers.filestate import locked_json_state
+from rebalance.domain.market import Holding, Instrument, Quote, Side
 
 
 class SimulatedExecution:

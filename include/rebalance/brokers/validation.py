@@ -11,13 +11,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rebalance.brokers.base import (
-    BadResponse,
-    Holding,
-    OrderRejected,
-    OrderReport,
-    SellNotAuthorised,
-)
+from rebalance.brokers.base import BadResponse, OrderRejected, OrderReport, SellNotAuthorised
+from rebalance.domain.market import Holding
 
 # Phrases the brokers use when the depository has not authorised a sell (no DDPI / POA, no
 # eDIS / TPIN authorisation for today). Kite: "... holdings are not authorised for sale ...

@@ -42,18 +42,14 @@ from rebalance.brokers.base import (
     Candle,
     ChargeEstimate,
     Funds,
-    Holding,
-    Instrument,
     OrderNotFound,
     OrderOutcomeUnknown,
     OrderRejected,
     OrderReport,
     OrderRequest,
     OrderStatus,
-    Quote,
     RateLimited,
     SellNotAuthorised,
-    Side,
     TemporaryBrokerError,
     UnregisteredIP,
     check_market_protection,
@@ -69,7 +65,7 @@ from rebalance.brokers.validation import (
     sell_not_authorised_text,
     unregistered_ip_text,
 )
-from rebalance.domain.market import IST
+from rebalance.domain.market import IST, Holding, Instrument, Quote, Side
 
 T = TypeVar("T")
 NAME = "zerodha"

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from rebalance.domain.formatting import frac
 from rebalance.drift.record import DriftRecord
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 _HEADER = ("day", "account", "status", "total", "max", "outside band", "action", "since last")
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2%}"
 
 
 def _since(record: DriftRecord) -> str:
@@ -40,8 +37,8 @@ def _row(record: DriftRecord) -> tuple[str, ...]:
         record.day.isoformat(),
         record.account,
         "read",
-        _pct(record.total_drift),
-        _pct(record.max_drift) + worst,
+        frac(record.total_drift),
+        frac(record.max_drift) + worst,
         outside or "-",
         action,
         _since(record),

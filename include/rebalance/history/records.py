@@ -4,15 +4,12 @@
 ``rebalance_orders`` (one leg of an approved plan), ``EventRecord`` one status change. Code that
 reads history uses their attributes; the JSON columns (snapshot, plan, policy, placement...) stay
 plain JSON, and the plan becomes a ``TradePlan`` where it is used (``TradePlan.from_dict``).
-
-The package reads attributes only; while the tests move to attributes, a record also reads like a
-read-only mapping (``record["status"]``, ``record.get("plan")``, ``dict(record)``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
@@ -22,23 +19,8 @@ if TYPE_CHECKING:
     from sqlalchemy import RowMapping
 
 
-class _Record(Mapping[str, Any]):
-    """Read-only mapping access to a frozen dataclass's fields (the transition described above)."""
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self._names():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __len__(self) -> int:
-        return len(self._names())
-
-    @classmethod
-    def _names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+class _Record:
+    """A frozen record built from a database row; read by attribute only."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any] | RowMapping) -> Self:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ARRAY, Connection, Engine, String, cast, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -30,6 +30,10 @@ from rebalance.history.status import (
 # Namespace of our advisory locks (the high 32 bits of the key), so they cannot collide with
 # another application's locks on a shared server. "RBAL" in ASCII.
 LOCK_NAMESPACE = 0x5242414C
+
+
+if TYPE_CHECKING:
+    from rebalance.plan import TradePlan
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,25 @@ class HistoryStore:
             self._event(conn, run_id, current, new, reason)
             return current
 
+    def record_plan(self, run_id: int, plan: TradePlan, planned_at: datetime) -> None:
+        """The run is ``planned``: its plan, the plan's hash and its summary's columns."""
+        summary = plan.summary
+        self.transition(
+            run_id,
+            RunStatus.PLANNED,
+            f"{summary.trades} orders planned",
+            plan=plan.to_dict(),
+            plan_hash=plan.plan_hash,
+            planned_at=planned_at,
+            portfolio_value=summary.portfolio_value,
+            turnover_pct=summary.turnover_pct,
+            budget_used_pct=summary.budget_used_pct,
+            max_drift_before=summary.max_drift_before,
+            max_drift_after=summary.max_drift_after,
+            trades=summary.trades,
+            estimated_charges=summary.estimated_charges,
+        )
+
     def status(self, run_id: int) -> RunStatus:
         with self.engine.connect() as conn:
             value = conn.execute(
@@ -274,6 +297,10 @@ class HistoryStore:
                 .order_by(tables.orders.c.leg)
             ).mappings()
             return [LegRecord.from_row(r) for r in rows]
+
+    def filled_shares(self, run_id: int) -> int:
+        """The shares the run's legs filled, in all."""
+        return sum(leg.filled_quantity for leg in self.orders(run_id))
 
     def update_order(self, run_id: int, leg: int, **fields: Any) -> None:
         """Update one leg; a ``state`` change is checked by ``status.check_order_transition``."""

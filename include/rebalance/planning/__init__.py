@@ -6,7 +6,7 @@ The steps, one module each (see docs/planner.md for the choices and why):
 * ``intents``: drift bands, max-weight trims, lists, filters, holding period, overlays -> a goal per
   symbol in rupees and a cap in whole shares.
 * ``sizing``: the budget, the notes' proportional scale, cash, max trades and min trade value.
-* ``reconcile``: whole shares; the left-over budget goes to the steps that cut drift most (the
+* ``whole_shares``: whole shares; the left-over budget goes to the steps that cut drift most (the
   fast plan: the optimiser's incumbent bound and fallback).
 * ``optimise``: the exact best plan by a mixed-integer program (HiGHS) within a time cap.
 * ``report``: orders with reasons and charges, positions with why, the summary.
@@ -26,11 +26,11 @@ from rebalance.plan import TradePlan
 from rebalance.planning.book import build_book
 from rebalance.planning.intents import decide_intents
 from rebalance.planning.optimise import optimise_plan
-from rebalance.planning.reconcile import reconcile
 from rebalance.planning.report import build_plan
 from rebalance.planning.sizing import size_plan
 from rebalance.planning.taxes import lot_holding_snapshot, tax_model, tax_section
 from rebalance.planning.verify import verify_plan
+from rebalance.planning.whole_shares import round_to_whole_shares
 from rebalance.policy import Policy, TaxMode
 from rebalance.snapshot import HoldingsSnapshot
 from rebalance.tax.planning import TaxContext
@@ -77,7 +77,7 @@ def plan_rebalance(
     ordered = replace(book, lines=tuple(sorted(book.lines, key=lambda line: line.symbol)))
     intents, bias = decide_intents(ordered, policy, rates)
     sizing = size_plan(ordered, intents, policy, rates)
-    units, sizing = reconcile(ordered, sizing, policy, rates)
+    units, sizing = round_to_whole_shares(ordered, sizing, policy, rates)
     model = tax_model(tax, policy, ordered) if tax is not None else None
     outcome = optimise_plan(ordered, intents, sizing, units, policy, rates, model)
     position = {line.symbol: index for index, line in enumerate(book.lines)}

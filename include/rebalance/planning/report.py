@@ -13,8 +13,8 @@ from rebalance.plan import PlannedOrder, PlanSummary, PositionLine, TradePlan
 from rebalance.planning.book import Book, Line
 from rebalance.planning.intents import Bias, Intent
 from rebalance.planning.optimise import Outcome, objective
-from rebalance.planning.reconcile import continuous_units
 from rebalance.planning.sizing import Sizing
+from rebalance.planning.whole_shares import continuous_units
 from rebalance.policy import BudgetMode, Policy
 
 

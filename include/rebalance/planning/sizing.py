@@ -90,7 +90,8 @@ def size_plan(book: Book, intents: Sequence[Intent], policy: Policy, rates: Brok
     at a time the candidate (the buy or the sell worth most, see ``worth``) that lets the
     continuous plan cut the most drift within the budget and cash: a sell counts twice when its
     proceeds are what the buys wait for. The others wait in ``reserve`` in case a selected one
-    ends with no order. Orders under the minimum trade value are settled by ``reconcile``.
+    ends with no order. Orders under the minimum trade value are settled by
+    ``round_to_whole_shares``.
     """
     budget = budget_inr(book, policy)
     funding = spendable_cash(book)

@@ -1,4 +1,5 @@
-"""A live Airflow of separate components on free ports, for the fleet benchmark and Celery test.
+"""A live Airflow of separate components on free ports, for the fleet benchmark, the Celery test
+and the browser tests (``tests/browser/conftest.py``).
 
 ``AirflowCluster`` starts what a deployment runs, each as its own process (``airflow api-server``,
 ``scheduler``, ``dag-processor``, optionally ``triggerer`` and ``celery worker``s), in a temporary
@@ -85,6 +86,8 @@ class AirflowCluster:
     executor: str = "LocalExecutor"
     redis_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # the simple auth manager's users: name -> (role, password); the first one is the API's user
+    users: dict[str, tuple[str, str]] = field(default_factory=lambda: {USER: ("admin", PASSWORD)})
     port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _token: tuple[str, float] | None = None
@@ -111,7 +114,9 @@ class AirflowCluster:
             "AIRFLOW__CORE__EXECUTOR": self.executor,
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
             "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                f"{name}:{role}" for name, (role, _) in self.users.items()
+            ),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -163,7 +168,8 @@ class AirflowCluster:
     ) -> AirflowCluster:
         """Migrate, then start the components. ``workers``: Celery worker name -> its queues."""
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
+        passwords = {name: password for name, (_, password) in self.users.items()}
+        (self.home / "passwords.json").write_text(json.dumps(passwords))
         subprocess.run(
             self._airflow("db", "migrate"),
             env=self.env(),
@@ -238,8 +244,9 @@ class AirflowCluster:
         import httpx
 
         if self._token is None or self._token[1] < time.monotonic():
+            user, (_, password) = next(iter(self.users.items()))
             response = httpx.post(
-                f"{self.url}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=10
+                f"{self.url}/auth/token", json={"username": user, "password": password}, timeout=10
             )
             response.raise_for_status()
             self._token = (str(response.json()["access_token"]), time.monotonic() + 600)

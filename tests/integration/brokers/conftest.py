@@ -16,8 +16,9 @@ from brokers_support import (  # type: ignore[import-not-found]
     zerodha_broker,
 )
 
-from rebalance.brokers.base import Broker, Instrument, OrderRequest, Side
+from rebalance.brokers.base import Broker, OrderRequest
 from rebalance.brokers.paper import PaperBroker
+from rebalance.domain.market import Instrument, Side
 from rebalance.testing.emulators import KiteEmulator, SmartApiEmulator
 
 

@@ -13,12 +13,13 @@ def main() -> None:
     args = json.loads(sys.argv[1])
     from sqlalchemy import create_engine
 
-    from rebalance.brokers.base import OrderRejected, OrderRequest, Side
+    from rebalance.brokers.base import OrderRejected, OrderRequest
     from rebalance.brokers.ratelimit import UNLIMITED, ZERODHA_LIMITS
     from rebalance.brokers.retry import RetryPolicy
     from rebalance.brokers.shared_limits import SharedOrderLimiter
     from rebalance.brokers.tags import order_tag
     from rebalance.brokers.zerodha import ZerodhaBroker
+    from rebalance.domain.market import Side
 
     gate = None
     if args["shared"]:

@@ -10,14 +10,13 @@ import pytest
 from rebalance.brokers.base import (
     Broker,
     CancelRejected,
-    Instrument,
     OrderNotFound,
     OrderRejected,
     OrderRequest,
     OrderStatus,
-    Side,
 )
 from rebalance.brokers.tags import order_tag
+from rebalance.domain.market import Instrument, Side
 
 
 def instruments(*symbols: str) -> list[Instrument]:

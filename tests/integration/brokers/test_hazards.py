@@ -13,9 +13,10 @@ import pytest
 from brokers_support import ANGEL_CREDS, KITE_CREDS, angelone_broker, zerodha_broker  # type: ignore[import-not-found]
 
 from rebalance.brokers.angelone import InstrumentMaster
-from rebalance.brokers.base import BrokerError, Instrument, OrderRequest, Side, TemporaryBrokerError
+from rebalance.brokers.base import BrokerError, OrderRequest, TemporaryBrokerError
 from rebalance.brokers.retry import RetryPolicy
 from rebalance.brokers.tags import order_tag
+from rebalance.domain.market import Instrument, Side
 from rebalance.testing.emulators import MISSING, KiteEmulator, SmartApiEmulator
 
 

@@ -12,11 +12,12 @@ from typer.testing import CliRunner
 
 import rebalance.cli.broker  # noqa: F401  (registers the command)
 from rebalance.brokers.angelone import AngelOneBroker
-from rebalance.brokers.base import AuthError, Instrument
+from rebalance.brokers.base import AuthError
 from rebalance.brokers.factory import connection_fields, make_broker, redacted
 from rebalance.brokers.paper import PaperBroker
 from rebalance.brokers.zerodha import ZerodhaBroker
 from rebalance.cli import app
+from rebalance.domain.market import Instrument
 from rebalance.portfolio import Account
 from rebalance.testing.emulators import KiteEmulator, SmartApiEmulator
 
@@ -179,8 +180,9 @@ def test_make_broker_shares_the_order_budget_through_the_history_db(
 ) -> None:
     from sqlalchemy import create_engine, text
 
-    from rebalance.brokers.base import OrderRequest, Side
+    from rebalance.brokers.base import OrderRequest
     from rebalance.brokers.shared_limits import SharedOrderLimiter, account_key
+    from rebalance.domain.market import Side
 
     engine = create_engine(history_db)
     account = Account(name="zerodha_main", broker="zerodha", connection_id="zerodha_main")

@@ -8,17 +8,16 @@ from typing import Any
 import pytest
 
 from rebalance.brokers.base import (
-    Instrument,
     OrderRejected,
     OrderRequest,
     OrderStatus,
     SellNotAuthorised,
-    Side,
     UnregisteredIP,
     capabilities_of,
 )
 from rebalance.brokers.pricing import PricingKind, PricingPolicy, price_order
 from rebalance.brokers.tags import child_tag, order_tag
+from rebalance.domain.market import Instrument, Side
 from rebalance.testing.emulators.kite import UNPROTECTED_MARKET
 
 LEG = order_tag("rules-2026", "acct", 3)

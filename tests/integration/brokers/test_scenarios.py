@@ -9,20 +9,19 @@ import pytest
 from rebalance.brokers.base import (
     AuthError,
     BadResponse,
-    Instrument,
     OrderOutcomeUnknown,
     OrderRejected,
     OrderRequest,
     OrderStatus,
     RateLimited,
     SellNotAuthorised,
-    Side,
     TemporaryBrokerError,
 )
 from rebalance.brokers.ratelimit import UNLIMITED
 from rebalance.brokers.retry import RetryPolicy
 from rebalance.brokers.tags import order_tag
 from rebalance.brokers.validation import rejection_error
+from rebalance.domain.market import Instrument, Side
 from rebalance.testing.emulators import MISSING
 
 TAG = order_tag("scenario-run", "acct", 7)

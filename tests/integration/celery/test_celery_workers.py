@@ -119,7 +119,7 @@ def test_reads_on_either_worker_and_every_placement_on_the_orders_worker(
     for lane in lanes:
         found = store.find_run(RunKey(DAG_ID, run_id, lane))
         assert found is not None, lane
-        assert store.run(found)["status"] == "completed", lane
+        assert store.run(found).status == "completed", lane
         orders = store.orders(found)
         assert orders, lane
-        assert {o["state"] for o in orders} == {"complete"}, lane
+        assert {o.state for o in orders} == {"complete"}, lane

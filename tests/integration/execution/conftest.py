@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 
-from rebalance.brokers.base import Side
 from rebalance.brokers.ratelimit import RateLimits
 from rebalance.brokers.retry import RetryPolicy
+from rebalance.domain.market import IST, Side
 from rebalance.execution import ExecutionSettings, legs_of
 from rebalance.history.status import RunStatus
 from rebalance.history.store import HistoryStore, RunKey
 from rebalance.plan import PlannedOrder, PlanSummary, TradePlan
-from rebalance.schedule import IST
 from rebalance.testing.emulators import KiteEmulator, SmartApiEmulator
 
 # Short timings: a test's placement ends in a few seconds at most.

@@ -40,7 +40,7 @@ def test_missing_connection_fails_the_dag_run_with_a_record(
     assert states["paper.fetch_holdings"][0] == "skipped"  # deselected
     assert states["paper.record_run"][0] == "skipped"
     (run,) = store.runs("demo")
-    assert run["account"] == "zerodha_main"
-    assert run["status"] == RunStatus.FAILED
-    assert "connection 'kite_nowhere' is not defined" in run["status_reason"]
-    assert "docs/brokers.md#connection-fields" in run["status_reason"]
+    assert run.account == "zerodha_main"
+    assert run.status == RunStatus.FAILED
+    assert "connection 'kite_nowhere' is not defined" in run.status_reason
+    assert "docs/brokers.md#connection-fields" in run.status_reason

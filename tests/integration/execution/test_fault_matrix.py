@@ -52,17 +52,17 @@ def assert_exactly_once(store: HistoryStore, run: int, venue: Venue, plan: Any) 
     tags = tags_of(plan)
     assert venue.counts(tags) == [1] * len(tags), "one broker order per leg"
     legs = store.orders(run)
-    assert [leg["tag"] for leg in legs] == tags
+    assert [leg.tag for leg in legs] == tags
     for leg in legs:
-        assert leg["state"] == OrderState.COMPLETE, leg
-        assert leg["broker_order_id"], leg
-        assert leg["filled_quantity"] == leg["quantity"]
-        assert leg["broker_orders"] == 1
-        assert leg["plan_hash"] == plan.plan_hash
+        assert leg.state == OrderState.COMPLETE, leg
+        assert leg.broker_order_id, leg
+        assert leg.filled_quantity == leg.quantity
+        assert leg.broker_orders == 1
+        assert leg.plan_hash == plan.plan_hash
     record = store.run(run)
-    assert record["status"] == RunStatus.PLACED
-    assert record["executed_at"] is not None
-    assert record["placement"]["complete"] == len(tags)
+    assert record.status == RunStatus.PLACED
+    assert record.executed_at is not None
+    assert record.placement["complete"] == len(tags)
 
 
 def test_happy_path_sells_first(store: HistoryStore, kite: Venue) -> None:
@@ -84,7 +84,7 @@ def test_crash_after_write_ahead(store: HistoryStore, kite: Venue) -> None:
     with pytest.raises(Crash):
         place(store, run, kite, plan, checkpoint=crash_at("written_ahead"))
     assert kite.emulator.orders_received == 0
-    assert {leg["state"] for leg in store.orders(run)} == {OrderState.PENDING}
+    assert {leg.state for leg in store.orders(run)} == {OrderState.PENDING}
     assert store.status(run) is RunStatus.PLACING
     place(store, run, kite, plan)
     assert_exactly_once(store, run, kite, plan)
@@ -96,8 +96,8 @@ def test_crash_after_broker_accepted_before_recording(store: HistoryStore, kite:
     with pytest.raises(Crash):
         place(store, run, kite, plan, checkpoint=crash_at("after_send", leg=1))
     legs = store.orders(run)
-    assert legs[1]["state"] == OrderState.SENT
-    assert legs[1]["broker_order_id"] is None
+    assert legs[1].state == OrderState.SENT
+    assert legs[1].broker_order_id is None
     result = place(store, run, kite, plan)
     assert result.sent == 2  # only the two buys; the accepted sell was found in the book
     assert_exactly_once(store, run, kite, plan)
@@ -111,7 +111,7 @@ def test_crash_after_marking_sent_before_sending(store: HistoryStore, kite: Venu
     assert kite.emulator.orders_received == 0
     result = place(store, run, kite, plan)  # not in the book past the grace: sent again
     assert_exactly_once(store, run, kite, plan)
-    assert store.orders(run)[0]["attempts"] == 2
+    assert store.orders(run)[0].attempts == 2
     assert result.sent == 4
 
 
@@ -121,7 +121,7 @@ def test_timeout_where_the_order_was_placed(store: HistoryStore, kite: Venue) ->
     kite.emulator.faults.place_then_timeout = 1
     result = place(store, run, kite, plan)
     assert_exactly_once(store, run, kite, plan)
-    assert store.orders(run)[0]["attempts"] == 1
+    assert store.orders(run)[0].attempts == 1
     assert result.sent == 4
 
 
@@ -131,8 +131,8 @@ def test_timeout_where_the_order_was_not_placed(store: HistoryStore, kite: Venue
     kite.emulator.faults.timeout_without_placing = 1
     place(store, run, kite, plan)
     assert_exactly_once(store, run, kite, plan)
-    assert store.orders(run)[0]["attempts"] == 2  # sent again only after the grace
-    assert any("sending again" in (e["message"] or "") for e in store.events(run))
+    assert store.orders(run)[0].attempts == 2  # sent again only after the grace
+    assert any("sending again" in (e.message or "") for e in store.events(run))
 
 
 def test_lagging_book_is_waited_for_not_resent(store: HistoryStore, kite: Venue) -> None:
@@ -153,7 +153,7 @@ def test_lagging_book_is_waited_for_not_resent(store: HistoryStore, kite: Venue)
     settings = FAST.__class__(**{**FAST.__dict__, "resend_grace_seconds": 2.0})
     place(store, run, kite, plan, settings=settings)
     assert_exactly_once(store, run, kite, plan)
-    assert store.orders(run)[0]["attempts"] == 1
+    assert store.orders(run)[0].attempts == 1
 
 
 def test_whole_task_retried(store: HistoryStore, kite: Venue) -> None:
@@ -193,7 +193,7 @@ def test_two_copies_started_together(store: HistoryStore, kite: Venue) -> None:
     assert not errors
     assert sorted(r.sent for r in results) == [0, 4]
     assert assert_exactly_once(store, run, kite, plan) is None
-    assert any("waited" in (e["message"] or "") for e in store.events(run))
+    assert any("waited" in (e.message or "") for e in store.events(run))
 
 
 def test_two_portfolios_at_once_do_not_mix(store: HistoryStore, kite: Venue) -> None:
@@ -226,8 +226,8 @@ def test_two_portfolios_at_once_do_not_mix(store: HistoryStore, kite: Venue) -> 
     assert not set(tags_a) & set(tags_b)
     assert kite.counts(tags_a) == [1, 1, 1, 1]
     assert kite.counts(tags_b) == [1, 1, 1]
-    ids_a = {leg["broker_order_id"] for leg in store.orders(run_a)}
-    ids_b = {leg["broker_order_id"] for leg in store.orders(run_b)}
+    ids_a = {leg.broker_order_id for leg in store.orders(run_a)}
+    ids_b = {leg.broker_order_id for leg in store.orders(run_b)}
     assert len(ids_a) == 4
     assert len(ids_b) == 3
     assert not ids_a & ids_b
@@ -256,7 +256,7 @@ def test_only_the_approved_plan_is_placed(store: HistoryStore, kite: Venue) -> N
         place(store, run, kite, other)
     assert kite.emulator.orders_received == 0
     assert store.status(run) is RunStatus.FAILED
-    assert "not the approved plan" in store.run(run)["status_reason"]
+    assert "not the approved plan" in store.run(run).status_reason
 
 
 def test_partial_fill_is_recorded_and_remainder_cancelled(store: HistoryStore, kite: Venue) -> None:
@@ -266,9 +266,9 @@ def test_partial_fill_is_recorded_and_remainder_cancelled(store: HistoryStore, k
     settings = FAST.__class__(**{**FAST.__dict__, "deadline_seconds": 0.5})
     result = place(store, run, kite, plan, settings=settings)
     assert kite.counts(tags_of(plan)) == [1, 1, 1, 1]
-    itc = next(leg for leg in store.orders(run) if leg["symbol"] == "ITC")
-    assert itc["state"] == OrderState.CANCELLED
-    assert itc["filled_quantity"] == 7
+    itc = next(leg for leg in store.orders(run) if leg.symbol == "ITC")
+    assert itc.state == OrderState.CANCELLED
+    assert itc.filled_quantity == 7
     assert result.status is RunStatus.PARTIALLY_FILLED
     assert result.partially_filled == 1
     assert store.status(run) is RunStatus.PARTIALLY_FILLED
@@ -280,7 +280,7 @@ def test_rejected_sell_holds_back_unfunded_buys(store: HistoryStore, kite: Venue
     kite.emulator.faults.unauthorised_sells = {"RELIANCE", "INFY"}
     kite.emulator.cash = 9_000.0  # covers the HDFCBANK buy (leg 2, ~5286 with 1%), not ITC too
     result = place(store, run, kite, plan)
-    states = {leg["symbol"]: leg["state"] for leg in store.orders(run)}
+    states = {leg.symbol: leg.state for leg in store.orders(run)}
     assert states == {
         "RELIANCE": OrderState.REJECTED,
         "INFY": OrderState.REJECTED,
@@ -289,8 +289,8 @@ def test_rejected_sell_holds_back_unfunded_buys(store: HistoryStore, kite: Venue
     }
     assert kite.counts(tags_of(plan)) == [1, 1, 1, 0]  # a rejected order is in the book too
     assert result.status is RunStatus.PARTIALLY_FILLED
-    itc = next(leg for leg in store.orders(run) if leg["symbol"] == "ITC")
-    assert "sells funding the buys filled 0 of 15" in itc["error"]
+    itc = next(leg for leg in store.orders(run) if leg.symbol == "ITC")
+    assert "sells funding the buys filled 0 of 15" in itc.error
 
 
 def test_interrupted_placement_is_settled_from_the_book(store: HistoryStore, kite: Venue) -> None:
@@ -301,14 +301,14 @@ def test_interrupted_placement_is_settled_from_the_book(store: HistoryStore, kit
     result = settle_interrupted(store, run, kite.broker, settings=FAST)
     assert kite.counts(tags_of(plan)) == [1, 0, 0, 0]
     legs = store.orders(run)
-    assert legs[0]["state"] == OrderState.COMPLETE
+    assert legs[0].state == OrderState.COMPLETE
     # Never sent, and recorded so: not "outcome unknown".
-    assert [leg["state"] for leg in legs[1:]] == [OrderState.NOT_SENT] * 3
-    assert all(leg["error"].startswith("never sent") for leg in legs[1:])
+    assert [leg.state for leg in legs[1:]] == [OrderState.NOT_SENT] * 3
+    assert all(leg.error.startswith("never sent") for leg in legs[1:])
     assert result.status is RunStatus.PARTIALLY_FILLED
     assert result.not_sent == 3
     assert result.unknown == 0
-    reason = store.run(run)["status_reason"]
+    reason = store.run(run).status_reason
     assert reason.startswith("placement interrupted")
     assert "3 never sent" in reason
     assert "outcome unknown" not in reason

@@ -30,8 +30,10 @@ from typer.testing import CliRunner
 
 from rebalance import tasks
 from rebalance.approval import approval_valid_until
+from rebalance.history.records import RunRecord
 from rebalance.history.status import OrderState, RunStatus
 from rebalance.history.store import HistoryStore
+from rebalance.lane import Lane, LaneStopped
 from rebalance.plan import TradePlan
 
 from .conftest import FAST, Venue, approved_run, make_plan, run_key, tags_of
@@ -40,11 +42,11 @@ from .test_task_bodies import lane
 PLACER = Path(__file__).with_name("placer_process.py")
 
 
-def _valid_until(the_lane: tasks.Lane, record: dict[str, Any]) -> Any:
+def _valid_until(the_lane: Lane, record: RunRecord) -> Any:
     """The approval's validity of a stored run, as place_orders works it out."""
-    asked = record["planned_at"] or record["created_at"]
+    asked = record.planned_at or record.created_at
     execution = the_lane.portfolio.execution
-    return approval_valid_until(the_lane.mode, execution, asked, record["approved_at"])
+    return approval_valid_until(the_lane.mode, execution, asked, record.approved_at)
 
 
 def kill_placement(
@@ -53,7 +55,7 @@ def kill_placement(
     kite: Venue,
     run: int,
     plan: TradePlan,
-    the_lane: tasks.Lane,
+    the_lane: Lane,
     point: str,
     leg: int | None,
 ) -> None:
@@ -89,10 +91,10 @@ def assert_plan_finished(store: HistoryStore, run: int, kite: Venue, plan: Trade
         filled[order["tag"]] += int(order["filled_quantity"])
     legs = store.orders(run)
     for leg in legs:
-        assert filled[leg["tag"]] <= leg["quantity"], leg
-        assert filled[leg["tag"]] == leg["filled_quantity"], leg
-        assert OrderState(leg["state"]).is_terminal, leg
-        assert leg["state"] not in (OrderState.NOT_SENT, OrderState.NOT_PLACED), leg
+        assert filled[leg.tag] <= leg.quantity, leg
+        assert filled[leg.tag] == leg.filled_quantity, leg
+        assert OrderState(leg.state).is_terminal, leg
+        assert leg.state not in (OrderState.NOT_SENT, OrderState.NOT_PLACED), leg
     assert kite.counts(tags) == [1, 1, 1, 1], "every leg placed once"
     assert len(store.runs()) == 1, "finishing is never a second run"
     assert store.status(run) is RunStatus.COMPLETED
@@ -136,19 +138,19 @@ def test_killed_placement_is_finished(
     elif finish == "record":  # out of retries, but every leg reached the broker
         tasks.record_run(the_lane, store, kite.broker, settings=FAST)
     else:  # place_orders ran out of retries: record_run records the truth, a person resumes
-        with pytest.raises(tasks.LaneStopped, match="interrupted"):
+        with pytest.raises(LaneStopped, match="interrupted"):
             tasks.record_run(the_lane, store, kite.broker, settings=FAST)
         assert store.status(run) is RunStatus.INTERRUPTED
         legs = store.orders(run)
-        assert any(leg["state"] == OrderState.NOT_SENT for leg in legs)
-        assert all(leg["state"] != OrderState.PENDING for leg in legs), (
+        assert any(leg.state == OrderState.NOT_SENT for leg in legs)
+        assert all(leg.state != OrderState.PENDING for leg in legs), (
             "every leg is final or known never sent"
         )
         tasks.resume_run(the_lane, store, kite.broker, settings=FAST)
     if partial:
-        itc = next(leg for leg in store.orders(run) if leg["symbol"] == "ITC")
-        assert itc["state"] == OrderState.CANCELLED
-        assert itc["filled_quantity"] == 7
+        itc = next(leg for leg in store.orders(run) if leg.symbol == "ITC")
+        assert itc.state == OrderState.CANCELLED
+        assert itc.filled_quantity == 7
         kite.emulator.faults.partial_fill = {}
         tags = tags_of(plan)
         assert all(n == 1 for n in kite.counts(tags))
@@ -180,10 +182,10 @@ def test_database_down_at_record_run_then_closed_by_the_next_run(
     time.sleep(0.3)
     tasks.fetch_holdings(later, store, kite.broker, settings=quick)
     record = store.run(run)
-    assert record["status"] == RunStatus.COMPLETED
-    assert record["placement"]["status"] == RunStatus.PLACED
-    assert {leg["state"] for leg in store.orders(run)} == {OrderState.COMPLETE}
-    assert any("by a later run" in (e["message"] or "") for e in store.events(run))
+    assert record.status == RunStatus.COMPLETED
+    assert record.placement["status"] == RunStatus.PLACED
+    assert {leg.state for leg in store.orders(run)} == {OrderState.COMPLETE}
+    assert any("by a later run" in (e.message or "") for e in store.events(run))
     assert kite.counts(tags_of(plan)) == [1, 1, 1, 1]
 
 
@@ -236,8 +238,8 @@ def test_settle_command_closes_a_run_from_the_book(
     assert result.exit_code == 0, result.output
     assert "2 never sent" in result.output
     record = store.run(run)
-    assert record["status"] == RunStatus.COMPLETED
-    assert [leg["state"] for leg in store.orders(run)] == [
+    assert record.status == RunStatus.COMPLETED
+    assert [leg.state for leg in store.orders(run)] == [
         OrderState.COMPLETE,
         OrderState.COMPLETE,
         OrderState.NOT_SENT,

@@ -12,7 +12,8 @@ import pytest
 
 from rebalance import tasks
 from rebalance.history.status import OrderState, RunStatus
-from rebalance.history.store import HistoryStore
+from rebalance.history.store import HistoryStore, RunKey
+from rebalance.lane import Lane, LaneStopped, NotResumable
 
 from .conftest import FAST, Venue, approved_run, clock_at, make_plan, tags_of
 
@@ -30,10 +31,10 @@ execution: {{mode: {mode}, approval: auto, order_deadline_minutes: 1}}
 
 def lane(
     tmp_path: Path, mode: str = "live", connection: str = "kite_main", broker: str = "zerodha"
-) -> tasks.Lane:
+) -> Lane:
     path = tmp_path / "task_test.yaml"
     path.write_text(PORTFOLIO.format(mode=mode, connection=connection, broker=broker))
-    return tasks.Lane(
+    return Lane(
         portfolio_file=str(path),
         account="zerodha_main",
         dag_id="rebalance_test",
@@ -67,7 +68,7 @@ def crash_after_sells(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def dies_after_sells(self: execution._Placement) -> object:
         monkeypatch.setattr(execution._Placement, "run", real)  # only this once
-        self._send_all([leg for leg in self.store.orders(self.run_id) if leg["side"] == "SELL"])
+        self._send_all([leg for leg in self.store.orders(self.run_id) if leg.side == "SELL"])
         raise RuntimeError("worker killed")
 
     monkeypatch.setattr(execution._Placement, "run", dies_after_sells)
@@ -84,13 +85,13 @@ def test_record_run_interrupts_then_resume_finishes_the_same_run(
         tasks.place_orders(the_lane, store, kite.broker, plan.plan_hash, settings=FAST)
     assert store.status(run) is RunStatus.PLACING
     # record_run records the truth, then fails the lane (the DAG run is failed).
-    with pytest.raises(tasks.LaneStopped, match="interrupted"):
+    with pytest.raises(LaneStopped, match="interrupted"):
         tasks.record_run(the_lane, store, kite.broker, settings=FAST)
     record = store.run(run)
-    assert record["status"] == RunStatus.INTERRUPTED
-    assert f"rebalance resume {run}" in record["status_reason"]
-    assert "2 never sent" in record["status_reason"]
-    assert [leg["state"] for leg in store.orders(run)] == [
+    assert record.status == RunStatus.INTERRUPTED
+    assert f"rebalance resume {run}" in record.status_reason
+    assert "2 never sent" in record.status_reason
+    assert [leg.state for leg in store.orders(run)] == [
         OrderState.COMPLETE,
         OrderState.COMPLETE,
         OrderState.NOT_SENT,
@@ -103,10 +104,10 @@ def test_record_run_interrupts_then_resume_finishes_the_same_run(
     assert outcome["status"] == RunStatus.COMPLETED
     assert outcome["unfinished"] is None
     assert kite.counts(tags_of(plan)) == [1, 1, 1, 1]
-    assert {leg["state"] for leg in store.orders(run)} == {OrderState.COMPLETE}
+    assert {leg.state for leg in store.orders(run)} == {OrderState.COMPLETE}
     assert len(store.runs()) == 1
-    assert any((e["message"] or "").startswith("resumed") for e in store.events(run))
-    with pytest.raises(tasks.NotResumable, match="completed"):
+    assert any((e.message or "").startswith("resumed") for e in store.events(run))
+    with pytest.raises(NotResumable, match="completed"):
         tasks.resume_run(the_lane, store, kite.broker, settings=FAST)
 
 
@@ -120,7 +121,7 @@ def test_clearing_place_orders_finishes_an_interrupted_run(
     crash_after_sells(monkeypatch)
     with pytest.raises(RuntimeError):
         tasks.place_orders(the_lane, store, kite.broker, plan.plan_hash, settings=FAST)
-    with pytest.raises(tasks.LaneStopped):
+    with pytest.raises(LaneStopped):
         tasks.record_run(the_lane, store, kite.broker, settings=FAST)
     assert store.status(run) is RunStatus.INTERRUPTED
     tasks.check_prices_unchanged(the_lane, store, kite.broker, settings=FAST)
@@ -140,17 +141,17 @@ def test_retry_after_the_live_cutoff_sends_nothing_more(
     with pytest.raises(RuntimeError):
         tasks.place_orders(the_lane, store, kite.broker, plan.plan_hash, settings=FAST)
     late = clock_at(15, 26)  # the cut-off is 15:25 IST
-    with pytest.raises(tasks.LaneStopped, match=r"valid until .* 15:25 IST"):
+    with pytest.raises(LaneStopped, match=r"valid until .* 15:25 IST"):
         tasks.place_orders(the_lane, store, kite.broker, plan.plan_hash, settings=FAST, now=late)
     assert kite.counts(tags_of(plan)) == [1, 1, 0, 0]
     buys = store.orders(run)[2:]
-    assert [leg["state"] for leg in buys] == [OrderState.NOT_SENT] * 2
-    assert all("approval was valid until" in leg["error"] for leg in buys)
+    assert [leg.state for leg in buys] == [OrderState.NOT_SENT] * 2
+    assert all("approval was valid until" in leg.error for leg in buys)
     # Closed as what the book says, and the lane still fails: the plan is not done.
-    with pytest.raises(tasks.LaneStopped, match="2 legs never sent"):
+    with pytest.raises(LaneStopped, match="2 legs never sent"):
         tasks.record_run(the_lane, store, kite.broker, settings=FAST, now=late)
     assert store.status(run) is RunStatus.COMPLETED
-    assert store.run(run)["placement"]["status"] == RunStatus.PARTIALLY_FILLED
+    assert store.run(run).placement["status"] == RunStatus.PARTIALLY_FILLED
 
 
 def test_retry_within_the_validity_finishes(
@@ -187,12 +188,12 @@ def test_price_guard_judges_only_the_legs_not_yet_sent(
     tasks.check_prices_unchanged(the_lane, store, kite.broker, settings=FAST)
     assert store.status(run) is RunStatus.PLACING
     kite.emulator.prices["ITC"] = 430.10 * 1.2  # a buy not yet sent
-    with pytest.raises(tasks.LaneStopped, match=re.escape("ITC: 430.10 -> 516.12")):
+    with pytest.raises(LaneStopped, match=re.escape("ITC: 430.10 -> 516.12")):
         tasks.check_prices_unchanged(the_lane, store, kite.broker, settings=FAST)
     assert kite.counts(tags_of(plan)) == [1, 1, 0, 0]
     buys = store.orders(run)[2:]
-    assert [leg["state"] for leg in buys] == [OrderState.NOT_SENT] * 2
-    assert all("prices moved" in leg["error"] for leg in buys)
+    assert [leg.state for leg in buys] == [OrderState.NOT_SENT] * 2
+    assert all("prices moved" in leg.error for leg in buys)
     assert store.status(run) is RunStatus.PARTIALLY_FILLED
 
 
@@ -203,14 +204,14 @@ def test_missing_connection_stops_at_once_with_a_failed_record(
     expected = (
         "connection 'kite_nowhere' is not defined: add it as docs/brokers.md#connection-fields says"
     )
-    with pytest.raises(tasks.LaneStopped, match=expected) as stopped:
+    with pytest.raises(LaneStopped, match=expected) as stopped:
         tasks.fetch_holdings(the_lane, store)  # the broker is built after the record is open
     assert "\n" not in str(stopped.value)
     (run,) = store.runs()
-    assert run["status"] == RunStatus.FAILED
-    assert run["status_reason"].startswith("stopped at fetch_holdings: ")
-    assert expected in run["status_reason"]
-    with pytest.raises(tasks.LaneStopped, match="kite_nowhere"):
+    assert run.status == RunStatus.FAILED
+    assert run.status_reason.startswith("stopped at fetch_holdings: ")
+    assert expected in run.status_reason
+    with pytest.raises(LaneStopped, match="kite_nowhere"):
         tasks.record_run(the_lane, store)
 
 
@@ -219,23 +220,23 @@ def test_lane_stopped_before_its_record_still_leaves_one(
 ) -> None:
     """The DAG built the broker before fetch_holdings ran: record_run opens the record."""
     the_lane = lane(tmp_path, connection="kite_nowhere")
-    with pytest.raises(tasks.LaneStopped, match="ended failed"):
+    with pytest.raises(LaneStopped, match="ended failed"):
         tasks.record_run(the_lane, store)
     (run,) = store.runs()
-    assert run["status"] == RunStatus.FAILED
-    assert run["status_reason"].startswith("stopped before fetch_holdings could open the run: ")
-    assert "connection 'kite_nowhere' is not defined" in run["status_reason"]
-    assert run["portfolio_id"] == "task_test"
+    assert run.status == RunStatus.FAILED
+    assert run.status_reason.startswith("stopped before fetch_holdings could open the run: ")
+    assert "connection 'kite_nowhere' is not defined" in run.status_reason
+    assert run.portfolio_id == "task_test"
 
 
 def test_expired_kite_token_says_to_log_in(
     store: HistoryStore, kite: Venue, tmp_path: Path
 ) -> None:
     kite.emulator.faults.expired_token = True
-    with pytest.raises(tasks.LaneStopped, match="rebalance broker login zerodha") as stopped:
+    with pytest.raises(LaneStopped, match="rebalance broker login zerodha") as stopped:
         tasks.fetch_holdings(lane(tmp_path), store, kite.broker)
     assert "\n" not in str(stopped.value)
-    assert store.runs()[0]["status"] == RunStatus.FAILED
+    assert store.runs()[0].status == RunStatus.FAILED
 
 
 def test_login_expired_while_placing_then_resumed_after_login(
@@ -245,13 +246,13 @@ def test_login_expired_while_placing_then_resumed_after_login(
     plan = make_plan()
     run = approved_run(store, plan, mode="paper")
     kite.emulator.faults.expired_token = True
-    with pytest.raises(tasks.LaneStopped, match="rebalance broker login zerodha"):
+    with pytest.raises(LaneStopped, match="rebalance broker login zerodha"):
         tasks.place_orders(the_lane, store, kite.broker, plan.plan_hash, settings=FAST)
     # The book cannot be read either: the record is not closed blind, it stays placing.
-    with pytest.raises(tasks.LaneStopped, match=f"rebalance settle {run}"):
+    with pytest.raises(LaneStopped, match=f"rebalance settle {run}"):
         tasks.record_run(the_lane, store, kite.broker, settings=FAST)
     assert store.status(run) is RunStatus.PLACING
-    assert {leg["state"] for leg in store.orders(run)} == {OrderState.PENDING}
+    assert {leg.state for leg in store.orders(run)} == {OrderState.PENDING}
     kite.emulator.faults.expired_token = False  # the operator logged in again
     outcome = tasks.resume_run(the_lane, store, kite.broker, settings=FAST)
     assert outcome["status"] == RunStatus.COMPLETED
@@ -276,7 +277,7 @@ def test_wrong_angelone_credentials_say_what_to_fix(
     )
     the_lane = lane(tmp_path, broker="angelone", connection="angel_main")
     expected = re.escape("connection 'angel_main' as docs/brokers.md#angelone-smartapi says")
-    with pytest.raises(tasks.LaneStopped, match=expected):
+    with pytest.raises(LaneStopped, match=expected):
         tasks.fetch_holdings(the_lane, store, wrong_pin)
 
 
@@ -292,7 +293,7 @@ def test_deselected_lane_stays_skipped(store: HistoryStore, tmp_path: Path) -> N
 def test_rejected_plan_is_not_a_failure(store: HistoryStore, tmp_path: Path) -> None:
     plan = make_plan()
     run = store.open_run(
-        tasks.RunKey("rebalance_test", "scheduled__2026-01-05T15:10:00+05:30", "zerodha_main"),
+        RunKey("rebalance_test", "scheduled__2026-01-05T15:10:00+05:30", "zerodha_main"),
         portfolio_id="task_test",
         portfolio_name="Task Test",
         broker="zerodha",
@@ -311,8 +312,8 @@ def test_rejected_plan_is_not_a_failure(store: HistoryStore, tmp_path: Path) -> 
 def test_plan_mismatch_stops_the_lane(store: HistoryStore, kite: Venue, tmp_path: Path) -> None:
     plan = make_plan()
     approved_run(store, plan)
-    with pytest.raises(tasks.LaneStopped):
+    with pytest.raises(LaneStopped):
         tasks.place_orders(lane(tmp_path), store, kite.broker, "0" * 64, settings=FAST)
     assert kite.emulator.orders_received == 0
-    with pytest.raises(tasks.LaneStopped, match="failed"):
+    with pytest.raises(LaneStopped, match="failed"):
         tasks.record_run(lane(tmp_path), store, kite.broker, settings=FAST)

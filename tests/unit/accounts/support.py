@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from rebalance.accounts.combine import AccountHoldings
-from rebalance.brokers.base import Holding, Side
+from rebalance.domain.market import Holding, Side
 from rebalance.plan import PlannedOrder
 
 TAKEN_AT = datetime(2026, 11, 25, 9, 45, tzinfo=UTC)  # 15:15 in Asia/Kolkata

@@ -15,8 +15,8 @@ from rebalance.accounts.allocate import (
     check_allocation,
 )
 from rebalance.accounts.combine import AccountAvailability, combine_accounts
-from rebalance.brokers.base import Side
 from rebalance.costs import broker_rates, order_charges
+from rebalance.domain.market import Side
 from rebalance.errors import InputDataError
 
 from .support import TAKEN_AT, account, holding, order

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from rebalance.accounts.allocate import Allocation, allocate_orders, check_allocation
 from rebalance.accounts.combine import AccountAvailability, combine_accounts
-from rebalance.brokers.base import Quote, Side
 from rebalance.costs import broker_rates, order_charges
+from rebalance.domain.market import Quote, Side
 from rebalance.plan import PlannedOrder
 from rebalance.planning import plan_rebalance
 from rebalance.policy import Policy

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rebalance.accounts.combine import AccountHoldings, combine_accounts
-from rebalance.brokers.base import Quote
+from rebalance.domain.market import Quote
 from rebalance.errors import InputDataError
 from rebalance.planning import plan_rebalance
 from rebalance.policy import Policy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rebalance.accounts.combine import CombinedSnapshot, combine_accounts
 from rebalance.accounts.compare import compare_modes
-from rebalance.brokers.base import Holding, Quote, Side
+from rebalance.domain.market import Holding, Quote, Side
 from rebalance.planning import plan_rebalance
 from rebalance.policy import Policy
 

@@ -16,10 +16,11 @@ import pytest
 from rebalance.accounts.combine import AccountHoldings, combine_accounts
 from rebalance.accounts.compare import compare_modes
 from rebalance.brokers.angelone import AngelOneBroker
-from rebalance.brokers.base import Broker, Instrument, Side
+from rebalance.brokers.base import Broker
 from rebalance.brokers.ratelimit import UNLIMITED
 from rebalance.brokers.retry import RetryPolicy
 from rebalance.brokers.zerodha import ZerodhaBroker
+from rebalance.domain.market import Instrument, Side
 from rebalance.policy import Policy
 from rebalance.testing.emulators import KiteEmulator, SmartApiEmulator
 from rebalance.testing.emulators._server import DEMO_HOLDINGS, Holding

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rebalance.accounts.ledger import OUTSIDE, AccountLedger, EntryKind
-from rebalance.brokers.base import Side
+from rebalance.domain.market import Side
 from rebalance.errors import InputDataError
 
 from .support import TAKEN_AT, holding

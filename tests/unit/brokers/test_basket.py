@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from rebalance.brokers.base import Quote
 from rebalance.brokers.basket import (
     ANGELONE_COLUMNS,
     KITE_COLUMNS,
@@ -18,6 +17,7 @@ from rebalance.brokers.basket import (
     export_baskets,
 )
 from rebalance.brokers.pricing import PricingKind, PricingPolicy
+from rebalance.domain.market import Quote
 
 PLAN: dict[str, Any] = {
     "orders": [

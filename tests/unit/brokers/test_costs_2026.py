@@ -8,7 +8,6 @@ import logging
 
 import pytest
 
-from rebalance.brokers.base import Side
 from rebalance.costs import (
     BSE_GROUP_RATES,
     broker_rates,
@@ -18,6 +17,7 @@ from rebalance.costs import (
     proportional_rate,
     with_scrip_groups,
 )
+from rebalance.domain.market import Side
 
 LAKH = 100_000.0
 

@@ -10,9 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from rebalance.brokers.base import BadResponse, OrderRejected, OrderRequest, OrderStatus, Side
+from rebalance.brokers.base import BadResponse, OrderRejected, OrderRequest, OrderStatus
 from rebalance.brokers.paper import PaperBroker
 from rebalance.brokers.tags import order_tag
+from rebalance.domain.market import Side
 
 DEMO = Path(__file__).resolve().parents[3] / "portfolios" / "data" / "demo_holdings.csv"
 NOW = datetime(2026, 1, 30, 15, 10, tzinfo=ZoneInfo("Asia/Kolkata"))

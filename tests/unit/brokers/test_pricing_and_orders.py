@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rebalance.brokers.base import Holding, OrderRequest, Quote, Side
+from rebalance.brokers.base import OrderRequest
 from rebalance.brokers.pricing import (
     PricingKind,
     PricingPolicy,
@@ -20,6 +20,7 @@ from rebalance.brokers.tags import (
     split_tag,
     tag_belongs_to_run,
 )
+from rebalance.domain.market import Holding, Quote, Side
 
 
 def quote(last: float = 1000.0, tick: float | None = 0.05, **kw: float) -> Quote:

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 import rebalance.cli.calendar  # noqa: F401 - registers the calendar commands
 from rebalance.calendar_watch import HorizonStatus, alert_text, check_calendars
 from rebalance.cli import app
-from rebalance.schedule import IST
+from rebalance.domain.market import IST
 
 ROOT = Path(__file__).resolve().parents[3]
 runner = CliRunner()

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from rebalance.calendar import HolidayOverrides, RebalanceSchedule, trading_calendar
+from rebalance.domain.market import IST
 from rebalance.errors import CalendarError
-from rebalance.schedule import IST, Schedule
+from rebalance.schedule import Schedule
 
 
 def ist(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> dt.datetime:

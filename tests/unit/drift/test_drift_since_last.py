@@ -7,7 +7,7 @@ import json
 import pytest
 from drift_support import snapshot
 
-from rebalance.brokers.base import Side
+from rebalance.domain.market import Side
 from rebalance.drift.since_last import Fill, since_last_rebalance
 
 

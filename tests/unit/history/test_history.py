@@ -101,10 +101,10 @@ def test_store_refuses_illegal_transitions_and_records_events(store: HistoryStor
     with pytest.raises(IllegalTransition):
         store.transition(run, RunStatus.COMPLETED)
     record = store.run(run)
-    assert record["status"] == "failed"
-    assert record["status_reason"] == "broker down"
-    assert record["finished_at"] is not None
-    assert [e["to_status"] for e in store.events(run)] == [
+    assert record.status == "failed"
+    assert record.status_reason == "broker down"
+    assert record.finished_at is not None
+    assert [e.to_status for e in store.events(run)] == [
         "started",
         "planned",
         "approved",
@@ -124,7 +124,7 @@ def test_order_state_changes_are_checked(store: HistoryStore) -> None:
     store.update_order(run, 0, state=OrderState.COMPLETE, filled_quantity=5)
     with pytest.raises(IllegalTransition):
         store.update_order(run, 0, state=OrderState.PENDING)
-    assert store.orders(run)[0]["state"] == "complete"
+    assert store.orders(run)[0].state == "complete"
 
 
 def test_write_ahead_is_idempotent_and_refuses_another_plan(store: HistoryStore) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from rebalance.brokers.base import Side
+from rebalance.domain.market import Side
 from rebalance.plan import PlannedOrder, PositionLine, TradePlan
 from rebalance.snapshot import COLUMNS, HoldingsSnapshot
 

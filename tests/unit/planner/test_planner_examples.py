@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from planner_support import TODAY, order, position, signed_quantity, snapshot
 
-from rebalance.brokers.base import Side
 from rebalance.costs import broker_rates, order_charges
+from rebalance.domain.market import Side
 from rebalance.planning import plan_rebalance, verify_plan
 from rebalance.policy import Policy
 

@@ -16,8 +16,8 @@ from planner_support import TODAY, position, signed_quantity, snapshot
 from test_planner_examples import CASH, FAST_ONLY, ROWS, TARGETS, policy
 from test_planner_properties import policies, portfolios
 
-from rebalance.brokers.base import Side
 from rebalance.costs import broker_rates, charge_total
+from rebalance.domain.market import Side
 from rebalance.plan import TradePlan
 from rebalance.planning import plan_rebalance, verify_plan
 from rebalance.policy import Policy

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from planner_support import TODAY, position, snapshot
 
-from rebalance.brokers.base import Side
 from rebalance.costs import broker_rates, charge_total
+from rebalance.domain.market import Side
 from rebalance.plan import TradePlan
 from rebalance.planning import plan_rebalance, verify_plan
 from rebalance.policy import BudgetMode, Policy, TiltMode, TradeFilter, UnlistedHoldings

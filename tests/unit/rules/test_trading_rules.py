@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
 
 from rebalance.domain.market import IST, Quote, Side
 from rebalance.plan import PlannedOrder
@@ -55,3 +57,59 @@ def test_a_missing_quote_counts_as_moved() -> None:
     reason = price_move([order("INFY", 1500.0)], {}, 5.0)
     assert reason is not None
     assert "INFY: no quote now" in reason
+
+
+def test_a_second_live_run_is_judged_only_live_on_a_broker_with_unreliable_same_day_holdings() -> (
+    None
+):
+    from rebalance.portfolio import BrokerName, ExecutionMode
+    from rebalance.trading_rules import second_live_run
+
+    read: list[int] = []
+
+    def earlier() -> Iterator[EarlierLiveRun]:
+        read.append(1)
+        yield EarlierLiveRun(7, datetime(2026, 1, 5, 10, 0, tzinfo=IST), filled_shares=3)
+
+    angel, live = BrokerName.ANGELONE, ExecutionMode.LIVE
+    assert second_live_run("a", angel, ExecutionMode.PAPER, TODAY, earlier()) is None
+    assert second_live_run("a", BrokerName.ZERODHA, live, TODAY, earlier()) is None
+    assert second_live_run("a", BrokerName.PAPER, live, TODAY, earlier()) is None
+    assert read == []  # the earlier runs (a read of the store) are not read for these
+    assert "run 7 today" in (second_live_run("a", angel, live, TODAY, earlier()) or "")
+
+
+def test_earlier_live_runs_are_the_accounts_other_live_runs_and_read_fills_lazily() -> None:
+    from rebalance.trading_rules import earlier_live_runs
+
+    when = datetime(2026, 1, 5, 4, 0, tzinfo=UTC)
+    runs = [
+        SimpleNamespace(id=1, account="a", mode="live", created_at=when),
+        SimpleNamespace(id=2, account="a", mode="paper", created_at=when),
+        SimpleNamespace(id=3, account="b", mode="live", created_at=when),
+        SimpleNamespace(id=4, account="a", mode="live", created_at=when),  # this run
+    ]
+    asked: list[int] = []
+
+    def filled(run_id: int) -> int:
+        asked.append(run_id)
+        return 5
+
+    found = earlier_live_runs(runs, 4, "a", filled)  # type: ignore[arg-type]
+    assert asked == []
+    assert list(found) == [EarlierLiveRun(1, when, 5)]
+    assert asked == [1]
+
+
+def test_the_orders_judged_for_a_price_move_are_those_not_yet_sent() -> None:
+    from rebalance.history.status import OrderState
+    from rebalance.trading_rules import orders_to_judge
+
+    orders = [order("ITC", 430.0), order("TCS", 3500.0)]
+    assert orders_to_judge(orders, None) == orders  # before the first send: all
+    assert orders_to_judge(orders, []) == orders  # no legs written yet: none were sent
+    legs = [
+        SimpleNamespace(symbol="ITC", order_state=OrderState.COMPLETE),
+        SimpleNamespace(symbol="TCS", order_state=OrderState.NOT_SENT),
+    ]
+    assert orders_to_judge(orders, legs) == [orders[1]]  # type: ignore[arg-type]

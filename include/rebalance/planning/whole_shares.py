@@ -88,7 +88,7 @@ class _Ledger:
         return charge_total(units * line.price, side, line.exchange, self.rates, symbol=line.symbol)
 
 
-def reconcile(
+def round_to_whole_shares(
     book: Book, sizing: Sizing, policy: Policy, rates: BrokerRates
 ) -> tuple[dict[str, int], Sizing]:
     """Whole-share order sizes (symbol -> shares, all >= 0) and the final selection (reserve
