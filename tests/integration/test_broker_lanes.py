@@ -334,7 +334,8 @@ def _place_by_hand(broker, baskets: list[str]) -> list[dict[str, str]]:  # type:
     """What the person does: every row of the Kite baskets placed (here through the API)."""
     import csv
 
-    from rebalance.brokers.base import OrderRequest, Side
+    from rebalance.brokers.base import OrderRequest
+    from rebalance.domain.market import Side
 
     rows = [row for path in baskets for row in csv.DictReader(Path(path).read_text().splitlines())]
     for row in rows:
@@ -418,7 +419,6 @@ def test_manual_queue_dag_run_waits_deferred_not_on_a_worker(
     seen: dict = {}  # type: ignore[type-arg]
 
     def person() -> None:  # waits for the basket, sees the task deferred, places, marks
-        from rebalance import tasks
         from rebalance.wiring import broker_for
 
         history = open_store()
@@ -442,7 +442,7 @@ def test_manual_queue_dag_run_waits_deferred_not_on_a_worker(
             time.sleep(0.2)
         seen["run"] = run_id
         seen["sent_while_waiting"] = kite.orders_received
-        lane = tasks.Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "x")
+        lane = Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "x")
         seen["rows"] = _place_by_hand(
             broker_for(lane, history), placement["manual_queue"]["baskets"]
         )

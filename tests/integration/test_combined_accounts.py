@@ -216,18 +216,19 @@ def test_one_rejection_of_the_combined_plan_stops_every_part(
     from rebalance import combined_tasks, tasks
     from rebalance.approval import Decision
     from rebalance.combined import split_markdown
+    from rebalance.lane import Lane
     from rebalance.wiring import broker_for
 
     kite, angel = emulators
     path = household(demo_copy, "combined")
     lanes = [
-        tasks.Lane(str(path), account, "rebalance_household", "manual__1")
+        Lane(str(path), account, "rebalance_household", "manual__1")
         for account in ("zerodha_main", "angelone_main")
     ]
     for lane in lanes:
         tasks.fetch_holdings(lane, store, broker_for(lane, store))
         tasks.validate_snapshot(lane, store)
-    template = tasks.Lane(str(path), combined_tasks.GROUP, "rebalance_household", "manual__1")
+    template = Lane(str(path), combined_tasks.GROUP, "rebalance_household", "manual__1")
     planned = combined_tasks.plan(template, store)
     assert planned is not None
     record = combined_tasks.combined_store(store).combined(planned["combined_run"])

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from brokers_support import DEMO_CSV, angelone_broker, zerodha_broker  # type: ignore[import-not-found]
 
-from rebalance.brokers.base import CandleSource, Instrument
+from rebalance.brokers.base import CandleSource
 from rebalance.brokers.candles import date_windows
 from rebalance.brokers.paper import PaperBroker
 from rebalance.brokers.simulated import SimulatedExecution
 from rebalance.calendar import trading_calendar
+from rebalance.domain.market import Instrument
 from rebalance.testing.emulators import KiteEmulator, SmartApiEmulator
 
 FIRST, LAST = dt.date(2026, 9, 1), dt.date(2026, 10, 30)
