@@ -390,6 +390,11 @@ def resume_run(
             f"run {run_id} is {status}: only an interrupted placement (status interrupted or "
             "placing) can be resumed or settled"
         )
+    if not settle_only and "manual_queue" in (record.placement or {}):
+        raise NotResumable(
+            f"run {run_id} waits for a person to place its basket by hand: place it, then "
+            f"`rebalance mark-placed {run_id}` (the run reconciles the account's holdings then)"
+        )
     if settle_only:
         settle_interrupted(
             store,

@@ -364,6 +364,7 @@ def test_manual_queue_exports_the_basket_waits_and_reconciles(
     from rebalance import tasks
     from rebalance.approval import Decision
     from rebalance.execution import mark_placed
+    from rebalance.lane import NotResumable
     from rebalance.manual_queue import WaitForPerson
 
     kite, _ = emulators
@@ -383,6 +384,8 @@ def test_manual_queue_exports_the_basket_waits_and_reconciles(
     with pytest.raises(WaitForPerson):  # asked again before anyone marked it: still waiting
         tasks.place_orders(lane, store, broker, planned["plan_hash"])
     assert store.status(run_id) is RunStatus.PLACING
+    with pytest.raises(NotResumable, match=f"rebalance mark-placed {run_id}"):
+        tasks.resume_run(lane, store, broker)  # `rebalance resume` says what to do instead
 
     rows = _place_by_hand(broker, baskets)
     assert len(rows) == planned["trades"] > 0
