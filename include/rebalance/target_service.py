@@ -24,9 +24,9 @@ from typing import Any
 
 import pandas as pd
 
-from rebalance.brokers.base import BrokerError, CandleSource, Instrument
+from rebalance.brokers.base import BrokerError, CandleSource
 from rebalance.calendar import TradingCalendar
-from rebalance.domain.market import IST
+from rebalance.domain.market import IST, Instrument
 from rebalance.errors import InputDataError
 from rebalance.history.store import HistoryStore
 from rebalance.history.target_history import cached_closes, save_candles
