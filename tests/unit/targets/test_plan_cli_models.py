@@ -14,9 +14,8 @@ from typer.testing import CliRunner
 from rebalance.brokers.synthetic_history import synthetic_candles
 from rebalance.cli import app
 from rebalance.cli import plan as _plan_command  # noqa: F401 - registers `plan` on app
-from rebalance.history.status import RunStatus
-from rebalance.history.store import HistoryStore, RunKey
-from rebalance.history.target_history import save_target_model
+from rebalance.history.store import HistoryStore
+from rebalance.testing.model_runs import completed_model_run
 
 ROOT = Path(__file__).resolve().parents[3]
 START, END = dt.date(2025, 9, 1), dt.date(2026, 11, 27)
@@ -89,40 +88,15 @@ def test_without_prices_the_message_names_both_flags(folder: Path) -> None:
     assert "or --targets-from-history" in result.output
 
 
-def _completed_run(store: HistoryStore, account: str, weights: dict[str, float]) -> int:
-    run = store.open_run(
-        RunKey("rebalance_demo_risk_parity", f"scheduled__{account}", account),
-        portfolio_id="demo_risk_parity",
-        portfolio_name="Demo Risk Parity Ten",
-        broker="paper",
-        initiator="scheduled",
-        broker_scope="paper",
-        mode="paper",
-        policy={},
-        targets={"weights": weights, "cash": 0.0},
-    )
-    save_target_model(
-        store,
-        run,
-        portfolio_id="demo_risk_parity",
-        account=account,
-        model="risk_parity",
-        as_of=dt.date(2026, 11, 27),
-        weights=weights,
-        record={"model": "risk_parity", "targets": weights, "reasons": {}},
-    )
-    store.transition(run, RunStatus.PLANNED, "planned")
-    store.transition(run, RunStatus.COMPLETED, "done")
-    return run
-
-
 def test_targets_from_history_plans_on_the_last_completed_runs_targets(
     folder: Path, store: HistoryStore
 ) -> None:
     weights = dict.fromkeys(SYMBOLS, 0.05) | {"INFY": 0.3, "TCS": 0.1}
     weights = {s: w / sum(weights.values()) for s, w in weights.items()}
-    run = _completed_run(store, "paper_rp", weights)
-    _completed_run(store, "other_account", dict.fromkeys(SYMBOLS, 0.1))  # later, not its account
+    run = completed_model_run(store, weights)
+    completed_model_run(
+        store, dict.fromkeys(SYMBOLS, 0.1), account="other"
+    )  # later, not its account
     result = _plan(folder, "--targets-from-history")
     assert result.exit_code == 0, result.output
     assert f"targets of run {run} (paper_rp): the risk_parity model as of 2026-11-27" in (

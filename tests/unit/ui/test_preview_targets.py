@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -19,12 +19,12 @@ from fastapi.testclient import TestClient
 
 from rebalance.brokers.synthetic_history import synthetic_candles
 from rebalance.calendar import trading_calendar
-from rebalance.history.status import RunStatus
-from rebalance.history.store import HistoryStore, RunKey
-from rebalance.history.target_history import save_candles, save_target_model
+from rebalance.history.store import HistoryStore
+from rebalance.history.target_history import save_candles
 from rebalance.portfolio import load_portfolio
 from rebalance.settings import portfolios_dir
 from rebalance.target_service import compute_targets, file_price_loader, window_days
+from rebalance.testing.model_runs import completed_model_run
 from rebalance.ui.app import Viewer, create_app, viewer
 
 PORTFOLIO = "demo_risk_parity"
@@ -52,34 +52,6 @@ def fill_cache(store: HistoryStore, fetched_at: datetime, leave_out: str | None 
         if symbol == leave_out:
             candles = candles[:-1]
         save_candles(store, symbol, "NSE", candles, source="paper", fetched_at=fetched_at)
-
-
-def completed_run_with_targets(store: HistoryStore, weights: dict[str, float]) -> int:
-    run = store.open_run(
-        RunKey(f"rebalance_{PORTFOLIO}", "scheduled__2026-11-27", ACCOUNT),
-        portfolio_id=PORTFOLIO,
-        portfolio_name="Demo Risk Parity Ten",
-        broker="paper",
-        initiator="scheduled",
-        broker_scope="paper",
-        mode="paper",
-        policy={},
-        targets={"weights": weights, "cash": 0.0},
-    )
-    record = {"model": "risk_parity", "as_of": "2026-11-27", "targets": weights, "reasons": {}}
-    save_target_model(
-        store,
-        run,
-        portfolio_id=PORTFOLIO,
-        account=ACCOUNT,
-        model="risk_parity",
-        as_of=date(2026, 11, 27),
-        weights=weights,
-        record=record,
-    )
-    store.transition(run, RunStatus.PLANNED, "planned")
-    store.transition(run, RunStatus.COMPLETED, "done")
-    return run
 
 
 def planned_targets(html: str) -> dict[str, float]:
@@ -135,7 +107,7 @@ def test_a_stale_cache_plans_on_the_last_completed_runs_targets(
     fill_cache(store, datetime.now(UTC) - timedelta(days=9))  # older than REFRESH_AFTER
     weights = dict.fromkeys(symbols(), 0.05) | {"INFY": 0.2, "TCS": 0.15, "ITC": 0.1}
     weights = {s: w / sum(weights.values()) for s, w in weights.items()}
-    run = completed_run_with_targets(store, weights)
+    run = completed_model_run(store, weights)
     html = client.get(f"/preview/{PORTFOLIO}").text
     assert "data-origin='stored'" in html, html[-3000:]
     origin = re.search(r"id='targets-origin'[^>]*>(.*?)</p>", html)
@@ -153,7 +125,7 @@ def test_a_stale_cache_plans_on_the_last_completed_runs_targets(
 
 def test_one_missing_close_is_enough_to_fall_back(client: TestClient, store: HistoryStore) -> None:
     fill_cache(store, datetime.now(UTC), leave_out="LT")
-    completed_run_with_targets(store, dict.fromkeys(symbols(), 0.1))
+    completed_model_run(store, dict.fromkeys(symbols(), 0.1))
     html = client.get(f"/preview/{PORTFOLIO}").text
     assert "data-origin='stored'" in html
     assert "LT: 1 of 253 closes missing or stale" in html
