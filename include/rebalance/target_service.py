@@ -108,6 +108,14 @@ def is_fresh(fetched_at: datetime, day: date, now: datetime) -> bool:
     return fetched_at >= final_from and now - fetched_at <= REFRESH_AFTER
 
 
+def window_days(now: datetime, calendar: TradingCalendar, lookback_days: int) -> list[date]:
+    """The ``lookback_days + 1`` trading days a risk model reads, up to the last final close."""
+    last = last_close_day(now, calendar)
+    # Calendar days that surely hold lookback_days + 1 trading days (about 250 a year).
+    first_guess = last - timedelta(days=int((lookback_days + 1) * 1.6) + 30)
+    return calendar.trading_days_between(first_guess, last)[-(lookback_days + 1) :]
+
+
 def load_price_history(
     store: HistoryStore,
     source: CandleSource,
@@ -120,10 +128,8 @@ def load_price_history(
     source_name: str,
 ) -> PriceWindow:
     """The window's closes per symbol: cached where fresh, fetched (and cached) where not."""
-    last = last_close_day(now, calendar)
-    # Calendar days that surely hold lookback_days + 1 trading days (about 250 a year).
-    first_guess = last - timedelta(days=int((lookback_days + 1) * 1.6) + 30)
-    days = calendar.trading_days_between(first_guess, last)[-(lookback_days + 1) :]
+    days = window_days(now, calendar, lookback_days)
+    last = days[-1]
     cache = cached_closes(store, symbols, exchange, days[0], last)
     fetched: dict[str, int] = {}
     cached: dict[str, int] = {}
@@ -232,6 +238,37 @@ def cached_price_loader(
             calendar=calendar,
             source_name=source_name,
         )
+
+    return load
+
+
+CACHE_SOURCE = "the price history cache"
+
+
+def cache_only_price_loader(
+    store: HistoryStore, exchange: str, *, now: datetime, calendar: TradingCalendar
+) -> PriceLoader:
+    """The Rebalance page's loader: the history database's cache alone, never a broker (a
+    preview orders nothing and reads no history). A window the cache does not hold fresh
+    (``is_fresh``) raises ``PriceHistoryError`` naming the symbols short of closes."""
+
+    def load(symbols: list[str], lookback_days: int) -> PriceWindow:
+        days = window_days(now, calendar, lookback_days)
+        cache = cached_closes(store, symbols, exchange, days[0], days[-1])
+        closes: dict[str, dict[date, float]] = {}
+        short = []
+        for symbol in symbols:
+            have = {d: c.close for d, c in cache[symbol].items() if is_fresh(c.fetched_at, d, now)}
+            closes[symbol] = {d: have[d] for d in days if d in have}
+            if missing := len(days) - len(closes[symbol]):
+                short.append(f"{symbol}: {missing} of {len(days)} closes missing or stale")
+        if short:
+            raise PriceHistoryError(
+                f"{CACHE_SOURCE} ({days[0]}..{days[-1]}) is not fresh", short[:5]
+            )
+        frame = pd.DataFrame(closes, index=pd.Index(days), dtype=float)
+        cached = {symbol: len(days) for symbol in symbols}
+        return PriceWindow(frame, days, {}, cached, CACHE_SOURCE)
 
     return load
 

@@ -1,9 +1,12 @@
-"""``rebalance demo``: the demo portfolio through the whole pipeline, through Airflow.
+"""``rebalance demo``: the demo portfolios through the whole pipeline, through Airflow.
 
 Embedded default: no Docker, no accounts. Starts the embedded PostgreSQL (or uses
 REBALANCE_DB_URL), migrates the history database, migrates Airflow's metadata database under a
-project-local AIRFLOW_HOME, runs the demo DAG with ``dag.test()`` on the paper broker with
-automatic approval, then prints the recorded run and its orders read back from Postgres.
+project-local AIRFLOW_HOME, runs each demo DAG with ``dag.test()`` on the paper broker with
+automatic approval, then prints the recorded run and its orders read back from Postgres. By
+default both demos run, one after the other on the same setup: ``demo`` (the file's fixed weights)
+and ``demo_risk_parity`` (targets from the risk_parity model over the paper broker's emulated
+daily history); ``--portfolio`` picks one (or more).
 
 The embedded PostgreSQL that the demo starts is stopped when it exits, also on an error, Ctrl-C or
 SIGTERM; a server that was already running (``make airflow``, another shell) is left running.
@@ -18,11 +21,11 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -135,20 +138,29 @@ def embedded_server_stopped_on_exit() -> Iterator[None]:
                 typer.echo(f"the embedded PostgreSQL ({pgdata}) did not stop", err=True)
 
 
+DEMO_PORTFOLIOS = ("demo", "demo_risk_parity")
+
+
 @app.command()
 def demo(
-    portfolio: Annotated[str, typer.Option(help="portfolio id (file name without .yaml)")] = "demo",
+    portfolio: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="portfolio id (file name without .yaml), repeatable; default: "
+            + " and ".join(DEMO_PORTFOLIOS)
+        ),
+    ] = None,
     fresh: Annotated[
         bool, typer.Option(help="reset the paper account to its holdings file")
     ] = True,
     verbose: Annotated[bool, typer.Option(help="show Airflow's task logs")] = False,
 ) -> None:
-    """Run the demo portfolio's DAG end to end and print the recorded run and its orders."""
+    """Run the demo portfolios' DAGs end to end and print each recorded run and its orders."""
     with embedded_server_stopped_on_exit():
-        run_demo(portfolio, fresh=fresh, verbose=verbose)
+        run_demo(list(portfolio or DEMO_PORTFOLIOS), fresh=fresh, verbose=verbose)
 
 
-def run_demo(portfolio: str, *, fresh: bool, verbose: bool) -> None:
+def run_demo(portfolios: list[str], *, fresh: bool, verbose: bool) -> None:
     """The demo itself (see ``demo``); the caller decides the embedded server's lifetime."""
     if not verbose:
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
@@ -166,24 +178,40 @@ def run_demo(portfolio: str, *, fresh: bool, verbose: bool) -> None:
     typer.echo(f"history database: {redacted(url)}")
     os.environ["REBALANCE_DB_URL"] = url
     migrate_airflow_db()
-    if fresh:
-        shutil.rmtree(state_dir() / "paper" / portfolio, ignore_errors=True)
 
     from rebalance.dag_factory import build_dags
 
     dags = build_dags(portfolios_dir())
-    dag_id = f"rebalance_{portfolio}"
-    if dag_id not in dags:
-        typer.echo(f"no portfolio {portfolio!r} in {portfolios_dir()}", err=True)
+    unknown = [p for p in portfolios if f"rebalance_{p}" not in dags]
+    if unknown:
+        typer.echo(f"no portfolio {', '.join(map(repr, unknown))} in {portfolios_dir()}", err=True)
         raise typer.Exit(EXIT_FAILURE)
-    dag_run = dags[dag_id].test()
     store = open_store(url)
-    runs = [r for r in store.runs(portfolio) if r.airflow_run_id == dag_run.run_id]
-    if not runs:
-        typer.echo(f"DAG run {dag_run.run_id} ended {dag_run.state} and recorded nothing", err=True)
+    ran = []
+    for portfolio in portfolios:
+        if fresh:
+            shutil.rmtree(state_dir() / "paper" / portfolio, ignore_errors=True)
+        started = time.monotonic()
+        dag_run = dags[f"rebalance_{portfolio}"].test()
+        runs = [r for r in store.runs(portfolio) if r.airflow_run_id == dag_run.run_id]
+        for run in runs:
+            print_run(run, store.orders(run.id))
+        state = str(dag_run.state) if runs else f"{dag_run.state}, recorded nothing"
+        targets = targets_words(runs[0].targets if runs else None)
+        line = f"{portfolio}: {targets}; DAG run {dag_run.run_id}: {state}"
+        typer.echo(f"{line} ({time.monotonic() - started:.0f} s)")
+        ran.append((portfolio, str(dag_run.state) == "success" and bool(runs)))
+    for other in (p for p in DEMO_PORTFOLIOS if p not in portfolios):
+        typer.echo(f"the other demo: rebalance demo --portfolio {other}")
+    if not all(ok for _, ok in ran):
+        failed = ", ".join(p for p, ok in ran if not ok)
+        typer.echo(f"the demo of {failed} did not succeed", err=True)
         raise typer.Exit(EXIT_FAILURE)
-    for run in runs:
-        print_run(run, store.orders(run.id))
-    typer.echo(f"DAG run {dag_run.run_id}: {dag_run.state}")
-    if str(dag_run.state) != "success":
-        raise typer.Exit(EXIT_FAILURE)
+
+
+def targets_words(targets: Mapping[str, Any] | None) -> str:
+    """What a demo run planned against: the file's weights, or the model's with its as-of."""
+    from rebalance.targets.describe import headline
+
+    source = (targets or {}).get("source")
+    return f"targets from the {headline(source)}" if source else "the file's fixed target weights"

@@ -1,4 +1,5 @@
-"""``rebalance plan``: the plan for a portfolio file and a holdings CSV (no Airflow, broker or DB).
+"""``rebalance plan``: the plan for a portfolio file and a holdings CSV (no Airflow, broker or DB;
+``--targets-from-history`` reads a computed portfolio's stored targets from the history DB).
 
 Exit codes: 0 ok, 2 bad input (portfolio file, holdings file, ``--set`` override, ``--format``),
 1 any other failure.
@@ -62,6 +63,14 @@ def plan(
             "risk_parity); the targets are then the model's, as in a run"
         ),
     ] = None,
+    targets_from_history: Annotated[
+        bool,
+        typer.Option(
+            "--targets-from-history",
+            help="a computed portfolio: plan on the targets its last completed run stored in "
+            "the history database (REBALANCE_DB_URL or the embedded one)",
+        ),
+    ] = False,
 ) -> None:
     """Print the trades that rebalance PORTFOLIO from HOLDINGS."""
     from rebalance.errors import ConfigError, RebalanceError
@@ -93,7 +102,12 @@ def plan(
             rows, source=str(holdings), cash=cash, taken_at=datetime.now(UTC)
         )
         check_no_sell_symbols(snapshot, model.targets, policy.no_sell, str(holdings))
-        targets, reasons = cli_targets(model, portfolio, prices)
+        if targets_from_history and prices is not None:
+            raise ConfigError("--targets-from-history", ["give it or --prices, not both"])
+        if targets_from_history and model.needs_target_model:
+            targets, reasons = stored_targets(model)
+        else:
+            targets, reasons = cli_targets(model, portfolio, prices)
         result = plan_rebalance(
             snapshot,
             targets,
@@ -136,11 +150,51 @@ def cli_targets(
 
         def loader(symbols: list[str], lookback_days: int) -> PriceWindow:
             raise ConfigError(
-                "--prices", [f"model {portfolio.targets_section.model.name} needs daily closes"]
+                "--prices",
+                [
+                    f"model {portfolio.targets_section.model.name} needs daily closes: give "
+                    "--prices CLOSES.csv (date,SYMBOL,...), or --targets-from-history to plan "
+                    "on the targets the last completed run stored"
+                ],
             )
 
     output = compute_targets(portfolio, path, today=datetime.now(UTC).date(), load_prices=loader)
     return output.weights, output.reasons
+
+
+def stored_targets(portfolio: Portfolio) -> tuple[dict[str, float], dict[str, str]]:
+    """(targets, replacement reasons) the portfolio's last completed run stored; the account's
+    when the portfolio has one, else any account's. Says on stderr which run and as of when."""
+    from rebalance.domain.market import IST
+    from rebalance.errors import ConfigError
+    from rebalance.history.database import history_url, redacted
+    from rebalance.history.target_history import last_completed_targets
+    from rebalance.wiring import open_store
+
+    account = portfolio.accounts[0].name if len(portfolio.accounts) == 1 else None
+    url = history_url()
+    try:
+        last = last_completed_targets(open_store(url), portfolio.id, account)
+    except Exception as exc:  # unreachable or not migrated: `rebalance db upgrade`
+        raise ConfigError(
+            "--targets-from-history",
+            [f"cannot read the history database {redacted(url)}: {type(exc).__name__}: {exc}"],
+        ) from None
+    if last is None:
+        of = f" of account {account}" if account else ""
+        raise ConfigError(
+            "--targets-from-history",
+            [
+                f"no completed run of {portfolio.id}{of} has stored targets in "
+                f"{redacted(url)}; give --prices CLOSES.csv instead"
+            ],
+        )
+    as_of = last.as_of or last.created_at.astimezone(IST).date()
+    typer.echo(
+        f"targets of run {last.run_id} ({last.account}): the {last.model} model as of {as_of}",
+        err=True,
+    )
+    return dict(last.weights), dict(last.record.get("reasons") or {})
 
 
 def _about_holdings(exc: Exception) -> bool:

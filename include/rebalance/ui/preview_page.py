@@ -26,12 +26,13 @@ from rebalance.ui.render import (
     weights_svg,
     when,
 )
+from rebalance.ui.targets_view import targets_section
 
 if TYPE_CHECKING:
     from rebalance.history.records import LegRecord, RunRecord
     from rebalance.plan import TradePlan
     from rebalance.portfolio import Portfolio
-    from rebalance.ui.whatif import AccountPreview, WhatIf
+    from rebalance.ui.whatif import AccountPreview, PreviewTargets, WhatIf
 
 PREVIEW_CSS = """
 .preview{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
@@ -143,6 +144,7 @@ def plan_section(preview: AccountPreview, now: datetime | None = None) -> str:
         f"{'read now from the broker' if preview.source == 'fresh' else 'last stored snapshot'}"
         f", taken {when(preview.taken_at)} ({_age(preview.age_seconds(now))})</div>"
     )
+    head += targets_origin(preview.targets)
     if preview.plan is None:
         return f"{head}<p class='warn' id='problem'>{escape(str(preview.problem))}</p>"
     plan = preview.plan
@@ -153,6 +155,16 @@ def plan_section(preview: AccountPreview, now: datetime | None = None) -> str:
         + tax_html(plan.tax)
         + left_alone(plan)
         + weights_svg([p.to_dict() for p in plan.positions])
+    )
+
+
+def targets_origin(targets: PreviewTargets | None) -> str:
+    """A computed portfolio's targets: computed now or the last run's, and what made them."""
+    if targets is None or targets.source is None:
+        return ""
+    return (
+        f"<p class='muted' id='targets-origin' data-origin='{targets.origin}'>"
+        f"{escape(targets.note)}</p>" + targets_section({"source": targets.source})
     )
 
 

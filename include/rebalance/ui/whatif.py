@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -157,10 +157,28 @@ class WhatIf:
 
 
 @dataclass(frozen=True)
+class PreviewTargets:
+    """What a preview plans against, and where it came from (issue 17).
+
+    ``origin``: ``file`` (the file's fixed weights), ``computed`` (the model run now on the
+    history database's price cache, as the run's target_model task would) or ``stored`` (the
+    targets the last completed run stored, when the model cannot run now). ``source`` is the
+    model's record (``targets.describe``), None for the file's weights.
+    """
+
+    weights: dict[str, float]
+    reasons: dict[str, str]  # symbol -> why the universe replaces it
+    origin: str
+    note: str  # one line for the page: which, with the as-of date
+    source: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class KeptSnapshot:
     snapshot: HoldingsSnapshot
     source: str  # "fresh" | "stored"
     kept_at: float  # time.monotonic()
+    targets: PreviewTargets | None = None  # computed once per kept snapshot
 
 
 @dataclass
@@ -190,6 +208,12 @@ class SnapshotCache:
             kept = self._items[key] = KeptSnapshot(snapshot, source, now)
             return kept
 
+    def keep_targets(self, key: tuple[str, str, str, str], targets: PreviewTargets) -> None:
+        """Keep the targets with the snapshot of ``key`` (gone with it when it expires)."""
+        with self._lock:
+            if (kept := self._items.get(key)) is not None:
+                self._items[key] = replace(kept, targets=targets)
+
 
 @dataclass(frozen=True)
 class AccountPreview:
@@ -201,6 +225,7 @@ class AccountPreview:
     taken_at: datetime | None
     plan: TradePlan | None = None
     problem: str | None = None
+    targets: PreviewTargets | None = None
 
     def age_seconds(self, now: datetime | None = None) -> float | None:
         if self.taken_at is None:
@@ -261,9 +286,11 @@ def plan_preview(
     whatif: WhatIf,
     broker: str,
     tax_lots: Callable[[Policy], TaxContext | None] | None = None,
+    targets: PreviewTargets | None = None,
 ) -> TradePlan:
     """Plan as ``tasks.plan_trades`` does, with the what-if policy; PreviewError if refused.
-    ``tax_lots`` gives the account's tax lots for the policy (issue 15; None: tax off)."""
+    ``tax_lots`` gives the account's tax lots for the policy (issue 15; None: tax off).
+    ``targets``: a computed portfolio's (``preview_targets``); None: the file's weights."""
     from rebalance.errors import RebalanceError
     from rebalance.planning import plan_rebalance, verify_plan
     from rebalance.snapshot import check_no_sell_symbols
@@ -274,18 +301,87 @@ def plan_preview(
         policy = portfolio.policy.with_overrides(overrides | {"optimiser_time_cap_s": cap})
     except ValueError as exc:
         raise PreviewError(f"parameters: {exc}") from None
-    targets = portfolio.target_fractions()
+    goal = targets.weights if targets is not None else portfolio.target_fractions()
     inputs: dict[str, Any] = {"cash_target": portfolio.cash_target_fraction, "broker": broker}
     inputs["tax"] = tax_lots(policy) if tax_lots is not None else None
     try:
-        check_no_sell_symbols(snapshot, targets, policy.no_sell, f"{snapshot.account} snapshot")
-        plan = plan_rebalance(snapshot, targets, policy, **inputs)
+        check_no_sell_symbols(snapshot, goal, policy.no_sell, f"{snapshot.account} snapshot")
+        plan = plan_rebalance(snapshot, goal, policy, **inputs)
     except RebalanceError as exc:
         raise PreviewError(f"the planner refused the inputs: {exc}") from None
-    problems = verify_plan(plan, snapshot, targets, policy, **inputs)
+    problems = verify_plan(plan, snapshot, goal, policy, **inputs)
     if problems:
         raise PreviewError("the plan breaks a hard limit: " + "; ".join(problems))
+    if targets is not None and targets.reasons:
+        from rebalance.target_service import with_target_reasons
+
+        plan = with_target_reasons(plan, targets.reasons)
     return plan
+
+
+def preview_targets(
+    portfolio: Portfolio,
+    portfolio_file: str,
+    account: str,
+    store: Callable[[], HistoryStore],
+    now: datetime | None = None,
+) -> PreviewTargets:
+    """The targets a run would plan against now, without a broker: the file's weights; or the
+    model run on the history database's price cache when it holds the window fresh; or else the
+    targets the account's last completed run stored. PreviewError when none of these exists."""
+    if not portfolio.needs_target_model:
+        return PreviewTargets(portfolio.target_fractions(), {}, "file", "")
+    from rebalance.calendar import overrides_for_portfolio, trading_calendar
+    from rebalance.domain.market import IST
+    from rebalance.errors import InputDataError
+    from rebalance.history.target_history import last_completed_targets
+    from rebalance.target_service import (
+        PriceHistoryError,
+        cache_only_price_loader,
+        compute_targets,
+    )
+    from rebalance.targets.describe import headline
+    from rebalance.targets.models import TargetModelError
+
+    now = now or datetime.now(UTC)
+    model = str(portfolio.targets_section.model.name)
+    try:
+        history = store()
+        last = last_completed_targets(history, portfolio.id, account)
+        calendar = trading_calendar(overrides_for_portfolio(portfolio, portfolio_file))
+        loader = cache_only_price_loader(history, portfolio.exchange, now=now, calendar=calendar)
+    except Exception as exc:  # the history database is unreachable or not migrated
+        raise PreviewError(
+            f"targets of {account}: cannot read the history database: {exc}"
+        ) from None
+    try:
+        output = compute_targets(
+            portfolio,
+            portfolio_file,
+            today=now.astimezone(IST).date(),
+            load_prices=loader,
+            previous=last.record if last is not None else None,
+        )
+    except PriceHistoryError as exc:
+        why = f"{exc.source}: {'; '.join(exc.problems[:3])}"
+        if last is None:
+            raise PreviewError(
+                f"targets: the {model} model cannot run now ({why}) and no completed run of "
+                f"{account} has stored targets yet; Run now computes them from the broker's "
+                "history"
+            ) from None
+        as_of = last.as_of or last.created_at.astimezone(IST).date()
+        note = (
+            f"Targets of the last completed run (run {last.run_id}, {last.model} model as of "
+            f"{as_of}), not computed now: {why}."
+        )
+        reasons = dict(last.record.get("reasons") or {})
+        return PreviewTargets(dict(last.weights), reasons, "stored", note, dict(last.record))
+    except (InputDataError, TargetModelError) as exc:
+        raise PreviewError(f"targets: the {model} model refused its inputs: {exc}") from None
+    source = {**output.record, "reasons": output.reasons}
+    note = f"Targets computed now: the {headline(source)}."
+    return PreviewTargets(output.weights, output.reasons, "computed", note, source)
 
 
 def preview_accounts(
@@ -311,17 +407,35 @@ def preview_accounts(
                 else:
                     snap = read_fresh_snapshot(portfolio, portfolio_file, account)
                 kept = cache.put(key, snap, source)
+            if kept.targets is None:
+                targets = preview_targets(portfolio, portfolio_file, account.name, store)
+                cache.keep_targets(key, targets)
+                kept = replace(kept, targets=targets)
             lots = partial(_tax_lots, store, account.name, kept.snapshot)
-            plan = plan_preview(portfolio, kept.snapshot, whatif, str(account.broker), lots)
+            plan = plan_preview(
+                portfolio, kept.snapshot, whatif, str(account.broker), lots, kept.targets
+            )
             previews.append(
                 AccountPreview(
-                    account.name, str(account.broker), source, kept.snapshot.taken_at, plan
+                    account.name,
+                    str(account.broker),
+                    source,
+                    kept.snapshot.taken_at,
+                    plan,
+                    targets=kept.targets,
                 )
             )
         except PreviewError as exc:
             taken = kept.snapshot.taken_at if kept else None
             previews.append(
-                AccountPreview(account.name, str(account.broker), source, taken, problem=str(exc))
+                AccountPreview(
+                    account.name,
+                    str(account.broker),
+                    source,
+                    taken,
+                    problem=str(exc),
+                    targets=kept.targets if kept else None,
+                )
             )
     return previews
 

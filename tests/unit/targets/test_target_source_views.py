@@ -87,3 +87,14 @@ def test_the_page_section_escapes_and_lists_every_symbol() -> None:
     assert html.count("<tr><td>") == 3  # INFY, TCS, and ITC leaving at 0%
     assert "&lt;b&gt;x&lt;/b&gt;" in html
     assert "exit ITC: replacement: ITC ranks 9 of 9" in html
+
+
+def test_the_demo_says_what_each_run_planned_against() -> None:
+    from rebalance.cli.demo import targets_words
+
+    assert targets_words({"weights": {"INFY": 1.0}, "cash": 0.0}) == (
+        "the file's fixed target weights"
+    )
+    assert targets_words({"source": SOURCE}).startswith(
+        "targets from the risk_parity model as of 2026-11-27 (skfolio 0.7.0;"
+    )
