@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from rebalance.brokers.base import AuthError, Broker
 from rebalance.domain.market import Holding
+from rebalance.history.status import RunStatus
 from rebalance.history.store import HistoryStore
 from rebalance.lane import Lane, LaneStopped
 from rebalance.portfolio import BrokerName, ExecutionMode, Portfolio
@@ -76,6 +77,29 @@ def broker_for(lane: Lane, store: HistoryStore | None = None) -> Broker:
     if lane.mode is ExecutionMode.LIVE and account.broker is BrokerName.PAPER:
         log.info("%s is a paper account: live mode still fills on paper", account.name)
     return broker
+
+
+def open_failed_run(lane: Lane, store: HistoryStore) -> int:
+    """A failed record for a lane that stopped before fetch_holdings could open one, saying why:
+    the likely cause (a connection, a login) is found again by building the broker."""
+    why = "fetch_holdings failed before opening the run; its log says why"
+    try:
+        broker_for(lane)
+    except LaneStopped as exc:
+        why = str(exc)
+    except Exception as exc:
+        why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    try:
+        run_id = store.open_run(lane.run_key, **lane.run_fields())
+    except Exception as exc:  # the portfolio file itself no longer loads
+        raise LaneStopped(
+            f"stopped before fetch_holdings could open the run: {why}; {exc}"
+        ) from exc
+    store.transition(
+        run_id, RunStatus.FAILED, f"stopped before fetch_holdings could open the run: {why}"
+    )
+    log.error("%s: run %d opened as failed: %s", lane.account, run_id, why)
+    return run_id
 
 
 def connection_credentials(conn_id: str, broker: str) -> dict[str, Any]:
