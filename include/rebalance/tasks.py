@@ -17,7 +17,7 @@ from typing import Any
 
 from rebalance import approval
 from rebalance.approval import Decided, Decision
-from rebalance.brokers.base import AuthError, BadResponse, Broker, BrokerError, TemporaryBrokerError
+from rebalance.brokers.base import AuthError, Broker, BrokerError, TemporaryBrokerError
 from rebalance.domain.market import IST
 from rebalance.errors import RebalanceError
 from rebalance.execution import (
@@ -39,7 +39,7 @@ from rebalance.portfolio import ExecutionMode
 from rebalance.preview_inputs import unauthorised_holdings
 from rebalance.tax_history import context_for, record_fills
 from rebalance.trading_rules import earlier_live_runs, moved_since_planning, second_live_run
-from rebalance.wiring import broker_for, open_failed_run, read_account, what_to_do
+from rebalance.wiring import broker_for, open_failed_run, read_account, read_failure, what_to_do
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -72,17 +72,10 @@ def fetch_holdings(
         holdings, snapshot = read_account(broker, lane.portfolio, lane.account)
     except TemporaryBrokerError:
         raise  # a read: Airflow retries the task
-    except BadResponse as exc:
-        store.transition(run_id, RunStatus.INVALID, f"the broker sent data we cannot trust: {exc}")
-        raise LaneStopped(str(exc)) from None
-    except AuthError as exc:
-        reason = what_to_do(exc, lane)
-        why = f"stopped at fetch_holdings, could not read the account: {reason}"
-        store.transition(run_id, RunStatus.FAILED, why)
-        raise LaneStopped(reason) from None
     except BrokerError as exc:
-        store.transition(run_id, RunStatus.FAILED, f"could not read the account: {exc}")
-        raise LaneStopped(str(exc)) from None
+        status, why, stopped = read_failure(exc, lane)
+        store.transition(run_id, status, why)
+        raise LaneStopped(stopped) from None
     records = snapshot.to_records()
     records["unauthorised"] = unauthorised_holdings(holdings)
     store.update_run(run_id, snapshot=records, cash=snapshot.cash)

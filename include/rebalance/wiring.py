@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rebalance.brokers.base import AuthError, Broker
+from rebalance.brokers.base import AuthError, BadResponse, Broker, BrokerError
 from rebalance.domain.market import Holding
 from rebalance.history.status import RunStatus
 from rebalance.history.store import HistoryStore
@@ -139,6 +139,22 @@ def what_to_do(exc: Exception, lane: Lane) -> str:
                 f"connection {conn!r} as {ANGELONE_DOC} says"
             )
     return f"{account.name}: {text}"
+
+
+def read_failure(exc: BrokerError, lane: Lane) -> tuple[RunStatus, str, str]:
+    """What a failed read of the account (not a temporary error: that is retried) does to the
+    run: its status, the reason recorded, and the lane's stop message. Data we cannot trust
+    makes the run invalid; a login that cannot work fails it, saying what to do."""
+    if isinstance(exc, BadResponse):
+        return RunStatus.INVALID, f"the broker sent data we cannot trust: {exc}", str(exc)
+    if isinstance(exc, AuthError):
+        reason = what_to_do(exc, lane)
+        return (
+            RunStatus.FAILED,
+            f"stopped at fetch_holdings, could not read the account: {reason}",
+            reason,
+        )
+    return RunStatus.FAILED, f"could not read the account: {exc}", str(exc)
 
 
 def read_account(

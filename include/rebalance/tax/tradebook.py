@@ -124,12 +124,18 @@ def _norm(name: object) -> str:
     return re.sub(r"\s+", " ", str(name or "").strip().lower())
 
 
-def _quantity(raw: str, row: int, column: str, problems: _Problems) -> int | None:
-    text = raw.strip().replace(",", "")
+def _number(raw: str, row: int, column: str, problems: _Problems) -> float | None:
+    """A number as written in a tradebook (thousands separators allowed), or None, said."""
     try:
-        value = float(text)
+        return float(raw.strip().replace(",", ""))
     except ValueError:
         problems.add(row, column, f"not a number: {raw!r}")
+        return None
+
+
+def _quantity(raw: str, row: int, column: str, problems: _Problems) -> int | None:
+    value = _number(raw, row, column, problems)
+    if value is None:
         return None
     if value != int(value) or value < 0:
         problems.add(row, column, f"not a whole number of shares: {raw!r}")
@@ -138,11 +144,8 @@ def _quantity(raw: str, row: int, column: str, problems: _Problems) -> int | Non
 
 
 def _price(raw: str, row: int, column: str, problems: _Problems) -> float | None:
-    text = raw.strip().replace(",", "")
-    try:
-        value = float(text)
-    except ValueError:
-        problems.add(row, column, f"not a number: {raw!r}")
+    value = _number(raw, row, column, problems)
+    if value is None:
         return None
     if not value > 0:
         problems.add(row, column, f"must be a positive price, got {raw!r}")
