@@ -64,6 +64,7 @@ LAYERS: dict[str, int] = {
     "rebalance.worker_preload": GLUE,
     "rebalance.preload_config": GLUE,
     "rebalance.tasks": GLUE,
+    "rebalance.resume": GLUE,
     "rebalance.manual_queue_wait": GLUE,
     "rebalance.target_model_task": GLUE,
     "rebalance.task_ids": GLUE,

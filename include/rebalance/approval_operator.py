@@ -12,15 +12,53 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk.execution_time.hitl import HITLUser
 
 from rebalance.alerts import ApprovalWaiting, approval_notifiers, in_ist
-from rebalance.approval import Decision
+from rebalance.approval import ApprovalRequest, Decision
 from rebalance.portfolio import Portfolio
+
+if TYPE_CHECKING:
+    from rebalance.history.records import RunRecord
+    from rebalance.history.store import HistoryStore
+    from rebalance.lane import Lane
+
+
+def request_approval(
+    lane: Lane, store: HistoryStore, now: datetime | None = None
+) -> ApprovalRequest:
+    """The lane's approval (``approval.request_approval``): automatic where the rules allow,
+    otherwise what to ask a person, with the plan's preview (``preview_inputs.plan_preview``,
+    the broker built only if the preview needs it)."""
+    from rebalance import approval
+    from rebalance.preview_inputs import plan_preview
+    from rebalance.wiring import broker_for
+
+    def preview(run: RunRecord) -> str:
+        return plan_preview(
+            run,
+            portfolio_name=lane.portfolio.name,
+            account=lane.account,
+            mode=lane.mode,
+            broker=lane.account_config.broker,
+            tag_seed=lane.tag_seed,
+            open_broker=lambda: broker_for(lane, store),
+        )
+
+    return approval.request_approval(
+        store,
+        lane.run_id(store),
+        execution=lane.portfolio.execution,
+        mode=lane.mode,
+        portfolio_name=lane.portfolio.name,
+        account=lane.account,
+        preview=preview,
+        now=now,
+    )
 
 
 def assigned_users(approvers: Sequence[str]) -> list[HITLUser] | None:
@@ -84,7 +122,7 @@ class PlanApprovalOperator(ApprovalOperator):
 
         lane = Lane.from_context(context, self.portfolio_file, self.account)
         store = wiring.open_store()
-        request = tasks.request_approval(lane, store)
+        request = request_approval(lane, store)
         if request.decided is not None:
             return request.decided
         if request.refused is not None:

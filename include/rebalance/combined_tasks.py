@@ -151,22 +151,8 @@ def plan(template: Lane, store: HistoryStore) -> dict[str, Any] | None:
     )
     for account, run in runs.items():
         part = result.part(account)
-        summary = part.summary
-        store.transition(
-            run.id,
-            RunStatus.PLANNED,
-            f"{summary.trades} orders: {account}'s part of combined run {combined_id}",
-            plan=part.to_dict(),
-            plan_hash=part.plan_hash,
-            planned_at=datetime.now(UTC),
-            portfolio_value=summary.portfolio_value,
-            turnover_pct=summary.turnover_pct,
-            budget_used_pct=summary.budget_used_pct,
-            max_drift_before=summary.max_drift_before,
-            max_drift_after=summary.max_drift_after,
-            trades=summary.trades,
-            estimated_charges=summary.estimated_charges,
-        )
+        why = f"{part.summary.trades} orders: {account}'s part of combined run {combined_id}"
+        store.record_plan(run.id, part, planned_at=datetime.now(UTC), reason=why)
     log.info("combined run %d: %d orders, split %s", combined_id, whole.summary.trades,
              {a: len(result.allocation.for_account(a)) for a in runs})  # fmt: skip
     return {"combined_run": combined_id, "plan_hash": whole.plan_hash}

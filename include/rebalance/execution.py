@@ -524,6 +524,10 @@ class Closing:
     reason: str | None
     placement: dict[str, str] | None = None
 
+    def fields(self) -> dict[str, dict[str, str]]:
+        """The run fields ``HistoryStore.transition`` sets with the status."""
+        return {} if self.placement is None else {"placement": self.placement}
+
 
 def closing(
     status: RunStatus,

@@ -11,13 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, NoReturn
 
 from rebalance.approval import approval_valid_until
 from rebalance.brokers.pricing import PricingKind, PricingPolicy
 from rebalance.execution import ExecutionSettings
 from rebalance.history.records import RunRecord
-from rebalance.history.store import RunKey
+from rebalance.history.status import RunStatus
+from rebalance.history.store import HistoryStore, RunKey
 from rebalance.policy import Policy
 from rebalance.portfolio import Account, ExecutionMode, Portfolio, load_portfolio
 
@@ -70,6 +71,13 @@ class Lane:
     def run_key(self) -> RunKey:
         """The key of this lane's run record (DAG id, Airflow run id, account)."""
         return RunKey(self.dag_id, self.airflow_run_id, self.account)
+
+    def run_id(self, store: HistoryStore) -> int:
+        """The id of this lane's run record, which fetch_holdings opened (LookupError if not)."""
+        run_id = store.find_run(self.run_key)
+        if run_id is None:
+            raise LookupError(f"no run record for {self.run_key}: fetch_holdings has not run")
+        return run_id
 
     @property
     def tag_seed(self) -> str:
@@ -138,6 +146,12 @@ class Lane:
                 "cash": portfolio.cash_target_fraction,
             },
         }
+
+
+def stop_run(store: HistoryStore, run_id: int, status: RunStatus, reason: str) -> NoReturn:
+    """Record why the lane stops (the run moves to ``status``), then stop it (``LaneStopped``)."""
+    store.transition(run_id, status, reason)
+    raise LaneStopped(reason)
 
 
 def _initiator(run_type: str) -> str:

@@ -555,6 +555,25 @@ def _expectations(
     ]
 
 
+def _ephemeral_context() -> Any:
+    """A Great Expectations context in memory only: no files, no analytics, no progress bars,
+    no Data Docs site (``_run_suite`` writes the run's page itself when asked)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+        data_docs_sites={},
+    )
+    return gx.get_context(project_config=config, mode="ephemeral")
+
+
 def _run_suite(
     frame: pd.DataFrame,
     *,
@@ -573,19 +592,8 @@ def _run_suite(
     """
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
 
-    config = DataContextConfig(
-        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-        analytics_enabled=False,
-        progress_bars=ProgressBarsConfig(globally=False),
-        data_docs_sites={},
-    )
-    context = gx.get_context(project_config=config, mode="ephemeral")
+    context = _ephemeral_context()
     source = context.data_sources.add_pandas("holdings_snapshot")
     asset = source.add_dataframe_asset(_safe_name(asset_name))
     batch = asset.add_batch_definition_whole_dataframe("snapshot")
@@ -798,11 +806,6 @@ def check_price_history_quality(
     closes > 0. The problem lines are those of ``targets.prices.check_price_history`` (one rule,
     one wording); GX records which expectation failed and on how many rows."""
     import great_expectations as gx
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
 
     from rebalance.targets.prices import check_price_history
 
@@ -824,13 +827,7 @@ def check_price_history_quality(
             column="close", min_value=0, strict_min=True, meta={"check": "close_positive"}
         ),
     ]
-    config = DataContextConfig(
-        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-        analytics_enabled=False,
-        progress_bars=ProgressBarsConfig(globally=False),
-        data_docs_sites={},
-    )
-    context = gx.get_context(project_config=config, mode="ephemeral")
+    context = _ephemeral_context()
     batch = (
         context.data_sources.add_pandas("price_history")
         .add_dataframe_asset("closes")

@@ -35,18 +35,11 @@ log = logging.getLogger(__name__)
 STEP = "target_model"
 
 
-def _run_id(lane: Lane, store: HistoryStore) -> int:
-    run_id = store.find_run(lane.run_key)
-    if run_id is None:
-        raise LookupError(f"no run record for {lane.run_key}: fetch_holdings has not run")
-    return run_id
-
-
 def target_model(
     lane: Lane, store: HistoryStore, broker: Broker | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
     """Compute and store this lane run's targets; stop the lane on unusable inputs."""
-    run_id = _run_id(lane, store)
+    run_id = lane.run_id(store)
     portfolio = lane.portfolio
     broker = broker if broker is not None else broker_for(lane, store)
     name = str(lane.account_config.broker)

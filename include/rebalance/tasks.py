@@ -1,12 +1,11 @@
-"""The six task bodies of a lane: fetch, validate, plan, approve, place, record; and resume.
+"""The task bodies of a lane: fetch, validate, plan, record the decision, place, record.
 
 Orchestration only: each body takes a ``Lane`` and the history store (``wiring.open_store()``),
-reads what the services need, asks them (``execution``, ``manual_queue``, ``quality``,
-``approval``, ``trading_rules``, ``planning``, ``preview_inputs``) and records what they said.
-Tasks pass nothing but small references between them, and every body can be re-run (a retry)
-without doing its work twice. Airflow runs them from ``dag_factory.py`` and
-``approval_operator.py``; the CLI runs ``resume_run``. A lane that must stop raises
-``LaneStopped`` with what to do.
+asks the services (``execution``, ``manual_queue``, ``quality``, ``trading_rules``, ``planning``,
+``preview_inputs``) and records what they said. Bodies pass small references between them and
+can be re-run (a retry) without doing their work twice. Airflow runs them from ``dag_factory.py``
+and ``approval_operator.py`` (which also asks for the approval); ``resume.py`` reuses
+``check_prices_unchanged`` and ``place_orders``. A lane that must stop raises ``LaneStopped``.
 """
 
 from __future__ import annotations
@@ -14,12 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 from rebalance import approval
-from rebalance.approval import ApprovalRequest, Decided, Decision
-from rebalance.brokers.base import AuthError, BadResponse, Broker, BrokerError, TemporaryBrokerError
-from rebalance.domain.market import IST, Instrument
+from rebalance.approval import Decided, Decision
+from rebalance.brokers.base import AuthError, Broker, BrokerError, TemporaryBrokerError
+from rebalance.domain.market import IST
 from rebalance.errors import RebalanceError
 from rebalance.execution import (
     ApprovalLapsed,
@@ -32,18 +31,15 @@ from rebalance.execution import (
     settle_stale_of_account,
     unfinished_legs,
 )
-from rebalance.history.records import RunRecord
 from rebalance.history.status import RunStatus
 from rebalance.history.store import HistoryStore
-from rebalance.lane import Lane, LaneStopped, NotResumable
+from rebalance.lane import Lane, LaneStopped, stop_run
 from rebalance.manual_queue import ManualQueueStopped, place_by_hand
-from rebalance.plan import TradePlan
 from rebalance.portfolio import ExecutionMode
-from rebalance.preview_inputs import plan_preview, unauthorised_holdings
-from rebalance.snapshot import HoldingsSnapshot
+from rebalance.preview_inputs import unauthorised_holdings
 from rebalance.tax_history import context_for, record_fills
-from rebalance.trading_rules import earlier_live_runs, orders_to_judge, price_move, second_live_run
-from rebalance.wiring import broker_for, read_account, what_to_do
+from rebalance.trading_rules import earlier_live_runs, moved_since_planning, second_live_run
+from rebalance.wiring import broker_for, open_failed_run, read_account, read_failure, what_to_do
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -76,17 +72,10 @@ def fetch_holdings(
         holdings, snapshot = read_account(broker, lane.portfolio, lane.account)
     except TemporaryBrokerError:
         raise  # a read: Airflow retries the task
-    except BadResponse as exc:
-        store.transition(run_id, RunStatus.INVALID, f"the broker sent data we cannot trust: {exc}")
-        raise LaneStopped(str(exc)) from None
-    except AuthError as exc:
-        reason = what_to_do(exc, lane)
-        why = f"stopped at fetch_holdings, could not read the account: {reason}"
-        store.transition(run_id, RunStatus.FAILED, why)
-        raise LaneStopped(reason) from None
     except BrokerError as exc:
-        store.transition(run_id, RunStatus.FAILED, f"could not read the account: {exc}")
-        raise LaneStopped(str(exc)) from None
+        status, why, stopped = read_failure(exc, lane)
+        store.transition(run_id, status, why)
+        raise LaneStopped(stopped) from None
     records = snapshot.to_records()
     records["unauthorised"] = unauthorised_holdings(holdings)
     store.update_run(run_id, snapshot=records, cash=snapshot.cash)
@@ -105,9 +94,9 @@ def validate_snapshot(
     from rebalance.quality import validate_snapshot as judge
     from rebalance.settings import state_dir
 
-    run_id = _run_id(lane, store)
+    run_id = lane.run_id(store)
     result = judge(
-        _snapshot(store.run(run_id)),
+        store.run(run_id).holdings_snapshot(),
         source=f"{lane.account} snapshot",
         target_symbols=lane.portfolio.targets,
         now=now or datetime.now(UTC),
@@ -117,12 +106,8 @@ def validate_snapshot(
     store.update_run(run_id, validation=result.record)
     if not result.success:
         problems = "".join(f"\n  - {p}" for p in result.problems)
-        _stop(
-            store,
-            run_id,
-            RunStatus.INVALID,
-            f"{lane.account} snapshot failed validation:{problems}",
-        )
+        reason = f"{lane.account} snapshot failed validation:{problems}"
+        stop_run(store, run_id, RunStatus.INVALID, reason)
     return {"run": run_id, "data_docs": result.docs_path}
 
 
@@ -145,14 +130,14 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
     from rebalance.target_model_task import plan_targets
     from rebalance.target_service import with_target_reasons
 
-    run_id = _run_id(lane, store)
+    run_id = lane.run_id(store)
     if refused := second_live_run_refusal(lane, store, run_id):
         from airflow.sdk.exceptions import AirflowSkipException
 
         store.transition(run_id, RunStatus.SKIPPED, refused)
         log.warning("%s: run %d skipped: %s", lane.account, run_id, refused)
         raise AirflowSkipException(refused)
-    snapshot = _snapshot(store.run(run_id))
+    snapshot = store.run(run_id).holdings_snapshot()
     portfolio = lane.portfolio
     inputs: dict[str, Any] = {
         "cash_target": portfolio.cash_target_fraction,
@@ -171,45 +156,17 @@ def plan_trades(lane: Lane, store: HistoryStore) -> dict[str, Any]:
     problems = verify_plan(plan, snapshot, targets, lane.policy, **inputs)
     if problems:
         reason = "the plan breaks a hard limit, nothing ordered: " + "; ".join(problems)
-        _stop(store, run_id, RunStatus.FAILED, reason)
+        stop_run(store, run_id, RunStatus.FAILED, reason)
     store.record_plan(run_id, plan, planned_at=datetime.now(UTC))
     for order in plan.orders:
         log.info("%s %d %s: %s", order.side, order.quantity, order.symbol, ", ".join(order.reasons))
     return {"run": run_id, "plan_hash": plan.plan_hash, "trades": plan.summary.trades}
 
 
-def request_approval(
-    lane: Lane, store: HistoryStore, now: datetime | None = None
-) -> ApprovalRequest:
-    """Approve automatically where the rules allow; otherwise ask, with the plan's preview."""
-
-    def preview(run: RunRecord) -> str:
-        return plan_preview(
-            run,
-            portfolio_name=lane.portfolio.name,
-            account=lane.account,
-            mode=lane.mode,
-            broker=lane.account_config.broker,
-            tag_seed=lane.tag_seed,
-            open_broker=lambda: broker_for(lane, store),
-        )
-
-    return approval.request_approval(
-        store,
-        _run_id(lane, store),
-        execution=lane.portfolio.execution,
-        mode=lane.mode,
-        portfolio_name=lane.portfolio.name,
-        account=lane.account,
-        preview=preview,
-        now=now,
-    )
-
-
 def record_decision(lane: Lane, store: HistoryStore, decision: Decision, by: str | None) -> Decided:
     """Record an approval decision and return what place_orders needs."""
     return approval.record_decision(
-        store, _run_id(lane, store), decision, by=by, account=lane.account
+        store, lane.run_id(store), decision, by=by, account=lane.account
     )
 
 
@@ -217,33 +174,25 @@ def check_prices_unchanged(
     lane: Lane, store: HistoryStore, broker: Broker, settings: ExecutionSettings | None = None
 ) -> None:
     """Stop before sending if the price of a leg not yet sent moved more than
-    ``max_price_move_pct`` since planning (``trading_rules.price_move``; re-run to re-plan).
+    ``max_price_move_pct`` since planning (``trading_rules.moved_since_planning``).
 
-    Judged on the legs still to send: all of them before the first send; on a retry or a resume
-    (run ``placing`` or ``interrupted``), those ``pending`` or ``not_sent``. A fresh run that
-    fails the rule is failed; one under way has its unsent legs recorded ``not_sent`` and is
-    settled from the book.
+    A fresh run (``approved``) that fails the rule is failed (re-run to re-plan); one under way
+    (a retry or a resume: ``placing``, ``interrupted``) has its unsent legs recorded ``not_sent``
+    and is settled from the book.
     """
-    run_id = _run_id(lane, store)
-    run = store.run(run_id)
+    run = store.run(lane.run_id(store))
     status = run.run_status
-    if status not in (RunStatus.APPROVED, RunStatus.PLACING, RunStatus.INTERRUPTED):
+    if status not in _SENDING or lane.mode is ExecutionMode.DRY_RUN:
         return
-    if lane.mode is ExecutionMode.DRY_RUN or not run.plan:
-        return
-    legs = None if status is RunStatus.APPROVED else store.orders(run_id)
-    orders = orders_to_judge(TradePlan.from_dict(run.plan).orders, legs)
-    if not orders:
-        return
-    quotes = broker.quotes([Instrument(o.symbol, o.exchange) for o in orders])
-    reason = price_move(orders, quotes, lane.policy.max_price_move_pct)
+    legs = None if status is RunStatus.APPROVED else store.orders(run.id)
+    reason = moved_since_planning(run, legs, broker.quotes, lane.policy.max_price_move_pct)
     if reason is None:
         return
     if status is RunStatus.APPROVED:
-        _stop(store, run_id, RunStatus.FAILED, f"{reason}; nothing ordered, re-run to re-plan")
+        stop_run(store, run.id, RunStatus.FAILED, f"{reason}; nothing ordered, re-run to re-plan")
     settings = lane.execution_settings(settings)
     result = settle_interrupted(
-        store, run_id, broker, settings=settings, why=reason, resumable=False
+        store, run.id, broker, settings=settings, why=reason, resumable=False
     )
     raise LaneStopped(f"legs not yet sent were not sent: {result.reason}")
 
@@ -265,7 +214,7 @@ def place_orders(
     lock wait raises RunLocked (the task fails and its retry settles); a temporary broker error
     fails the task, and its retry carries on.
     """
-    run_id = _run_id(lane, store)
+    run_id = lane.run_id(store)
     record = store.run(run_id)
     if lane.mode is ExecutionMode.MANUAL_QUEUE:
         try:
@@ -341,7 +290,7 @@ def record_run(
     clock = now or _utcnow
     run_id = store.find_run(lane.run_key)
     if run_id is None:
-        run_id = _open_failed(lane, store)
+        run_id = open_failed_run(lane, store)
     status = store.status(run_id)
     if status is RunStatus.PLACING:
         settings = lane.execution_settings(settings)
@@ -354,7 +303,7 @@ def record_run(
     dry_run = lane.mode is ExecutionMode.DRY_RUN
     close = closing(status, run_id, dry_run=dry_run, valid_until=valid_until, now=clock())
     if close is not None:
-        store.transition(run_id, close.status, close.reason, **_placement(close.placement))
+        store.transition(run_id, close.status, close.reason, **close.fields())
     record_fills(store.engine, run_id)  # the run's fills extend the tax lots (issue 15)
     record = store.run(run_id)
     final = record.run_status
@@ -366,108 +315,8 @@ def record_run(
     return {"run": run_id, "status": str(final)}
 
 
-def resume_run(
-    lane: Lane,
-    store: HistoryStore,
-    broker: Broker,
-    *,
-    settle_only: bool = False,
-    settings: ExecutionSettings | None = None,
-    now: Clock | None = None,
-) -> dict[str, Any]:
-    """``rebalance resume RUN``: finish an interrupted placement, or settle it from the book.
-
-    Resume: a run ``interrupted`` (or left ``placing`` with no placer alive) sends its legs not
-    yet sent, in the same run with the same tags, after the price-move rule and only within the
-    approval's validity; then the run is closed. ``settle_only`` (``rebalance settle``): settle
-    from the book, send nothing, close the run for good.
-    """
-    run_id = _run_id(lane, store)
-    record = store.run(run_id)
-    status = record.run_status
-    if status not in (RunStatus.INTERRUPTED, RunStatus.PLACING):
-        raise NotResumable(
-            f"run {run_id} is {status}: only an interrupted placement (status interrupted or "
-            "placing) can be resumed or settled"
-        )
-    if not settle_only and "manual_queue" in (record.placement or {}):
-        raise NotResumable(
-            f"run {run_id} waits for a person to place its basket by hand: place it, then "
-            f"`rebalance mark-placed {run_id}` (the run reconciles the account's holdings then)"
-        )
-    if settle_only:
-        settle_interrupted(
-            store,
-            run_id,
-            broker,
-            settings=lane.execution_settings(settings),
-            now=now or _utcnow,
-            why="settled by `rebalance settle`",
-            resumable=False,
-            close=True,
-        )
-    else:
-        check_prices_unchanged(lane, store, broker, settings)
-        place_orders(
-            lane, store, broker, record.plan_hash or "", settings=settings, now=now, resume=True
-        )
-        if store.status(run_id) in (RunStatus.PLACED, RunStatus.PARTIALLY_FILLED):
-            store.transition(run_id, RunStatus.COMPLETED, None)
-    record = store.run(run_id)
-    return {
-        "run": run_id,
-        "status": record.status,
-        "reason": record.status_reason,
-        "unfinished": unfinished_legs(record.placement),
-    }
-
-
-# --- helpers of the bodies --------------------------------------------------------------------
+_SENDING = (RunStatus.APPROVED, RunStatus.PLACING, RunStatus.INTERRUPTED)
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _run_id(lane: Lane, store: HistoryStore) -> int:
-    run_id = store.find_run(lane.run_key)
-    if run_id is None:
-        raise LookupError(f"no run record for {lane.run_key}: fetch_holdings has not run")
-    return run_id
-
-
-def _snapshot(run: RunRecord) -> HoldingsSnapshot:
-    if run.snapshot is None:
-        raise LookupError(f"run {run.id} has no snapshot: fetch_holdings has not stored one")
-    return HoldingsSnapshot.from_records(run.snapshot)
-
-
-def _stop(store: HistoryStore, run_id: int, status: RunStatus, reason: str) -> NoReturn:
-    store.transition(run_id, status, reason)
-    raise LaneStopped(reason)
-
-
-def _placement(placement: dict[str, str] | None) -> dict[str, dict[str, str]]:
-    return {} if placement is None else {"placement": placement}
-
-
-def _open_failed(lane: Lane, store: HistoryStore) -> int:
-    """A failed record for a lane that stopped before fetch_holdings could open one."""
-    why = "fetch_holdings failed before opening the run; its log says why"
-    try:
-        broker_for(lane)  # the likely cause, found again: a connection, a login
-    except LaneStopped as exc:
-        why = str(exc)
-    except Exception as exc:
-        why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-    try:
-        run_id = store.open_run(lane.run_key, **lane.run_fields())
-    except Exception as exc:  # the portfolio file itself no longer loads
-        raise LaneStopped(
-            f"stopped before fetch_holdings could open the run: {why}; {exc}"
-        ) from exc
-    store.transition(
-        run_id, RunStatus.FAILED, f"stopped before fetch_holdings could open the run: {why}"
-    )
-    log.error("%s: run %d opened as failed: %s", lane.account, run_id, why)
-    return run_id

@@ -1,8 +1,9 @@
 """Trading rules: checks that refuse to plan or to send, and say why (docs/architecture.md).
 
-Pure functions over plain values: no store, broker, clock or Airflow. Each returns the reason a
-person reads (the run records it and the lane stops), or None when the rule does not object.
-The task bodies (``tasks.py``) read the store and the broker and hand the values in.
+Pure functions over plain values: no store, broker, clock or Airflow (``moved_since_planning``
+is handed the broker's quote reader, called only when there is something to judge). Each returns
+the reason a person reads (the run records it and the lane stops), or None when the rule does not
+object. The task bodies (``tasks.py``) read the store and the broker and hand the values in.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from rebalance.domain.market import IST, Quote
+from rebalance.domain.market import IST, Instrument, Quote
 from rebalance.history.records import LegRecord, RunRecord
 from rebalance.history.status import OrderState
-from rebalance.plan import PlannedOrder
+from rebalance.plan import PlannedOrder, TradePlan
 from rebalance.portfolio import BrokerName, ExecutionMode
 
 
@@ -124,3 +125,20 @@ def orders_to_judge(
         leg.symbol for leg in legs if leg.order_state in (OrderState.PENDING, OrderState.NOT_SENT)
     }
     return [o for o in orders if o.symbol in unsent]
+
+
+def moved_since_planning(
+    run: RunRecord,
+    legs: Sequence[LegRecord] | None,
+    quotes: Callable[[list[Instrument]], Mapping[str, Quote]],
+    limit_pct: float,
+) -> str | None:
+    """``price_move`` on the run's orders still to send (``orders_to_judge``; ``legs`` None
+    before the first send), priced by ``quotes`` (the broker's ``quotes``) only when there are
+    some."""
+    if not run.plan:
+        return None
+    orders = orders_to_judge(TradePlan.from_dict(run.plan).orders, legs)
+    if not orders:
+        return None
+    return price_move(orders, quotes([Instrument(o.symbol, o.exchange) for o in orders]), limit_pct)

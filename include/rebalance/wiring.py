@@ -11,8 +11,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rebalance.brokers.base import AuthError, Broker
+from rebalance.brokers.base import AuthError, BadResponse, Broker, BrokerError
 from rebalance.domain.market import Holding
+from rebalance.history.status import RunStatus
 from rebalance.history.store import HistoryStore
 from rebalance.lane import Lane, LaneStopped
 from rebalance.portfolio import BrokerName, ExecutionMode, Portfolio
@@ -78,6 +79,29 @@ def broker_for(lane: Lane, store: HistoryStore | None = None) -> Broker:
     return broker
 
 
+def open_failed_run(lane: Lane, store: HistoryStore) -> int:
+    """A failed record for a lane that stopped before fetch_holdings could open one, saying why:
+    the likely cause (a connection, a login) is found again by building the broker."""
+    why = "fetch_holdings failed before opening the run; its log says why"
+    try:
+        broker_for(lane)
+    except LaneStopped as exc:
+        why = str(exc)
+    except Exception as exc:
+        why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    try:
+        run_id = store.open_run(lane.run_key, **lane.run_fields())
+    except Exception as exc:  # the portfolio file itself no longer loads
+        raise LaneStopped(
+            f"stopped before fetch_holdings could open the run: {why}; {exc}"
+        ) from exc
+    store.transition(
+        run_id, RunStatus.FAILED, f"stopped before fetch_holdings could open the run: {why}"
+    )
+    log.error("%s: run %d opened as failed: %s", lane.account, run_id, why)
+    return run_id
+
+
 def connection_credentials(conn_id: str, broker: str) -> dict[str, Any]:
     """An Airflow connection as the broker factory's plain dict, every secret masked in logs at
     every level (``brokers.connections.connection_credentials``).
@@ -115,6 +139,22 @@ def what_to_do(exc: Exception, lane: Lane) -> str:
                 f"connection {conn!r} as {ANGELONE_DOC} says"
             )
     return f"{account.name}: {text}"
+
+
+def read_failure(exc: BrokerError, lane: Lane) -> tuple[RunStatus, str, str]:
+    """What a failed read of the account (not a temporary error: that is retried) does to the
+    run: its status, the reason recorded, and the lane's stop message. Data we cannot trust
+    makes the run invalid; a login that cannot work fails it, saying what to do."""
+    if isinstance(exc, BadResponse):
+        return RunStatus.INVALID, f"the broker sent data we cannot trust: {exc}", str(exc)
+    if isinstance(exc, AuthError):
+        reason = what_to_do(exc, lane)
+        return (
+            RunStatus.FAILED,
+            f"stopped at fetch_holdings, could not read the account: {reason}",
+            reason,
+        )
+    return RunStatus.FAILED, f"could not read the account: {exc}", str(exc)
 
 
 def read_account(

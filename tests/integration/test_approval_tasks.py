@@ -9,6 +9,7 @@ import yaml
 
 from rebalance import tasks
 from rebalance.approval import Decision
+from rebalance.approval_operator import request_approval
 from rebalance.history.status import IllegalTransition, RunStatus
 from rebalance.lane import Lane, LaneStopped
 from rebalance.wiring import broker_for
@@ -28,7 +29,7 @@ def planned_lane(portfolio_file: Path, store, **execution: object) -> Lane:  # t
 def test_manual_approval_asks_once_and_a_retry_reads_the_decision(store, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
     lane = planned_lane(demo_copy, store, approval="manual")
 
-    request = tasks.request_approval(lane, store)
+    request = request_approval(lane, store)
     assert request.decided is None
     assert request.preview
     assert request.subject
@@ -37,17 +38,17 @@ def test_manual_approval_asks_once_and_a_retry_reads_the_decision(store, demo_co
     assert store.status(run_id) == RunStatus.AWAITING_APPROVAL
 
     decided = tasks.record_decision(lane, store, Decision.APPROVED, by="asha")
-    retried = tasks.request_approval(lane, store)  # the approval task retried after the answer
+    retried = request_approval(lane, store)  # the approval task retried after the answer
     assert retried.decided == {"run": run_id, "plan_hash": decided["plan_hash"]}
     assert store.run(run_id).approved_by == "asha"
 
 
 def test_a_rejection_is_final(store, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
     lane = planned_lane(demo_copy, store, approval="manual")
-    tasks.request_approval(lane, store)
+    request_approval(lane, store)
     tasks.record_decision(lane, store, Decision.REJECTED, by="asha")
 
-    retried = tasks.request_approval(lane, store)
+    retried = request_approval(lane, store)
     assert retried.decided is None
     assert retried.refused is not None
     assert "rejected" in retried.refused
@@ -58,7 +59,7 @@ def test_a_rejection_is_final(store, demo_copy: Path) -> None:  # type: ignore[n
 def test_auto_approval_above_the_turnover_limit_asks_a_person(store, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
     lane = planned_lane(demo_copy, store, approval="auto", auto_approve_max_turnover_pct=1)
 
-    request = tasks.request_approval(lane, store)
+    request = request_approval(lane, store)
     assert request.decided is None  # demo turnover is ~20%: above the 1% limit
     assert store.status(store.find_run(lane.run_key)) == RunStatus.AWAITING_APPROVAL
 
@@ -66,7 +67,7 @@ def test_auto_approval_above_the_turnover_limit_asks_a_person(store, demo_copy: 
 def test_auto_approval_within_the_limit(store, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
     lane = planned_lane(demo_copy, store, approval="auto", auto_approve_max_turnover_pct=50)
 
-    request = tasks.request_approval(lane, store)
+    request = request_approval(lane, store)
     assert request.decided is not None
     run = store.run(store.find_run(lane.run_key))
     assert run.status == RunStatus.APPROVED

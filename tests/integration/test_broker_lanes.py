@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from rebalance.approval_operator import request_approval
 from rebalance.dag_factory import build_dag
 from rebalance.history.status import OrderState, RunStatus
 from rebalance.lane import Lane
@@ -144,7 +145,7 @@ def test_a_second_live_run_the_same_day_plans_on_true_quantities_at_zerodha(
     first = Lane(str(two_broker_portfolio), "zerodha_main", "rebalance_both", "manual__1")
     planned = _first_live_run(first, store, broker_for(first, store))
     assert kite.orders_received == planned["trades"] > 0
-    before = tasks._snapshot(store.run(planned["run"])).positions.set_index("symbol")["quantity"]
+    before = store.run(planned["run"]).holdings_snapshot().positions.set_index("symbol")["quantity"]
     moved = {
         o.symbol: o.filled_quantity * (1 if o.side == "BUY" else -1)
         for o in store.orders(planned["run"])
@@ -156,7 +157,7 @@ def test_a_second_live_run_the_same_day_plans_on_true_quantities_at_zerodha(
     again = tasks.plan_trades(second, store)
     run = store.run(store.find_run(second.run_key))
     assert run.run_status is RunStatus.PLANNED
-    after = tasks._snapshot(run).positions.set_index("symbol")["quantity"]
+    after = run.holdings_snapshot().positions.set_index("symbol")["quantity"]
     for symbol, shares in moved.items():  # today's buys counted once, sells gone
         assert after.get(symbol, 0) == before.get(symbol, 0) + shares, symbol
     assert again["trades"] < planned["trades"]
@@ -279,7 +280,7 @@ def test_a_non_ddpi_account_names_what_to_authorise_and_sells_only_that(
         tasks.fetch_holdings(lane, store, broker_for(lane, store))
         tasks.validate_snapshot(lane, store)
         planned = tasks.plan_trades(lane, store)
-        request = tasks.request_approval(lane, store)
+        request = request_approval(lane, store)
         assert request.preview is not None
         return lane, request.preview, planned
 
@@ -366,10 +367,11 @@ def test_manual_queue_exports_the_basket_waits_and_reconciles(
     from rebalance.execution import mark_placed
     from rebalance.lane import NotResumable
     from rebalance.manual_queue import WaitForPerson
+    from rebalance.resume import resume_run
 
     kite, _ = emulators
     lane, broker, planned = _planned_manual_queue(store, two_broker_portfolio, "zerodha_main")
-    preview = tasks.request_approval(lane, store).preview or ""
+    preview = request_approval(lane, store).preview or ""
     run_id = planned["run"]
     folder = f"baskets/{lane.portfolio.id}/{run_id}"
     assert "Manual queue: once approved, the basket CSVs are written to" in preview
@@ -385,7 +387,7 @@ def test_manual_queue_exports_the_basket_waits_and_reconciles(
         tasks.place_orders(lane, store, broker, planned["plan_hash"])
     assert store.status(run_id) is RunStatus.PLACING
     with pytest.raises(NotResumable, match=f"rebalance mark-placed {run_id}"):
-        tasks.resume_run(lane, store, broker)  # `rebalance resume` says what to do instead
+        resume_run(lane, store, broker)  # `rebalance resume` says what to do instead
 
     rows = _place_by_hand(broker, baskets)
     assert len(rows) == planned["trades"] > 0
@@ -513,6 +515,6 @@ def test_a_failing_broker_estimate_is_said_not_fatal(
     tasks.validate_snapshot(lane, store)
     tasks.plan_trades(lane, store)
     kite.faults.expired_token = True  # the estimate call is refused
-    request = tasks.request_approval(lane, store)
+    request = request_approval(lane, store)
     assert request.preview is not None
     assert "the broker's own charge estimate is unavailable (AuthError); ours ₹" in request.preview

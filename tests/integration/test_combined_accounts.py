@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rebalance.approval_operator import request_approval
 from rebalance.dag_factory import build_dag
 from rebalance.history.combined import CombinedStore
 from rebalance.history.status import RunStatus
@@ -247,7 +248,7 @@ def test_one_rejection_of_the_combined_plan_stops_every_part(
         run = store.run(store.find_run(lane.run_key))
         assert run.run_status is RunStatus.REJECTED
         assert run.approved_by == "asha"
-        assert tasks.request_approval(lane, store).refused is not None  # the lane's approval
+        assert request_approval(lane, store).refused is not None  # the lane's approval
         assert tasks.record_run(lane, store)["status"] == "rejected"
     assert combined_tasks.close(template, store) == {
         "combined_run": planned["combined_run"],

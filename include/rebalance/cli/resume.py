@@ -63,9 +63,9 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _run(run: int, portfolio: Path | None, settle_only: bool) -> None:
-    from rebalance import tasks
     from rebalance.history.store import RunLocked, RunNotFound
     from rebalance.lane import LaneStopped, lane_of_run
+    from rebalance.resume import resume_run
     from rebalance.wiring import broker_for
 
     command = "settle" if settle_only else "resume"
@@ -79,7 +79,7 @@ def _run(run: int, portfolio: Path | None, settle_only: bool) -> None:
     try:
         lane = lane_of_run(record, _portfolio_file(record, portfolio))
         broker = broker_for(lane)
-        outcome = tasks.resume_run(lane, store, broker, settle_only=settle_only)
+        outcome = resume_run(lane, store, broker, settle_only=settle_only)
     except (LookupError, LaneStopped) as exc:
         # NotResumable, no portfolio file, a missing connection, approval lapsed, prices moved.
         raise _fail(f"{command} {run}: {exc}", EXIT_BAD_INPUT) from None

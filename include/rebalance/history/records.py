@@ -18,6 +18,8 @@ from rebalance.history.status import OrderState, RunStatus
 if TYPE_CHECKING:
     from sqlalchemy import RowMapping
 
+    from rebalance.snapshot import HoldingsSnapshot
+
 
 class _Record:
     """A frozen record built from a database row; read by attribute only."""
@@ -78,6 +80,14 @@ class RunRecord(_Record):
     def planned_orders(self) -> list[dict[str, Any]]:
         """The stored plan's orders (JSON), none when nothing was planned."""
         return list(self.plan["orders"]) if self.plan else []
+
+    def holdings_snapshot(self) -> HoldingsSnapshot:
+        """The stored snapshot as a ``HoldingsSnapshot`` (LookupError: none stored yet)."""
+        from rebalance.snapshot import HoldingsSnapshot
+
+        if self.snapshot is None:
+            raise LookupError(f"run {self.id} has no snapshot: fetch_holdings has not stored one")
+        return HoldingsSnapshot.from_records(self.snapshot)
 
 
 @dataclass(frozen=True, eq=True)

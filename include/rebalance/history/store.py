@@ -157,13 +157,16 @@ class HistoryStore:
             self._event(conn, run_id, current, new, reason)
             return current
 
-    def record_plan(self, run_id: int, plan: TradePlan, planned_at: datetime) -> None:
-        """The run is ``planned``: its plan, the plan's hash and its summary's columns."""
+    def record_plan(
+        self, run_id: int, plan: TradePlan, planned_at: datetime, reason: str | None = None
+    ) -> None:
+        """The run is ``planned``: its plan, the plan's hash and its summary's columns
+        (``reason`` by default "N orders planned")."""
         summary = plan.summary
         self.transition(
             run_id,
             RunStatus.PLANNED,
-            f"{summary.trades} orders planned",
+            reason or f"{summary.trades} orders planned",
             plan=plan.to_dict(),
             plan_hash=plan.plan_hash,
             planned_at=planned_at,

@@ -124,12 +124,18 @@ def _norm(name: object) -> str:
     return re.sub(r"\s+", " ", str(name or "").strip().lower())
 
 
-def _quantity(raw: str, row: int, column: str, problems: _Problems) -> int | None:
-    text = raw.strip().replace(",", "")
+def _number(raw: str, row: int, column: str, problems: _Problems) -> float | None:
+    """A number as written in a tradebook (thousands separators allowed), or None, said."""
     try:
-        value = float(text)
+        return float(raw.strip().replace(",", ""))
     except ValueError:
         problems.add(row, column, f"not a number: {raw!r}")
+        return None
+
+
+def _quantity(raw: str, row: int, column: str, problems: _Problems) -> int | None:
+    value = _number(raw, row, column, problems)
+    if value is None:
         return None
     if value != int(value) or value < 0:
         problems.add(row, column, f"not a whole number of shares: {raw!r}")
@@ -138,11 +144,8 @@ def _quantity(raw: str, row: int, column: str, problems: _Problems) -> int | Non
 
 
 def _price(raw: str, row: int, column: str, problems: _Problems) -> float | None:
-    text = raw.strip().replace(",", "")
-    try:
-        value = float(text)
-    except ValueError:
-        problems.add(row, column, f"not a number: {raw!r}")
+    value = _number(raw, row, column, problems)
+    if value is None:
         return None
     if not value > 0:
         problems.add(row, column, f"must be a positive price, got {raw!r}")
@@ -310,6 +313,21 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[object]]]:
         reader = csv.reader(handle)
         for cells in reader:
             yield reader.line_num, list(cells)
+
+
+def _csv_records(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, row) of a CSV with a header: names normalised (``_norm``), values stripped, blank
+    rows skipped. InputDataError names the required columns the header lacks."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        fields = [_norm(f) for f in reader.fieldnames or []]
+        missing = [c for c in required if c not in fields]
+        if missing:
+            raise InputDataError(str(path), [f"line 1: missing column(s) {', '.join(missing)}"])
+        for raw in reader:
+            row = {_norm(k): (v or "").strip() for k, v in raw.items() if k is not None}
+            if any(row.values()):
+                yield reader.line_num, row
 
 
 def read_angelone_tradebook(
@@ -576,48 +594,36 @@ def read_corporate_actions(path: Path) -> list[CorporateAction]:
     problems = _Problems(path)
     actions: list[CorporateAction] = []
     required = ("symbol", "action", "date", "new", "old")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        fields = [_norm(f) for f in reader.fieldnames or []]
-        missing = [c for c in required if c not in fields]
-        if missing:
-            raise InputDataError(str(path), [f"line 1: missing column(s) {', '.join(missing)}"])
-        for raw in reader:
-            row = {_norm(k): (v or "").strip() for k, v in raw.items() if k is not None}
-            line = reader.line_num
-            if not any(row.values()):
-                continue
-            kind = row["action"].lower()
-            if kind not in ("split", "bonus"):
-                problems.add(line, "action", f"expected split or bonus, got {kind!r}")
-            on = _date(row["date"], line, "date", problems)
-            new = _quantity(row["new"], line, "new", problems)
-            old = _quantity(row["old"], line, "old", problems)
-            quantity = (
-                _quantity(row["quantity"], line, "quantity", problems)
-                if row.get("quantity")
-                else None
+    for line, row in _csv_records(path, required):
+        kind = row["action"].lower()
+        if kind not in ("split", "bonus"):
+            problems.add(line, "action", f"expected split or bonus, got {kind!r}")
+        on = _date(row["date"], line, "date", problems)
+        new = _quantity(row["new"], line, "new", problems)
+        old = _quantity(row["old"], line, "old", problems)
+        quantity = (
+            _quantity(row["quantity"], line, "quantity", problems) if row.get("quantity") else None
+        )
+        if not row["symbol"]:
+            problems.add(line, "symbol", "empty")
+        if not new or not old:
+            if new == 0 or old == 0:
+                problems.add(line, "new" if new == 0 else "old", "must be positive")
+            continue
+        if problems.items or on is None or kind not in ("split", "bonus"):
+            continue
+        actions.append(
+            CorporateAction(
+                symbol=row["symbol"].upper(),
+                kind=ActionKind(kind),
+                on=on,
+                new=new,
+                old=old,
+                account=row.get("account") or None,
+                quantity=quantity or None,
+                source=f"{path.name}:{line}",
             )
-            if not row["symbol"]:
-                problems.add(line, "symbol", "empty")
-            if not new or not old:
-                if new == 0 or old == 0:
-                    problems.add(line, "new" if new == 0 else "old", "must be positive")
-                continue
-            if problems.items or on is None or kind not in ("split", "bonus"):
-                continue
-            actions.append(
-                CorporateAction(
-                    symbol=row["symbol"].upper(),
-                    kind=ActionKind(kind),
-                    on=on,
-                    new=new,
-                    old=old,
-                    account=row.get("account") or None,
-                    quantity=quantity or None,
-                    source=f"{path.name}:{line}",
-                )
-            )
+        )
     problems.raise_if_any()
     return actions
 
@@ -627,31 +633,21 @@ def read_symbol_values(path: Path, value_column: str, *, integer: bool = False) 
     31 January 2018, or a holdings quantity). Raises InputDataError naming line and field."""
     problems = _Problems(path)
     values: dict[str, float] = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        fields = [_norm(f) for f in reader.fieldnames or []]
-        missing = [c for c in ("symbol", value_column) if c not in fields]
-        if missing:
-            raise InputDataError(str(path), [f"line 1: missing column(s) {', '.join(missing)}"])
-        for raw in reader:
-            row = {_norm(k): (v or "").strip() for k, v in raw.items() if k is not None}
-            line = reader.line_num
-            if not any(row.values()):
-                continue
-            symbol = row["symbol"].upper()
-            if not symbol:
-                problems.add(line, "symbol", "empty")
-                continue
-            if symbol in values:
-                problems.add(line, "symbol", f"{symbol} appears twice")
-                continue
-            parsed = (
-                _quantity(row[value_column], line, value_column, problems)
-                if integer
-                else _price(row[value_column], line, value_column, problems)
-            )
-            if parsed is not None:
-                values[symbol] = float(parsed)
+    for line, row in _csv_records(path, ("symbol", value_column)):
+        symbol = row["symbol"].upper()
+        if not symbol:
+            problems.add(line, "symbol", "empty")
+            continue
+        if symbol in values:
+            problems.add(line, "symbol", f"{symbol} appears twice")
+            continue
+        parsed = (
+            _quantity(row[value_column], line, value_column, problems)
+            if integer
+            else _price(row[value_column], line, value_column, problems)
+        )
+        if parsed is not None:
+            values[symbol] = float(parsed)
     problems.raise_if_any()
     return values
 
@@ -660,20 +656,11 @@ def read_symbol_map(path: Path) -> dict[str, str]:
     """``Scrip/Contract`` text -> trading symbol, from a CSV with columns ``scrip, symbol``."""
     problems = _Problems(path)
     mapping: dict[str, str] = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        fields = [_norm(f) for f in reader.fieldnames or []]
-        missing = [c for c in ("scrip", "symbol") if c not in fields]
-        if missing:
-            raise InputDataError(str(path), [f"line 1: missing column(s) {', '.join(missing)}"])
-        for raw in reader:
-            row = {_norm(k): (v or "").strip() for k, v in raw.items() if k is not None}
-            if not any(row.values()):
-                continue
-            for column in ("scrip", "symbol"):
-                if not row[column]:
-                    problems.add(reader.line_num, column, "empty")
-            if row["scrip"] and row["symbol"]:
-                mapping[row["scrip"]] = row["symbol"].upper()
+    for line, row in _csv_records(path, ("scrip", "symbol")):
+        for column in ("scrip", "symbol"):
+            if not row[column]:
+                problems.add(line, column, "empty")
+        if row["scrip"] and row["symbol"]:
+            mapping[row["scrip"]] = row["symbol"].upper()
     problems.raise_if_any()
     return mapping

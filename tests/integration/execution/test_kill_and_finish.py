@@ -35,6 +35,7 @@ from rebalance.history.status import OrderState, RunStatus
 from rebalance.history.store import HistoryStore
 from rebalance.lane import Lane, LaneStopped
 from rebalance.plan import TradePlan
+from rebalance.resume import resume_run
 
 from .conftest import FAST, Venue, approved_run, make_plan, run_key, tags_of
 from .test_task_bodies import lane
@@ -146,7 +147,7 @@ def test_killed_placement_is_finished(
         assert all(leg.state != OrderState.PENDING for leg in legs), (
             "every leg is final or known never sent"
         )
-        tasks.resume_run(the_lane, store, kite.broker, settings=FAST)
+        resume_run(the_lane, store, kite.broker, settings=FAST)
     if partial:
         itc = next(leg for leg in store.orders(run) if leg.symbol == "ITC")
         assert itc.state == OrderState.CANCELLED

@@ -14,6 +14,7 @@ from rebalance import tasks
 from rebalance.history.status import OrderState, RunStatus
 from rebalance.history.store import HistoryStore, RunKey
 from rebalance.lane import Lane, LaneStopped, NotResumable
+from rebalance.resume import resume_run
 
 from .conftest import FAST, Venue, approved_run, clock_at, make_plan, tags_of
 
@@ -99,7 +100,7 @@ def test_record_run_interrupts_then_resume_finishes_the_same_run(
     ]
     assert kite.counts(tags_of(plan)) == [1, 1, 0, 0]
     # Resumed: the same run, the same tags; only the never-sent legs go out.
-    outcome = tasks.resume_run(the_lane, store, kite.broker, settings=FAST)
+    outcome = resume_run(the_lane, store, kite.broker, settings=FAST)
     assert outcome["run"] == run
     assert outcome["status"] == RunStatus.COMPLETED
     assert outcome["unfinished"] is None
@@ -108,7 +109,7 @@ def test_record_run_interrupts_then_resume_finishes_the_same_run(
     assert len(store.runs()) == 1
     assert any((e.message or "").startswith("resumed") for e in store.events(run))
     with pytest.raises(NotResumable, match="completed"):
-        tasks.resume_run(the_lane, store, kite.broker, settings=FAST)
+        resume_run(the_lane, store, kite.broker, settings=FAST)
 
 
 def test_clearing_place_orders_finishes_an_interrupted_run(
@@ -254,7 +255,7 @@ def test_login_expired_while_placing_then_resumed_after_login(
     assert store.status(run) is RunStatus.PLACING
     assert {leg.state for leg in store.orders(run)} == {OrderState.PENDING}
     kite.emulator.faults.expired_token = False  # the operator logged in again
-    outcome = tasks.resume_run(the_lane, store, kite.broker, settings=FAST)
+    outcome = resume_run(the_lane, store, kite.broker, settings=FAST)
     assert outcome["status"] == RunStatus.COMPLETED
     assert kite.counts(tags_of(plan)) == [1, 1, 1, 1]
 

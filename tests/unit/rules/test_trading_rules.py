@@ -113,3 +113,40 @@ def test_the_orders_judged_for_a_price_move_are_those_not_yet_sent() -> None:
         SimpleNamespace(symbol="TCS", order_state=OrderState.NOT_SENT),
     ]
     assert orders_to_judge(orders, legs) == [orders[1]]  # type: ignore[arg-type]
+
+
+def test_a_runs_price_move_quotes_only_the_legs_still_to_send() -> None:
+    """``moved_since_planning``: the orders not yet sent are quoted (and only when there are
+    some); a run with no plan or nothing left to send is not judged."""
+    from rebalance.history.status import OrderState
+    from rebalance.plan import PlanSummary, TradePlan
+    from rebalance.trading_rules import moved_since_planning
+
+    summary = PlanSummary(100_000.0, 5.0, 50.0, 0.05, 0.01, 2, 10.0)
+    plan = TradePlan((order("ITC", 430.0), order("TCS", 3500.0)), (), summary)
+    run = SimpleNamespace(plan=plan.to_dict())
+    asked: list[list[str]] = []
+
+    def quotes(instruments: list) -> dict[str, Quote]:  # type: ignore[type-arg]
+        asked.append([i.symbol for i in instruments])
+        return {"ITC": quote("ITC", 430.0), "TCS": quote("TCS", 3700.0)}
+
+    reason = moved_since_planning(run, None, quotes, 2.0)  # type: ignore[arg-type]
+    assert reason is not None
+    assert "TCS: 3,500.00 -> 3,700.00" in reason
+    assert "ITC" not in reason
+    assert asked == [["ITC", "TCS"]]
+
+    itc_unsent = [
+        SimpleNamespace(symbol="ITC", order_state=OrderState.NOT_SENT),
+        SimpleNamespace(symbol="TCS", order_state=OrderState.COMPLETE),
+    ]
+    assert moved_since_planning(run, itc_unsent, quotes, 2.0) is None  # type: ignore[arg-type]
+    assert asked[-1] == ["ITC"]
+
+    all_sent = [SimpleNamespace(symbol=s, order_state=OrderState.COMPLETE) for s in ("ITC", "TCS")]
+    asked.clear()
+    assert moved_since_planning(run, all_sent, quotes, 2.0) is None  # type: ignore[arg-type]
+    unplanned = SimpleNamespace(plan=None)
+    assert moved_since_planning(unplanned, None, quotes, 2.0) is None  # type: ignore[arg-type]
+    assert asked == []  # nothing to judge: the broker is not asked
