@@ -13,12 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from rebalance.domain.market import IST
-from rebalance.history.records import RunRecord
-from rebalance.history.status import RunStatus
-from rebalance.history.store import HistoryStore
 from rebalance.portfolio import ApprovalMode, Execution, ExecutionMode
+
+if TYPE_CHECKING:  # the store pulls in drift and planning (pandas): not at DAG parse time
+    from rebalance.history.records import RunRecord
+    from rebalance.history.store import HistoryStore
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,7 @@ def request_approval(
 ) -> ApprovalRequest:
     """Approve automatically where the rules allow; otherwise ask (status awaiting_approval)
     with the plan's ``preview`` (rendered once the run is awaiting approval)."""
+    from rebalance.history.status import RunStatus  # lazily: the DAG files import this module
     run = store.run(run_id)
     status = run.run_status
     if status is RunStatus.APPROVED:  # a retry after the decision was recorded
@@ -135,6 +138,7 @@ def record_decision(
     store: HistoryStore, run_id: int, decision: Decision, *, by: str | None, account: str
 ) -> Decided:
     """Record an approval decision on the run and return what place_orders needs."""
+    from rebalance.history.status import RunStatus
     plan_hash = store.run(run_id).plan_hash
     fields = {"approval_decision": str(decision), "approved_by": by, "approved_at": _utcnow()}
     who = by or "unknown"
