@@ -23,11 +23,14 @@ from rebalance.accounts.allocate import AccountOrder, Allocation, allocate_order
 from rebalance.accounts.combine import AccountHoldings, CombinedSnapshot, combine_accounts
 from rebalance.accounts.compare import dearest_broker
 from rebalance.domain.market import Holding, Quote, Side
+from rebalance.drift.measure import measure_drift
+from rebalance.drift.trigger import Gate, RunKind, gate_run
 from rebalance.history.records import LegRecord, RunRecord
 from rebalance.history.status import OrderState
 from rebalance.plan import PlannedOrder, PlanSummary, PositionLine, TradePlan
 from rebalance.planning import plan_rebalance
 from rebalance.policy import Policy
+from rebalance.portfolio import Portfolio
 from rebalance.snapshot import HoldingsSnapshot
 
 SOLVER_PER_ACCOUNT = "per_account"  # the re-plan: each account planned within its own limits
@@ -109,6 +112,27 @@ def account_holdings(run: RunRecord) -> tuple[AccountHoldings, dict[str, Quote]]
                 )
             )
     return AccountHoldings(run.account, run.broker, tuple(holdings), snapshot.cash), quotes
+
+
+def gate_whole(
+    accounts: Sequence[AccountHoldings],
+    quotes: Mapping[str, Quote],
+    portfolio: Portfolio,
+    policy: Policy,
+    kind: RunKind,
+    *,
+    taken_at: datetime,
+) -> Gate:
+    """The ``schedule_and_drift`` gate of a combined run, on the whole's drift: the accounts
+    are one portfolio, so an account off its targets alone (the other holding what it lacks)
+    is no reason to trade, and a whole off its targets is one even when each account alone is
+    inside its bands (docs/accounts.md, docs/drift.md)."""
+    targets = portfolio.target_fractions()
+    combined = combine_accounts(accounts, taken_at=taken_at, quotes=quotes, target_symbols=targets)
+    measurement = measure_drift(
+        combined.snapshot, targets, policy, cash_target=portfolio.cash_target_fraction
+    )
+    return gate_run(portfolio.trigger, kind, measurement)
 
 
 def plan_combined(

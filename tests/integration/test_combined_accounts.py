@@ -253,3 +253,88 @@ def test_one_rejection_of_the_combined_plan_stops_every_part(
         "status": f"combined run {planned['combined_run']} rejected",
     }
     assert kite.orders_received == angel.orders_received == 0
+
+
+def _scheduled(dag, day: tuple[int, int]):  # type: ignore[no-untyped-def]
+    """``dag.test()`` recorded as the scheduler's run on ``day`` ((month, day)) 2026, 15:10 IST
+    (the demo schedule's last trading day of a month): the drift gate acts on scheduled runs.
+    Each test its own day: the tests share one Airflow database."""
+    from unittest import mock
+
+    import pendulum
+    from airflow.models import dagrun
+    from airflow.utils.types import DagRunType
+
+    original = dagrun.get_or_create_dagrun
+
+    def as_scheduled(*args, **kwargs):  # type: ignore[no-untyped-def]
+        run = original(*args, **kwargs)
+        run.run_type = DagRunType.SCHEDULED
+        kwargs["session"].commit()
+        return run
+
+    with mock.patch.object(dagrun, "get_or_create_dagrun", as_scheduled):
+        return dag.test(run_after=pendulum.datetime(2026, *day, 15, 10, tz="Asia/Kolkata"))
+
+
+def gated_household(demo_copy: Path, **bands: float) -> Path:
+    """The combined household with ``trigger: schedule_and_drift`` and ``bands``."""
+    path = household(demo_copy, "combined")
+    data = yaml.safe_load(path.read_text())
+    data["trigger"] = "schedule_and_drift"
+    data["policy"].update(bands)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_combined_schedule_and_drift_inside_the_whole_bands_skips_every_part(
+    airflow_db: Path,
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    demo_copy: Path,
+) -> None:
+    """Each account alone is far off the targets (Zerodha 62% INFY for 34%, AngelOne mostly
+    RELIANCE), the whole is inside its bands (ITC 3% short of a 4.5% band): the run ends with
+    every part skipped "inside bands", no failure and no order."""
+    kite, angel = emulators
+    path = gated_household(demo_copy, drift_band_abs_pct=10, drift_band_rel_pct=150)
+
+    dag_run = _scheduled(build_dag(path, load_portfolio(path)), (11, 30))
+
+    assert str(dag_run.state) == "success"
+    (combined,) = CombinedStore(store.engine).combined_runs("household")
+    assert combined.status == "skipped"
+    assert (combined.status_reason or "").startswith("combined drift gate: inside bands")
+    assert combined.plan is None
+    for run_id in combined.parts.values():
+        run = store.run(run_id)
+        assert run.run_status is RunStatus.SKIPPED
+        assert run.status_reason == combined.status_reason
+        assert store.orders(run_id) == []
+    assert kite.orders_received == angel.orders_received == 0
+
+
+def test_combined_schedule_and_drift_outside_the_whole_bands_plans_the_whole(
+    airflow_db: Path,
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    demo_copy: Path,
+) -> None:
+    """The whole is outside its bands (ITC 3% short of a band of 2%): the lanes are not gated on
+    their own accounts, the whole is planned and split as usual (ITC bought, no INFY)."""
+    kite, angel = emulators
+    path = gated_household(demo_copy, drift_band_abs_pct=2, drift_band_rel_pct=15)
+
+    dag_run = _scheduled(build_dag(path, load_portfolio(path)), (10, 30))
+
+    assert str(dag_run.state) == "success"
+    (combined,) = CombinedStore(store.engine).combined_runs("household")
+    assert combined.status == "completed", combined.status_reason
+    placed = sides(kite.orders, "tradingsymbol", "transaction_type") | sides(
+        angel.orders, "tradingsymbol", "transactiontype"
+    )
+    assert placed == {("ITC", "BUY")}
+    for run_id in combined.parts.values():
+        run = store.run(run_id)
+        assert run.run_status is RunStatus.COMPLETED, run.status_reason
+        assert run.initiator == "scheduled"
