@@ -137,6 +137,7 @@ def plan(template: Lane, store: HistoryStore) -> dict[str, Any] | None:
             template.policy,
             taken_at=taken_at,
             cash_target=portfolio.cash_target_fraction,
+            taxes=_tax_contexts(template, store, runs),
         )
     except RebalanceError as exc:
         _fail(store, combined, combined_id, runs, f"the planner refused the inputs: {exc}")
@@ -173,6 +174,20 @@ def plan(template: Lane, store: HistoryStore) -> dict[str, Any] | None:
     log.info("combined run %d: %d orders, split %s", combined_id, whole.summary.trades,
              {a: len(result.allocation.for_account(a)) for a in runs})  # fmt: skip
     return {"combined_run": combined_id, "plan_hash": whole.plan_hash}
+
+
+def _tax_contexts(template: Lane, store: HistoryStore, runs: Mapping[str, Any]) -> dict[str, Any]:
+    """Each account's tax context on its own snapshot (``tax: report``; none when tax is off):
+    each part's estimate is of its own FIFO lots."""
+    from rebalance.snapshot import HoldingsSnapshot
+    from rebalance.tax_history import context_for
+
+    contexts = {}
+    for account, run in runs.items():
+        snapshot = HoldingsSnapshot.from_records(run.snapshot or {})
+        if (context := context_for(store.engine, template.policy, account, snapshot)) is not None:
+            contexts[account] = context
+    return contexts
 
 
 def gated_as_whole(lane: Lane) -> bool:
@@ -405,7 +420,8 @@ class CombinedApprovalOperator(PlanApprovalOperator):
             f"Approve combined rebalance of {template.portfolio.name} "
             f"({', '.join(record.parts)}): {trades} orders, turnover {turnover:.2f}%"
         )
-        split = split_markdown(record.allocation or {}, bool(record.replanned))
+        taxes = {a: (store.run(r).plan or {}).get("tax") for a, r in record.parts.items()}
+        split = split_markdown(record.allocation or {}, bool(record.replanned), taxes)
         approvers = execution.approvers
         self.body = f"{preview}\n\n{split}" + answer_note(deadline, approvers, template.dag_id)
         self.response_timeout = remaining
