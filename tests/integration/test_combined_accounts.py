@@ -387,7 +387,7 @@ def test_tax_report_in_the_combined_mode_estimates_each_part_from_its_own_lots(
             infy.average_price,
             trade_id=f"T-INFY-{quantity}",
             source="test",
-        )  # fmt: skip
+        )
         for day, quantity in ((dt.date(2023, 5, 2), 60), (dt.date(2026, 9, 1), 35))
     )
 
