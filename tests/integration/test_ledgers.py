@@ -181,4 +181,4 @@ def test_the_charges_difference_after_real_trades_is_settled_automatically(
     assert entry.cash == pytest.approx(gap, abs=0.01)
     assert entry.note.startswith(CHARGES_DIFFERENCE)
     assert f"₹{gap:+,.2f}" in entry.note
-    assert "no differences" in cli("ledger", "show", str(b), "main")
+    assert (run.snapshot or {})["ledger"]["differences"] == []  # b planned on a clean ledger
