@@ -471,3 +471,25 @@ def test_what_the_combined_mode_cannot_do_is_refused_at_load_and_at_run_time(
     assert combined.status == "failed"
     assert refusal in (combined.status_reason or "")
     assert kite.orders_received == angel.orders_received == 0
+
+
+def test_a_lane_of_a_combined_run_is_not_gated_on_its_own_account(demo_copy: Path) -> None:
+    """The lane's own gate stands aside exactly when combined.plan_trades gates the whole: a
+    combined run of two selected accounts with ``schedule_and_drift``; not in the separate mode,
+    not with one account chosen, not with another trigger."""
+    from rebalance.combined_tasks import gated_as_whole
+    from rebalance.lane import Lane
+
+    path = gated_household(demo_copy)
+
+    def lane(account: str = "zerodha_main", **params: object) -> Lane:
+        return Lane(str(path), account, "rebalance_household", "scheduled__1", "scheduled", params)
+
+    assert gated_as_whole(lane())
+    assert gated_as_whole(lane("angelone_main"))
+    assert not gated_as_whole(lane(accounts_mode="separate"))
+    assert not gated_as_whole(lane(accounts=["zerodha_main"]))  # one account: its own gate
+    data = yaml.safe_load(path.read_text())
+    data["trigger"] = "schedule"
+    path.write_text(yaml.safe_dump(data))
+    assert not gated_as_whole(lane())
