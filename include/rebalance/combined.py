@@ -15,20 +15,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 from rebalance.accounts.allocate import AccountOrder, Allocation, allocate_orders
 from rebalance.accounts.combine import AccountHoldings, CombinedSnapshot, combine_accounts
 from rebalance.accounts.compare import dearest_broker
+from rebalance.accounts.modes import combined_refusals
 from rebalance.domain.market import Holding, Quote, Side
+from rebalance.drift.measure import measure_drift
+from rebalance.drift.trigger import Gate, RunKind, gate_run
+from rebalance.errors import ConfigError
 from rebalance.history.records import LegRecord, RunRecord
 from rebalance.history.status import OrderState
 from rebalance.plan import PlannedOrder, PlanSummary, PositionLine, TradePlan
 from rebalance.planning import plan_rebalance
+from rebalance.planning.book import build_book
+from rebalance.planning.taxes import tax_model, tax_section
 from rebalance.policy import Policy
+from rebalance.portfolio import Portfolio
 from rebalance.snapshot import HoldingsSnapshot
+from rebalance.tax.planning import TaxContext
+from rebalance.tax_preview import summary_line as tax_summary_line
 
 SOLVER_PER_ACCOUNT = "per_account"  # the re-plan: each account planned within its own limits
 
@@ -36,7 +45,8 @@ SOLVER_PER_ACCOUNT = "per_account"  # the re-plan: each account planned within i
 @dataclass(frozen=True)
 class CombinedPlan:
     """The whole's plan, its split per account (``allocation``: what the lanes place) and
-    whether it had to be re-planned per account (``replanned``)."""
+    whether it had to be re-planned per account (``replanned``). ``taxes``: each account's tax
+    context (``tax: report``), for the tax estimate of its part."""
 
     combined: CombinedSnapshot
     plan: TradePlan
@@ -44,17 +54,27 @@ class CombinedPlan:
     replanned: bool
     notes: tuple[str, ...]
     targets: Mapping[str, float]
+    policy: Policy | None = None
+    taxes: Mapping[str, TaxContext] = field(default_factory=dict)
+    cash_target: float | None = None
 
     def part(self, account: str) -> TradePlan:
-        """``account``'s part as a plan of its own (its run's plan)."""
-        return part_plan(
+        """``account``'s part as a plan of its own (its run's plan), with the tax estimate of
+        its sells from its own FIFO lots when the tax mode is on."""
+        snapshot = self.combined.per_account[account]
+        part = part_plan(
             account,
             self.allocation.for_account(account),
-            self.combined.per_account[account],
+            snapshot,
             self.targets,
             self.plan,
             self.allocation_hash,
         )
+        context = self.taxes.get(account)
+        if context is None or self.policy is None:
+            return part
+        tax = part_tax(part, snapshot, self.targets, self.policy, context, self.cash_target)
+        return replace(part, tax=tax)
 
     @property
     def allocation_hash(self) -> str:
@@ -111,6 +131,27 @@ def account_holdings(run: RunRecord) -> tuple[AccountHoldings, dict[str, Quote]]
     return AccountHoldings(run.account, run.broker, tuple(holdings), snapshot.cash), quotes
 
 
+def gate_whole(
+    accounts: Sequence[AccountHoldings],
+    quotes: Mapping[str, Quote],
+    portfolio: Portfolio,
+    policy: Policy,
+    kind: RunKind,
+    *,
+    taken_at: datetime,
+) -> Gate:
+    """The ``schedule_and_drift`` gate of a combined run, on the whole's drift: the accounts
+    are one portfolio, so an account off its targets alone (the other holding what it lacks)
+    is no reason to trade, and a whole off its targets is one even when each account alone is
+    inside its bands (docs/accounts.md, docs/drift.md)."""
+    targets = portfolio.target_fractions()
+    combined = combine_accounts(accounts, taken_at=taken_at, quotes=quotes, target_symbols=targets)
+    measurement = measure_drift(
+        combined.snapshot, targets, policy, cash_target=portfolio.cash_target_fraction
+    )
+    return gate_run(portfolio.trigger, kind, measurement)
+
+
 def plan_combined(
     accounts: Sequence[AccountHoldings],
     quotes: Mapping[str, Quote],
@@ -120,18 +161,18 @@ def plan_combined(
     taken_at: datetime,
     cash_target: float | None = None,
     today: date | None = None,
-    tax_lots: Mapping[str, Any] | None = None,
+    taxes: Mapping[str, TaxContext] | None = None,
 ) -> CombinedPlan:
     """One plan for the whole of ``accounts`` and its split per account.
 
-    ``tax_lots`` is the hook for the tax mode (each account's FIFO lots by symbol): the
-    allocation does not weigh tax yet, so it must be None; a caller passing lots gets a clear
-    error rather than a split that silently ignores them.
+    ``taxes``: each account's tax context (``tax_history.context_for``) with ``tax: report``:
+    each part then carries the tax estimate of its own sells (FIFO per account). ``tax: limit``
+    and ``minimise`` are refused (ConfigError): the split does not weigh tax lots
+    (``accounts.modes``), and a cap or objective silently ignored would be worse.
     """
-    if tax_lots is not None:
-        raise NotImplementedError(
-            "the combined allocation does not weigh tax lots yet (docs/accounts.md, out of scope)"
-        )
+    if refused := combined_refusals(policy, []):
+        raise ConfigError("policy", refused)
+    contexts = dict(taxes or {})
     combined = combine_accounts(accounts, taken_at=taken_at, quotes=quotes, target_symbols=targets)
     broker = dearest_broker(combined)
     plan = plan_rebalance(
@@ -142,14 +183,26 @@ def plan_combined(
     )
     notes = [f"the whole planned with the {broker} charges table", *combined.notes]
     if allocation.complete:
-        return CombinedPlan(combined, plan, allocation, False, tuple(notes), dict(targets))
+        return CombinedPlan(
+            combined,
+            plan,
+            allocation,
+            False,
+            tuple(notes),
+            dict(targets),
+            policy,
+            contexts,
+            cash_target,
+        )
     undone = "; ".join(f"{s.side} {s.symbol}: {s.reason}" for s in allocation.shortfalls)
     notes.append(
         f"the whole's plan could not be funded inside the accounts ({undone}): re-planned with "
         "each account's own limits"
     )
     split = replan_per_account(combined, targets, policy, cash_target=cash_target, today=today)
-    return CombinedPlan(combined, plan, split, True, tuple(notes), dict(targets))
+    return CombinedPlan(
+        combined, plan, split, True, tuple(notes), dict(targets), policy, contexts, cash_target
+    )
 
 
 def replan_per_account(
@@ -252,6 +305,20 @@ def part_plan(
     return TradePlan(orders, tuple(positions), summary, (note,))
 
 
+def part_tax(
+    part: TradePlan,
+    snapshot: HoldingsSnapshot,
+    targets: Mapping[str, float],
+    policy: Policy,
+    context: TaxContext,
+    cash_target: float | None,
+) -> dict[str, Any]:
+    """The tax estimate of one account's part (``planning.taxes.tax_section``): its sells
+    against that account's FIFO lots, the year's gains so far, charges + tax."""
+    book = build_book(snapshot, targets, policy, cash_target=cash_target, today=context.sold_on)
+    return tax_section(part, tax_model(context, policy, book))
+
+
 def left_undone(legs: Sequence[LegRecord]) -> list[dict[str, Any]]:
     """The legs of a part not completely filled: what the account still has to do."""
     undone = []
@@ -307,8 +374,13 @@ def combined_outcome(parts: Mapping[str, tuple[RunRecord, Sequence[LegRecord]]])
     return {"status": status, "accounts": accounts}
 
 
-def split_markdown(allocation: Mapping[str, Any], replanned: bool) -> str:
-    """The stored allocation's split per account, as the preview and the page show it."""
+def split_markdown(
+    allocation: Mapping[str, Any],
+    replanned: bool,
+    taxes: Mapping[str, Mapping[str, Any] | None] | None = None,
+) -> str:
+    """The stored allocation's split per account, as the preview and the page show it, with
+    each account's tax estimate (``taxes``: account -> its part's ``plan["tax"]``) when on."""
     lines = [
         "### Split per account",
         "",
@@ -341,4 +413,7 @@ def split_markdown(allocation: Mapping[str, Any], replanned: bool) -> str:
     for shortfall in allocation.get("shortfalls", []):
         lines.append(f"* left undone: {shortfall['side']} {shortfall['symbol']}: "
                      f"{shortfall['reason']}")  # fmt: skip
+    for account, tax in sorted((taxes or {}).items()):
+        if (line := tax_summary_line(tax)) is not None:
+            lines.append(f"* tax of `{account}`'s part (its own FIFO lots): {line}")
     return "\n".join(lines)

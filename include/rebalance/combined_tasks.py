@@ -26,13 +26,17 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, TaskGroup, TriggerRule, get_current_context
 
+from rebalance.accounts.modes import combined_refusals
 from rebalance.approval import Decision, approval_deadline, decide_automatically
 from rebalance.approval_operator import PlanApprovalOperator, answer_note
+from rebalance.drift.config import TriggerMode
 from rebalance.portfolio import AccountsMode, Portfolio
 
 if TYPE_CHECKING:  # the DAG files import this module: nothing heavy at parse time
     from airflow.sdk import DAG
 
+    from rebalance.accounts.combine import AccountHoldings
+    from rebalance.domain.market import Quote
     from rebalance.history.combined import CombinedStore
     from rebalance.history.store import HistoryStore
     from rebalance.lane import Lane
@@ -80,9 +84,7 @@ def plan(template: Lane, store: HistoryStore) -> dict[str, Any] | None:
     the combined run, and every part is failed with the reason (nothing is planned or ordered).
     """
     from rebalance import tasks
-    from rebalance.accounts.combine import AccountHoldings
     from rebalance.combined import account_holdings, plan_combined
-    from rebalance.domain.market import Quote
     from rebalance.errors import RebalanceError
     from rebalance.history.status import RunStatus
 
@@ -104,6 +106,7 @@ def plan(template: Lane, store: HistoryStore) -> dict[str, Any] | None:
             "the combined mode plans on fixed target weights only, and this portfolio's targets "
             "come from a model or a universe: run its accounts separately"
         )
+    problems += combined_refusals(template.policy, [lane.account_config for lane in lanes])
     for lane in lanes:
         run_id = store.find_run(lane.run_key)
         run = store.run(run_id) if run_id is not None else None
@@ -124,16 +127,17 @@ def plan(template: Lane, store: HistoryStore) -> dict[str, Any] | None:
         read, seen = account_holdings(run)
         holdings.append(read)
         quotes = {**seen, **quotes}  # the first account's price wins, as combine_accounts'
+    taken_at = min(datetime.fromisoformat((r.snapshot or {})["taken_at"]) for r in runs.values())
     try:
+        _gate_whole(template, store, combined_id, runs, holdings, quotes, taken_at)
         result = plan_combined(
             holdings,
             quotes,
             portfolio.target_fractions(),
             template.policy,
-            taken_at=min(
-                datetime.fromisoformat((r.snapshot or {})["taken_at"]) for r in runs.values()
-            ),
+            taken_at=taken_at,
             cash_target=portfolio.cash_target_fraction,
+            taxes=_tax_contexts(template, store, runs),
         )
     except RebalanceError as exc:
         _fail(store, combined, combined_id, runs, f"the planner refused the inputs: {exc}")
@@ -156,6 +160,68 @@ def plan(template: Lane, store: HistoryStore) -> dict[str, Any] | None:
     log.info("combined run %d: %d orders, split %s", combined_id, whole.summary.trades,
              {a: len(result.allocation.for_account(a)) for a in runs})  # fmt: skip
     return {"combined_run": combined_id, "plan_hash": whole.plan_hash}
+
+
+def _tax_contexts(template: Lane, store: HistoryStore, runs: Mapping[str, Any]) -> dict[str, Any]:
+    """Each account's tax context on its own snapshot (``tax: report``; none when tax is off):
+    each part's estimate is of its own FIFO lots."""
+    from rebalance.snapshot import HoldingsSnapshot
+    from rebalance.tax_history import context_for
+
+    contexts = {}
+    for account, run in runs.items():
+        snapshot = HoldingsSnapshot.from_records(run.snapshot or {})
+        if (context := context_for(store.engine, template.policy, account, snapshot)) is not None:
+            contexts[account] = context
+    return contexts
+
+
+def gated_as_whole(lane: Lane) -> bool:
+    """True when ``lane`` belongs to a combined run of ``trigger: schedule_and_drift``: it is
+    not gated on its own account's drift; ``combined.plan_trades`` gates the whole."""
+    if lane.deselected or lane.portfolio.trigger.mode is not TriggerMode.SCHEDULE_AND_DRIFT:
+        return False
+    if accounts_mode(lane.portfolio, lane.params) is AccountsMode.SEPARATE:
+        return False
+    return len(lanes_of(lane.portfolio_file, lane)) > 1
+
+
+def _gate_whole(
+    template: Lane,
+    store: HistoryStore,
+    combined_id: int,
+    runs: Mapping[str, Any],
+    holdings: list[AccountHoldings],
+    quotes: Mapping[str, Quote],
+    taken_at: datetime,
+) -> None:
+    """``trigger: schedule_and_drift`` in the combined mode: the whole's drift decides. Inside
+    the bands on a scheduled run, the combined run and every part end skipped with the reason
+    (AirflowSkipException; nothing planned or ordered); otherwise each part notes the gate."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from rebalance.combined import gate_whole
+    from rebalance.drift.trigger import RunKind
+    from rebalance.history.status import RunStatus
+
+    portfolio = template.portfolio
+    if portfolio.trigger.mode is not TriggerMode.SCHEDULE_AND_DRIFT:
+        return
+    kind = {"scheduled": RunKind.SCHEDULED, "drift": RunKind.ASSET}.get(
+        template.initiator, RunKind.MANUAL
+    )
+    gate = gate_whole(holdings, quotes, portfolio, template.policy, kind, taken_at=taken_at)
+    reason = f"combined drift gate: {gate.reason}"
+    if gate.proceed:
+        for run in runs.values():
+            store.note(run.id, reason)
+        return
+    combined_store(store).update_combined(
+        combined_id, status="skipped", status_reason=reason, finished_at=datetime.now(UTC)
+    )
+    for run in runs.values():
+        store.transition(run.id, RunStatus.SKIPPED, reason)
+    raise AirflowSkipException(reason)
 
 
 def _fail(
@@ -184,7 +250,13 @@ def lane_part(lane: Lane, store: HistoryStore) -> dict[str, Any] | None:
     run_id = store.find_run(lane.run_key)
     if run_id is None or combined_store(store).combined_of_run(run_id) is None:
         return None
+    from rebalance.history.status import RunStatus
+
     run = store.run(run_id)
+    if run.run_status is RunStatus.SKIPPED:  # the whole was inside its bands (_gate_whole)
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(run.status_reason or "skipped with the combined run")
     return {"run": run_id, "plan_hash": run.plan_hash, "trades": run.trades or 0, "combined": True}
 
 
@@ -266,7 +338,7 @@ def _close_combined(template: Lane, store: HistoryStore) -> dict[str, Any] | Non
         for account, run_id in record.parts.items()
     }
     outcome = combined_outcome(parts)
-    if record.status in ("failed", "rejected", "expired"):
+    if record.status in ("failed", "rejected", "expired", "skipped"):
         status = record.status
     else:
         status = outcome["status"]
@@ -277,7 +349,9 @@ def _close_combined(template: Lane, store: HistoryStore) -> dict[str, Any] | Non
     combined.update_combined(
         combined_id,
         status=status,
-        status_reason=reason if status not in ("rejected", "expired") else record.status_reason,
+        status_reason=record.status_reason
+        if status in ("rejected", "expired", "skipped")
+        else reason,
         outcome=outcome,
         finished_at=datetime.now(UTC),
     )
@@ -332,7 +406,8 @@ class CombinedApprovalOperator(PlanApprovalOperator):
             f"Approve combined rebalance of {template.portfolio.name} "
             f"({', '.join(record.parts)}): {trades} orders, turnover {turnover:.2f}%"
         )
-        split = split_markdown(record.allocation or {}, bool(record.replanned))
+        taxes = {a: (store.run(r).plan or {}).get("tax") for a, r in record.parts.items()}
+        split = split_markdown(record.allocation or {}, bool(record.replanned), taxes)
         approvers = execution.approvers
         self.body = f"{preview}\n\n{split}" + answer_note(deadline, approvers, template.dag_id)
         self.response_timeout = remaining

@@ -296,10 +296,13 @@ def _gate_on_drift(lane: Lane, store: Any) -> None:
     recorded as "inside bands, nothing to do"; nothing is planned or ordered (docs/drift.md)."""
     from airflow.sdk.exceptions import AirflowSkipException
 
+    from rebalance.combined_tasks import gated_as_whole
     from rebalance.drift_watch import gate_lane
 
     if lane.portfolio.trigger.mode is not TriggerMode.SCHEDULE_AND_DRIFT:
         return
+    if gated_as_whole(lane):
+        return  # a combined run: combined.plan_trades gates the whole (docs/accounts.md)
     reason = gate_lane(store, lane.run_key, lane.portfolio, lane.policy, lane.initiator)
     if reason is not None:
         raise AirflowSkipException(reason)

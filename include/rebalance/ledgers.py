@@ -19,7 +19,7 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from rebalance.accounts.ledger import AccountLedger, Reconciliation
+from rebalance.accounts.ledger import AccountLedger, Reconciliation, charges_tolerance
 from rebalance.domain.market import Side
 from rebalance.errors import InputDataError
 from rebalance.history.combined import CombinedStore
@@ -100,6 +100,7 @@ def apply_ledger(store: HistoryStore, run_id: int, portfolio: str, key: str) -> 
     quantity = {r["symbol"]: int(r["quantity"]) for r in rows}
     sellable = {r["symbol"]: int(r["sellable_quantity"]) for r in rows}
     result = ledger.reconcile(quantity, snapshot.cash)
+    ledger, result = settle_charges(store, run_id, key, ledger, result, quantity, snapshot.cash)
     whole = {"account_key": key, "broker_cash": snapshot.cash, "broker_quantity": quantity}
     if not result.clean:
         lines = result.lines()
@@ -138,10 +139,47 @@ def apply_ledger(store: HistoryStore, run_id: int, portfolio: str, key: str) -> 
     return result
 
 
+def settle_charges(
+    store: HistoryStore,
+    run_id: int,
+    key: str,
+    ledger: AccountLedger,
+    result: Reconciliation,
+    quantity: dict[str, int],
+    broker_cash: float | None,
+) -> tuple[AccountLedger, Reconciliation]:
+    """A reconciliation whose only difference is the cash, within the charges tolerance of the
+    fills since the cash was last settled (``accounts.ledger.charges_tolerance``): recorded as
+    an automatic "charges difference" entry per portfolio (noted on the run) and reconciled
+    again. Any share difference leaves everything to a person: a manual trade moves cash too."""
+    if not result.differences or any(d.symbol is not None for d in result.differences):
+        return ledger, result
+    (gap,) = result.differences
+    fills = ledger.unsettled_fills()
+    charges = CombinedStore(store.engine).fill_charges(f.ref for f in fills if f.ref)
+    estimated: dict[str, float] = {}
+    for fill in fills:
+        estimated[fill.portfolio] = estimated.get(fill.portfolio, 0.0) + charges.get(
+            fill.ref or "", 0.0
+        )
+    if abs(gap.difference) > charges_tolerance(sum(estimated.values())) or not any(
+        v > 0 for v in estimated.values()
+    ):
+        return ledger, result
+    before = len(ledger.entries)
+    ledger = ledger.settle_charges(gap, estimated, at=datetime.now(UTC))
+    added = ledger.entries[before:]
+    CombinedStore(store.engine).append_entries(key, added, run_id)
+    for entry in added:
+        store.note(run_id, f"ledger of {key}, {entry.portfolio}: {entry.note}")
+    return ledger, ledger.reconcile(quantity, broker_cash)
+
+
 def record_fills(store: HistoryStore, run_id: int, portfolio: str, key: str) -> int:
     """Move ``portfolio``'s ledger by its run's fills (once per order tag). Returns entries
     written. The fill's charges are the leg's estimate in proportion to the shares filled; the
-    next reconciliation shows any cash gap beyond a rupee as a difference to resolve."""
+    next reconciliation settles a cash gap within the charges tolerance (``settle_charges``)
+    and shows a larger one as a difference to resolve."""
     ledger = ledger_of(store, key)
     if portfolio not in ledger.portfolios:
         return 0

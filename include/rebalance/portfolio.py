@@ -18,6 +18,7 @@ from typing import Any, Self
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rebalance.accounts.modes import combined_refusals
 from rebalance.drift.config import Trigger
 from rebalance.errors import ConfigError, validation_problems
 from rebalance.policy import NumbersAreNumbers, Policy, UnlistedHoldings, symbol_problem
@@ -387,6 +388,10 @@ class Portfolio(NumbersAreNumbers):
                 "accounts_mode: combined plans on fixed target weights only; targets.model and "
                 "universe need accounts_mode: separate"
             )
+        if self.accounts_mode is AccountsMode.COMBINED and (
+            refused := combined_refusals(self.policy, self.accounts)
+        ):
+            raise ValueError("\n".join(refused))
         if len(self.accounts) > 1 and "combined" in names:
             raise ValueError("accounts: 'combined' is the name of the accounts' combined tasks")
         return self

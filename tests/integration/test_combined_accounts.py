@@ -255,3 +255,243 @@ def test_one_rejection_of_the_combined_plan_stops_every_part(
         "status": f"combined run {planned['combined_run']} rejected",
     }
     assert kite.orders_received == angel.orders_received == 0
+
+
+def _scheduled(dag, day: tuple[int, int]):  # type: ignore[no-untyped-def]
+    """``dag.test()`` recorded as the scheduler's run on ``day`` ((month, day)) 2026, 15:10 IST
+    (the demo schedule's last trading day of a month): the drift gate acts on scheduled runs.
+    Each test its own day: the tests share one Airflow database."""
+    from unittest import mock
+
+    import pendulum
+    from airflow.models import dagrun
+    from airflow.utils.types import DagRunType
+
+    original = dagrun.get_or_create_dagrun
+
+    def as_scheduled(*args, **kwargs):  # type: ignore[no-untyped-def]
+        run = original(*args, **kwargs)
+        run.run_type = DagRunType.SCHEDULED
+        kwargs["session"].commit()
+        return run
+
+    with mock.patch.object(dagrun, "get_or_create_dagrun", as_scheduled):
+        return dag.test(run_after=pendulum.datetime(2026, *day, 15, 10, tz="Asia/Kolkata"))
+
+
+def gated_household(demo_copy: Path, **bands: float) -> Path:
+    """The combined household with ``trigger: schedule_and_drift`` and ``bands``."""
+    path = household(demo_copy, "combined")
+    data = yaml.safe_load(path.read_text())
+    data["trigger"] = "schedule_and_drift"
+    data["policy"].update(bands)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_combined_schedule_and_drift_inside_the_whole_bands_skips_every_part(
+    airflow_db: Path,
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    demo_copy: Path,
+) -> None:
+    """Each account alone is far off the targets (Zerodha 62% INFY for 34%, AngelOne mostly
+    RELIANCE), the whole is inside its bands (ITC 3% short of a 4.5% band): the run ends with
+    every part skipped "inside bands", no failure and no order."""
+    kite, angel = emulators
+    path = gated_household(demo_copy, drift_band_abs_pct=10, drift_band_rel_pct=150)
+
+    dag_run = _scheduled(build_dag(path, load_portfolio(path)), (11, 30))
+
+    assert str(dag_run.state) == "success"
+    (combined,) = CombinedStore(store.engine).combined_runs("household")
+    assert combined.status == "skipped"
+    assert (combined.status_reason or "").startswith("combined drift gate: inside bands")
+    assert combined.plan is None
+    for run_id in combined.parts.values():
+        run = store.run(run_id)
+        assert run.run_status is RunStatus.SKIPPED
+        assert run.status_reason == combined.status_reason
+        assert store.orders(run_id) == []
+    assert kite.orders_received == angel.orders_received == 0
+
+
+def test_combined_schedule_and_drift_outside_the_whole_bands_plans_the_whole(
+    airflow_db: Path,
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    demo_copy: Path,
+) -> None:
+    """The whole is outside its bands (ITC 3% short of a band of 2%): the lanes are not gated on
+    their own accounts, the whole is planned and split as usual (ITC bought, no INFY)."""
+    kite, angel = emulators
+    path = gated_household(demo_copy, drift_band_abs_pct=2, drift_band_rel_pct=15)
+
+    dag_run = _scheduled(build_dag(path, load_portfolio(path)), (10, 30))
+
+    assert str(dag_run.state) == "success"
+    (combined,) = CombinedStore(store.engine).combined_runs("household")
+    assert combined.status == "completed", combined.status_reason
+    placed = sides(kite.orders, "tradingsymbol", "transaction_type") | sides(
+        angel.orders, "tradingsymbol", "transactiontype"
+    )
+    assert placed == {("ITC", "BUY")}
+    for run_id in combined.parts.values():
+        run = store.run(run_id)
+        assert run.run_status is RunStatus.COMPLETED, run.status_reason
+        assert run.initiator == "scheduled"
+
+
+def _plan_combined_run(path: Path, store, run: str):  # type: ignore[no-untyped-def]
+    """The task bodies without Airflow up to the combined plan: each lane reads and validates,
+    then ``combined.plan_trades``. Returns (the combined template lane, the lanes, its result)."""
+    from rebalance import combined_tasks, tasks
+    from rebalance.wiring import broker_for
+
+    lanes = [
+        tasks.Lane(str(path), account, "rebalance_household", run)
+        for account in ("zerodha_main", "angelone_main")
+    ]
+    for lane in lanes:
+        tasks.fetch_holdings(lane, store, broker_for(lane, store))
+        tasks.validate_snapshot(lane, store)
+    template = tasks.Lane(str(path), combined_tasks.GROUP, "rebalance_household", run)
+    return template, lanes, combined_tasks.plan(template, store)
+
+
+def test_tax_report_in_the_combined_mode_estimates_each_part_from_its_own_lots(
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    demo_copy: Path,
+) -> None:
+    """INFY overweight in the whole (only Zerodha holds it): Zerodha's part sells it, and its
+    tax estimate comes from Zerodha's FIFO lots (bought in two lots, short-term and long-term);
+    AngelOne's part (no sells) carries its own estimate of nothing; the split preview shows both."""
+    import datetime as dt
+
+    from rebalance.combined import split_markdown
+    from rebalance.history.tax_store import TaxStore
+    from rebalance.tax.tradebook import Trade, TradeType
+
+    path = household(demo_copy, "combined")
+    data = yaml.safe_load(path.read_text())
+    data["targets"] = {**TARGETS, "INFY": 24, "RELIANCE": 34}
+    data["policy"]["tax"] = "report"
+    path.write_text(yaml.safe_dump(data))
+    infy = demo("INFY", 95)
+    TaxStore(store.engine).add_trades(
+        Trade(
+            "zerodha_main",
+            "INFY",
+            TradeType.BUY,
+            day,
+            quantity,
+            infy.average_price,
+            trade_id=f"T-INFY-{quantity}",
+            source="test",
+        )
+        for day, quantity in ((dt.date(2023, 5, 2), 60), (dt.date(2026, 9, 1), 35))
+    )
+
+    _, _, planned = _plan_combined_run(path, store, "manual__tax")
+
+    assert planned is not None
+    record = CombinedStore(store.engine).combined(planned["combined_run"])
+    taxes = {}
+    for account, run_id in record.parts.items():
+        run = store.run(run_id)
+        assert run.run_status is RunStatus.PLANNED, run.status_reason
+        taxes[account] = (run.plan or {})["tax"]
+        assert taxes[account]["mode"] == "report"
+        assert taxes[account]["account"] == account
+    zerodha = taxes["zerodha_main"]
+    (sold,) = zerodha["orders"]
+    assert sold["symbol"] == "INFY"
+    assert sold["quantity"] > 0
+    assert sold["lots"][0]["acquired_on"] == "2023-05-02"  # FIFO: the oldest lot first
+    assert "INFY" not in zerodha["no_tax_data"]
+    assert taxes["angelone_main"]["orders"] == []
+    preview = split_markdown(record.allocation or {}, record.replanned, taxes)
+    assert "tax of `zerodha_main`'s part (its own FIFO lots): Est. tax ₹" in preview
+    assert "tax of `angelone_main`'s part" in preview
+
+
+@pytest.mark.parametrize(
+    ("override", "refusal"),
+    [
+        ({"policy": {"tax": "limit", "max_tax_inr": 1000}}, "policy.tax: limit needs"),
+        ({"policy": {"tax": "minimise"}}, "policy.tax: minimise needs"),
+        ({"ledger": True}, "zerodha_main has ledger: true, which needs accounts_mode: separate"),
+    ],
+)
+def test_what_the_combined_mode_cannot_do_is_refused_at_load_and_at_run_time(
+    store,  # type: ignore[no-untyped-def]
+    emulators: tuple[KiteEmulator, SmartApiEmulator],
+    demo_copy: Path,
+    override: dict,
+    refusal: str,
+) -> None:
+    """``tax: limit | minimise`` and ``ledger: true`` with ``accounts_mode: combined``: the file
+    is refused naming the field; a separate file whose manual run picks "Both combined" fails
+    before anything is planned or ordered, every part failed with the same reason."""
+    from rebalance.errors import ConfigError
+    from rebalance.lane import LaneStopped
+
+    kite, angel = emulators
+    path = household(demo_copy, "combined")
+    data = yaml.safe_load(path.read_text())
+    data["policy"].update(override.get("policy", {}))
+    if "ledger" in override:
+        data["accounts"][0]["ledger"] = True
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as refused:
+        load_portfolio(path)
+    assert refusal in str(refused.value)
+
+    data["accounts_mode"] = "separate"  # loads; the run's form then picks the combined mode
+    path.write_text(yaml.safe_dump(data))
+    load_portfolio(path)
+    from rebalance import combined_tasks, tasks
+
+    run = "manual__refused"
+    params = {"accounts_mode": "combined"}
+    lanes = [
+        tasks.Lane(str(path), account, "rebalance_household", run, "manual", params)
+        for account in ("zerodha_main", "angelone_main")
+    ]
+    template = tasks.Lane(str(path), combined_tasks.GROUP, "rebalance_household", run, "manual",
+                          params)  # fmt: skip
+    if "ledger" not in override:  # a ledgered account stops at its fetch without a seed
+        from rebalance.wiring import broker_for
+
+        for lane in lanes:
+            tasks.fetch_holdings(lane, store, broker_for(lane, store))
+            tasks.validate_snapshot(lane, store)
+    with pytest.raises(LaneStopped, match=refusal.replace(".", r"\.")):
+        combined_tasks.plan(template, store)
+    (combined,) = CombinedStore(store.engine).combined_runs("household")
+    assert combined.status == "failed"
+    assert refusal in (combined.status_reason or "")
+    assert kite.orders_received == angel.orders_received == 0
+
+
+def test_a_lane_of_a_combined_run_is_not_gated_on_its_own_account(demo_copy: Path) -> None:
+    """The lane's own gate stands aside exactly when combined.plan_trades gates the whole: a
+    combined run of two selected accounts with ``schedule_and_drift``; not in the separate mode,
+    not with one account chosen, not with another trigger."""
+    from rebalance.combined_tasks import gated_as_whole
+    from rebalance.lane import Lane
+
+    path = gated_household(demo_copy)
+
+    def lane(account: str = "zerodha_main", **params: object) -> Lane:
+        return Lane(str(path), account, "rebalance_household", "scheduled__1", "scheduled", params)
+
+    assert gated_as_whole(lane())
+    assert gated_as_whole(lane("angelone_main"))
+    assert not gated_as_whole(lane(accounts_mode="separate"))
+    assert not gated_as_whole(lane(accounts=["zerodha_main"]))  # one account: its own gate
+    data = yaml.safe_load(path.read_text())
+    data["trigger"] = "schedule"
+    path.write_text(yaml.safe_dump(data))
+    assert not gated_as_whole(lane())

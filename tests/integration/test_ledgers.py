@@ -138,3 +138,47 @@ def test_two_portfolios_share_one_account_through_ledgers(
     assert {p["symbol"]: p["quantity"] for p in (latest.snapshot or {})["positions"]}[
         "HDFCBANK"
     ] == 65
+
+
+def test_the_charges_difference_after_real_trades_is_settled_automatically(
+    airflow_db: Path,
+    store,  # type: ignore[no-untyped-def]
+    kite: KiteEmulator,
+    demo_copy: Path,
+) -> None:
+    """The broker debits other charges than the estimate (the emulator's contract-note charges):
+    the next run's reconciliation settles the cash gap within the charges tolerance as an
+    automatic "charges difference" entry with the amounts, and plans on; shares never."""
+    from rebalance.accounts.ledger import CHARGES_BY, CHARGES_DIFFERENCE, charges_tolerance
+
+    _register_commands()
+    folder = demo_copy.parent
+    demo_copy.unlink()
+    a = write(folder, "a", {"INFY": 60, "TCS": 40})
+    b = write(folder, "b", {"HDFCBANK": 50, "RELIANCE": 50})
+    assert str(build_dag(a, load_portfolio(a)).test().state) == "failed"  # asks for the seed
+    cli("ledger", "seed", str(a), "main", "--share", "INFY=50", "--share", "TCS=10",
+        "--cash", "40000", "--by", "asha")  # fmt: skip
+    cli("ledger", "seed", str(b), "main", "--share", "HDFCBANK=60", "--share", "RELIANCE=120",
+        "--cash", "40000", "--by", "asha")  # fmt: skip
+    assert str(build_dag(a, load_portfolio(a)).test().state) == "success"
+    first = max(store.runs("a"), key=lambda r: r.id)
+    assert first.run_status is RunStatus.COMPLETED, first.status_reason
+    legs = [leg for leg in store.orders(first.id) if leg.filled_quantity]
+    assert legs
+    estimated = sum(leg.charges * leg.filled_quantity / leg.quantity for leg in legs)
+    ledger = ledger_of(store, KEY)
+    gap = kite.cash - sum(ledger.cash(p) for p in ledger.portfolios)
+    assert 1.0 < abs(gap) <= charges_tolerance(estimated)  # the estimate missed the debit
+
+    assert str(build_dag(b, load_portfolio(b)).test().state) == "success"
+
+    (run,) = store.runs("b")  # b's first run: the seed came before it
+    assert run.run_status is RunStatus.COMPLETED, run.status_reason
+    settled = [e for e in ledger_of(store, KEY).entries if e.by == CHARGES_BY]
+    assert [e.portfolio for e in settled] == ["a"]  # only a traded since the seed
+    (entry,) = settled
+    assert entry.cash == pytest.approx(gap, abs=0.01)
+    assert entry.note.startswith(CHARGES_DIFFERENCE)
+    assert f"₹{gap:+,.2f}" in entry.note
+    assert (run.snapshot or {})["ledger"]["differences"] == []  # b planned on a clean ledger

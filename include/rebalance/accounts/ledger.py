@@ -32,6 +32,20 @@ from rebalance.errors import InputDataError
 
 OUTSIDE = "(outside)"  # shares and cash in the account that no portfolio owns
 CASH_TOLERANCE_INR = 1.0  # cash differences below a rupee are rounding of the charge estimates
+# The broker debits its own charges (stamp duty rounded per contract note, DP charges on the
+# next day, GST on all of it), which differ from the planner's estimate: a cash difference up to
+# the larger of 10% of the estimated charges of the fills since the cash was last settled and
+# ₹50 is settled automatically as a "charges difference" (docs/accounts.md). Shares never are.
+CHARGES_TOLERANCE_SHARE = 0.10
+CHARGES_TOLERANCE_MIN_INR = 50.0
+CHARGES_DIFFERENCE = "charges difference"
+CHARGES_BY = "rebalance"  # who made an automatic charges difference entry
+
+
+def charges_tolerance(estimated_charges: float) -> float:
+    """The largest cash difference settled as a charges difference, rupees, for fills whose
+    charges were estimated at ``estimated_charges`` rupees."""
+    return max(CHARGES_TOLERANCE_MIN_INR, CHARGES_TOLERANCE_SHARE * estimated_charges)
 
 
 class EntryKind(StrEnum):
@@ -346,6 +360,62 @@ class AccountLedger:
             )
             for portfolio, part in split.items()
             if part
+        )
+        return AccountLedger(self.account, (*self.entries, *new))
+
+    def unsettled_fills(self) -> tuple[Entry, ...]:
+        """The fills since the ledger's cash was last set by an entry other than a fill (a seed,
+        a person's resolution, a charges difference): the fills whose charges as estimated the
+        broker's cash may not match yet."""
+        cash_set = [
+            i for i, e in enumerate(self.entries) if e.kind is not EntryKind.FILL and not e.shares
+        ]
+        last = max(cash_set, default=-1)
+        return tuple(e for e in self.entries[last + 1 :] if e.kind is EntryKind.FILL)
+
+    def settle_charges(
+        self, difference: Difference, estimated: Mapping[str, float], *, at: datetime
+    ) -> AccountLedger:
+        """The cash ``difference`` taken as the broker's charges differing from the estimate of
+        the unsettled fills (``estimated``: portfolio -> rupees estimated): split in proportion
+        to each portfolio's estimate (the last takes the paisa left), one automatic adjustment
+        per portfolio whose note gives the amounts. Refused (InputDataError) for shares, for a
+        difference beyond ``charges_tolerance`` or without estimated charges."""
+        total = sum(v for v in estimated.values() if v > 0)
+        tolerance = charges_tolerance(total)
+        problems = []
+        if difference.symbol is not None:
+            problems.append(f"{difference.symbol}: a share difference is never a charge")
+        elif total <= 0:
+            problems.append("cash: no fill with estimated charges to explain the difference")
+        elif abs(difference.difference) > tolerance:
+            problems.append(
+                f"cash: ₹{difference.difference:+,.2f} is beyond the charges tolerance "
+                f"₹{tolerance:,.2f}"
+            )
+        for portfolio in estimated:
+            self._check_known(portfolio)
+        if problems:
+            raise InputDataError(f"ledger of {self.account}", problems)
+        shares = sorted((p, v) for p, v in estimated.items() if v > 0)
+        parts: dict[str, float] = {}
+        for portfolio, charges in shares[:-1]:
+            parts[portfolio] = round(difference.difference * charges / total, 2)
+        parts[shares[-1][0]] = round(difference.difference - sum(parts.values()), 2)
+        new = tuple(
+            Entry(
+                portfolio,
+                EntryKind.ADJUSTMENT,
+                at,
+                cash=part,
+                by=CHARGES_BY,
+                note=(
+                    f"{CHARGES_DIFFERENCE}: charges estimated ₹{estimated[portfolio]:,.2f}, "
+                    f"the broker's cash differs by ₹{part:+,.2f} (the account by "
+                    f"₹{difference.difference:+,.2f}, tolerance ₹{tolerance:,.2f})"
+                ),
+            )
+            for portfolio, part in parts.items()
         )
         return AccountLedger(self.account, (*self.entries, *new))
 

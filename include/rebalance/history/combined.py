@@ -168,6 +168,24 @@ class CombinedStore:
             )
         return AccountLedger(account_key, entries)
 
+    def fill_charges(self, tags: Iterable[str]) -> dict[str, float]:
+        """The estimated charges of the orders ``tags`` in proportion to their shares filled, as
+        ``ledgers.record_fills`` moved them into the ledgers (tag -> rupees)."""
+        table = tables.orders
+        wanted = sorted(set(tags))
+        if not wanted:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    table.c.tag, table.c.charges, table.c.quantity, table.c.filled_quantity
+                ).where(table.c.tag.in_(wanted))
+            ).all()
+        return {
+            tag: round(charges * filled / quantity, 2) if quantity else charges
+            for tag, charges, quantity, filled in rows
+        }
+
     def append_entries(
         self, account_key: str, entries: Iterable[Entry], run_id: int | None = None
     ) -> int:
