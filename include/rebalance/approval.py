@@ -113,6 +113,7 @@ def request_approval(
     """Approve automatically where the rules allow; otherwise ask (status awaiting_approval)
     with the plan's ``preview`` (rendered once the run is awaiting approval)."""
     from rebalance.history.status import RunStatus  # lazily: the DAG files import this module
+
     run = store.run(run_id)
     status = run.run_status
     if status is RunStatus.APPROVED:  # a retry after the decision was recorded
@@ -139,6 +140,7 @@ def record_decision(
 ) -> Decided:
     """Record an approval decision on the run and return what place_orders needs."""
     from rebalance.history.status import RunStatus
+
     plan_hash = store.run(run_id).plan_hash
     fields = {"approval_decision": str(decision), "approved_by": by, "approved_at": _utcnow()}
     who = by or "unknown"
