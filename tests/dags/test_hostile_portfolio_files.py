@@ -321,7 +321,6 @@ def test_a_typo_in_the_schedule_still_schedules(tmp_path: Path) -> None:
     assert "frequency" in _failure(bag, "rebalance_typo")
 
 
-
 def test_a_valid_file_losing_a_cross_file_check_keeps_its_own_schedule_and_owner(
     tmp_path: Path,
 ) -> None:
@@ -332,7 +331,8 @@ def test_a_valid_file_losing_a_cross_file_check_keeps_its_own_schedule_and_owner
         .replace("owner: rebalance", "owner: twin-owner")
         .replace("frequency: monthly\n  day_rule: last_trading_day\n", "frequency: weekly\n")
     )
-    assert "owner: twin-owner" in twin and "frequency: weekly" in twin
+    assert "owner: twin-owner" in twin
+    assert "frequency: weekly" in twin
     (folder / "weekly_twin.yaml").write_text(twin, encoding="utf-8")
     bag = _bag(folder)
     assert "already used by" in _failure(bag, "rebalance_weekly_twin")
