@@ -760,7 +760,7 @@ def _stat_key(path: Path) -> tuple[int, ...] | None:
 
 @dataclass(frozen=True)
 class _Loaded:
-    data: Any = None
+    data: Any = None  # what could be read of a file that failed; None once it validated
     portfolio: Portfolio | None = None
     timetable: TradingCalendarTimetable | None = None
     problems: tuple[str, ...] = ()
@@ -782,7 +782,9 @@ def _load(path: Path) -> _Loaded:
         data = read_portfolio_data(path)
         portfolio = portfolio_from_data(data, path)
         check_named_files(portfolio, path)
-        loaded = _Loaded(data, portfolio, build_timetable(portfolio, path))
+        # Kept for the whole folder between parses, so not the parsed text too (about 3 KiB a
+        # file): a broken DAG of a valid file (a cross-file conflict) reads it again.
+        loaded = _Loaded(None, portfolio, build_timetable(portfolio, path))
     except ConfigError as exc:
         loaded = _Loaded(data, problems=tuple(exc.problems))
     except Exception as exc:  # whatever it is, it stays with this file
@@ -790,6 +792,15 @@ def _load(path: Path) -> _Loaded:
     if key is not None and key == _stat_key(path):
         _LOADED[path] = (key, loaded)
     return loaded
+
+
+def _read_again(path: Path) -> Any:
+    """A valid file's parsed text, for its broken DAG's schedule and owner (it lost a cross-file
+    check, or its DAG failed to build): ``_load`` keeps no copy of it."""
+    try:
+        return read_portfolio_data(path)
+    except Exception:  # gone or changed since: the broken DAG's fallback schedule
+        return None
 
 
 def loaded_portfolio(
@@ -847,11 +858,16 @@ def folder_entries(folder: Path) -> list[PortfolioEntry]:
                     (key, (path, account, account in ledgered)) for key, account in keys
                 )
         if problems:
-            entries.append(PortfolioEntry(path, dag_id, tuple(problems), loaded.data))
-        else:
             entries.append(
-                PortfolioEntry(path, dag_id, (), loaded.data, portfolio, loaded.timetable)
+                PortfolioEntry(
+                    path,
+                    dag_id,
+                    tuple(problems),
+                    loaded.data if portfolio is None else _read_again(path),
+                )
             )
+        else:
+            entries.append(PortfolioEntry(path, dag_id, (), None, portfolio, loaded.timetable))
     live = {path for path, _, _ in claims}
     for gone in set(_LOADED) - live:
         del _LOADED[gone]
@@ -886,7 +902,8 @@ def build_dags(folder: Path, shard: int | None = None, shards: int = SHARDS) -> 
                 problems += exc.problems
             except Exception as exc:  # whatever it is, it stays with this file
                 problems.append(f"cannot build its DAG: {type(exc).__name__}: {exc}")
-        dags[entry.dag_id] = build_broken_dag(entry.path, entry.dag_id, problems, entry.data)
+        data = entry.data if entry.portfolio is None else _read_again(entry.path)
+        dags[entry.dag_id] = build_broken_dag(entry.path, entry.dag_id, problems, data)
     return dags
 
 

@@ -12,7 +12,10 @@ with the LocalExecutor, ``[scheduler] mp_start_method = forkserver`` and ``[sche
 mp_forkserver_preload = rebalance.worker_preload`` (Airflow 3.3's settings). The scheduler starts
 a fork server that imports this module; the executor's workers are forked from it, and each task
 process from a worker. The scheduler itself, the dag-processor and the API server never import it.
-With the CeleryExecutor nothing preloads yet: each task process imports what it uses.
+With the CeleryExecutor, Celery's ``imports`` setting names it on the workers (``[celery]
+extra_celery_config``; ``preload_config.CELERY_PRELOAD_ENV``): ``airflow celery worker`` imports it
+before it forks its prefork pool, and Airflow's supervisor forks each task process from a pool
+process.
 
 Importing it also runs one small validation (the Pandera schema and the GX suite, Data Docs into a
 temporary folder), which loads what Pandera and GX import lazily on first use (Pandera's pandas

@@ -319,3 +319,22 @@ def test_a_typo_in_the_schedule_still_schedules(tmp_path: Path) -> None:
     assert bag.import_errors == {}
     assert _summary(bag, "rebalance_typo").startswith("every 1 trading days")
     assert "frequency" in _failure(bag, "rebalance_typo")
+
+
+def test_a_valid_file_losing_a_cross_file_check_keeps_its_own_schedule_and_owner(
+    tmp_path: Path,
+) -> None:
+    # The folder's load cache keeps no parsed text of a valid file: its broken DAG reads it again.
+    folder = _good_folder(tmp_path / "p")
+    twin = (
+        KITE.replace("name: Kite Main", "name: Weekly Twin")
+        .replace("owner: rebalance", "owner: twin-owner")
+        .replace("frequency: monthly\n  day_rule: last_trading_day\n", "frequency: weekly\n")
+    )
+    assert "owner: twin-owner" in twin
+    assert "frequency: weekly" in twin
+    (folder / "weekly_twin.yaml").write_text(twin, encoding="utf-8")
+    bag = _bag(folder)
+    assert "already used by" in _failure(bag, "rebalance_weekly_twin")
+    assert _summary(bag, "rebalance_weekly_twin").startswith("weekly")
+    assert bag.dags["rebalance_weekly_twin"].owner == "twin-owner"

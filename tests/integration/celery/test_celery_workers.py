@@ -7,11 +7,17 @@ parsed with ``REBALANCE_ORDERS_QUEUE=orders``. A two-lane paper portfolio (auto 
 once; the task instances (REST API: ``hostname``, ``queue``) show where each step ran. The
 ``hostname`` is the worker's own name (``rebalance.testing.live_airflow.worker_hostname``), as two
 machines would report theirs.
+
+The workers run with ``rebalance.preload_config.CELERY_PRELOAD_ENV`` as docker-compose.yaml's
+workers do: each worker imports pandas, Pandera, Great Expectations and the task bodies once,
+before it forks its pool, so every ``validate_snapshot`` logs under a second of CPU for its checks
+(``dag_factory.VALIDATION_CPU_LOG``); a task process that imports them itself spends several.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -19,12 +25,16 @@ from pathlib import Path
 
 import pytest
 
+from rebalance.preload_config import CELERY_PRELOAD_ENV
 from rebalance.testing.live_airflow import AirflowCluster, start_redis, stop_group
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[3]
 DAG_ID = "rebalance_celery_two"
+CHECKS_CPU = re.compile(r"validation CPU: checks ([0-9.]+) s, task process ([0-9.]+) s")
+# Issue 19's goal for a lane's Pandera + Great Expectations checks, per task process.
+GOAL_CHECKS_CPU_S = 1.0
 
 
 def two_lane_portfolio(folder: Path) -> Path:
@@ -90,7 +100,11 @@ def test_reads_on_either_worker_and_every_placement_on_the_orders_worker(
         portfolios=two_lane_portfolio(tmp_path / "portfolios"),
         executor="CeleryExecutor",
         redis_url=redis_url,
-        extra_env={"REBALANCE_ORDERS_QUEUE": "orders"},
+        extra_env={
+            "REBALANCE_ORDERS_QUEUE": "orders",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",  # the task's "validation CPU" line
+            **CELERY_PRELOAD_ENV,
+        },
     )
     with cluster:
         cluster.start(workers={"reads": "default", "orders": "orders"}, expect_dags=[DAG_ID])
@@ -105,12 +119,27 @@ def test_reads_on_either_worker_and_every_placement_on_the_orders_worker(
     lanes = ("paper_a", "paper_b")
     placing = [where[f"{lane}.place_orders"] for lane in lanes]
     assert placing == [("success", "orders", "orders")] * 2, where
-    others = {k: v for k, v in where.items() if not k.endswith(".place_orders")}
+    others = {
+        k: v
+        for k, v in where.items()
+        if k.startswith(tuple(f"{lane}." for lane in lanes)) and not k.endswith(".place_orders")
+    }
     assert len(others) == 10, where  # five other steps per lane
+    # The two-account portfolio's combined group (docs/accounts.md: separate by default, so its
+    # plan and approval are skipped) never runs on the orders worker either.
+    combined = {k: v for k, v in where.items() if k.startswith("combined.")}
+    assert combined, where
+    assert {v[2] for v in combined.values()} <= {"reads", ""}, where
     assert {v[0] for v in others.values()} == {"success"}, where
     assert {v[1] for v in others.values()} == {"default"}, where
     # the orders worker serves nothing but its queue
     assert {v[2] for v in others.values()} == {"reads"}, where
+
+    # CPU, not wall time: the machine's load does not move it.
+    for lane in lanes:
+        checks, process = validation_cpu(cluster.home / "logs", run_id, f"{lane}.validate_snapshot")
+        print(f"{lane}.validate_snapshot CPU: checks {checks:.2f} s, task process {process:.2f} s")
+        assert checks <= GOAL_CHECKS_CPU_S, (lane, checks, process)
 
     from rebalance.history.database import engine_for
     from rebalance.history.store import HistoryStore, RunKey
@@ -123,3 +152,12 @@ def test_reads_on_either_worker_and_every_placement_on_the_orders_worker(
         orders = store.orders(found)
         assert orders, lane
         assert {o.state for o in orders} == {"complete"}, lane
+
+
+def validation_cpu(logs: Path, run_id: str, task_id: str) -> tuple[float, float]:
+    """(checks CPU s, task process CPU s) that the task's log reports."""
+    folder = logs / f"dag_id={DAG_ID}" / f"run_id={run_id}"
+    for log in folder.glob(f"task_id={task_id}*/**/*.log"):
+        if found := CHECKS_CPU.search(log.read_text(errors="replace")):
+            return float(found[1]), float(found[2])
+    raise AssertionError(f"no 'validation CPU' line in the logs of {task_id} under {folder}")
