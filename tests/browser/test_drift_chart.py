@@ -187,9 +187,9 @@ def test_a_breach_triggers_one_run_and_the_page_charts_the_drift(
     assert tis["paper.fetch_holdings"] == "success"
     assert tis["paper.record_run"] == "success"
     record = airflow.history_run(DAG_ID, run_id)
-    assert record["initiator"] == "drift"
-    assert record["trigger_event"]["day"] == str(today)
-    assert record["trigger_event"]["accounts"][0]["symbols"][0]["symbol"] == symbols[0]
+    assert record.initiator == "drift"
+    assert (record.trigger_event or {})["day"] == str(today)
+    assert (record.trigger_event or {})["accounts"][0]["symbols"][0]["symbol"] == symbols[0]
     wait_for("the breach alert", lambda: breach_alerts(airflow), airflow, timeout=30)
 
     # 2. A second watch the same day: too soon (the rule), no event, no run, no second alert.
@@ -247,7 +247,7 @@ def test_a_breach_triggers_one_run_and_the_page_charts_the_drift(
             page.screenshot(path=str(airflow.artifacts / "21-drift-page.png"), full_page=True)
 
             # The run's detail: the breach that triggered it.
-            page.locator(f"tr[data-run='{record['id']}']").get_by_role(
+            page.locator(f"tr[data-run='{record.id}']").get_by_role(
                 "link", name="View details"
             ).click()
             expect(page.get_by_role("heading", name="Started by a drift breach")).to_be_visible()
