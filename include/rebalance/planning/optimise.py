@@ -583,6 +583,7 @@ def _build(
         m.row([(dev, 1.0), *move, (charges, target)], -gap, math.inf)
         if trader:  # without an order the deviation stays: e >= |gap| (1 - y) - target x C
             m.row([(dev, 1.0), (trader.trade, abs(gap)), (charges, target)], abs(gap), math.inf)
+            _rounding_cut(m, trader, dev, charges, gap, ln_price, target)
     net = [*buy_terms, *[(k, -v) for k, v in sell_terms]]
     cash_gap = book.cash * k - book.cash_target * value
     keep = 1.0 - book.cash_target
@@ -609,11 +610,39 @@ def _build(
         distance = m.var(0.0, math.inf)
         m.row([(distance, 1.0), (c.units, -price * unit)], -c.proportional * price * unit, math.inf)
         m.row([(distance, 1.0), (c.units, price * unit)], c.proportional * price * unit, math.inf)
+        below = math.floor(c.proportional)
+        if 0 <= below < c.proportional and below + 1 <= c.bound:  # the chord over whole shares
+            at_below = (c.proportional - below) * price * unit
+            slope = (below + 1 - c.proportional) * price * unit - at_below
+            m.row([(distance, 1.0), (c.units, -slope)], at_below - slope * below, math.inf)
         phase_two.append(1.0)
         phase_two[c.trade] = ORDER_WEIGHT
         phase_two[c.units] = TURNOVER_WEIGHT * price * unit
     m.cost.extend([0.0] * (len(m.lower) - len(m.cost)))
     return m, candidates, objective_row, phase_two
+
+
+def _rounding_cut(
+    m: _Model, c: _Candidate, dev: int, charges: int, gap: float, price: float, target: float
+) -> None:
+    """Whole shares in the LP relaxation: the deviation ``|gap + sign x price x units + target x
+    C|`` is at least ``|gap + sign x price x units| - target x C`` (C >= 0), and over whole shares
+    that is at least the chord between the two whole numbers of shares either side of the exact
+    trade. Without this row the relaxation trades fractions of a share and its bound sat far below
+    the plan (2,469 against 5,978 on a 50-symbol case), which made HiGHS branch for ~0.5 s."""
+    exact = -gap / (c.sign * price)  # the units that would reach the target exactly
+    below = math.floor(exact)
+    if below < 0 or below + 1 > c.bound or exact == below:
+        return
+    at_below = abs(gap + c.sign * price * below)
+    at_above = abs(gap + c.sign * price * (below + 1))
+    slope = at_above - at_below
+    # e + target x C - slope x units >= at_below - slope x below
+    m.row(
+        [(dev, 1.0), (charges, target), (c.units, -slope)],
+        at_below - slope * below,
+        math.inf,
+    )
 
 
 def _scaled(model: _ChargeModel, k: float) -> _ChargeModel:

@@ -32,8 +32,8 @@ from rebalance.planning.optimise import (
     optimise_plan,
     tracked_targets,
 )
-from rebalance.planning.reconcile import reconcile
 from rebalance.planning.sizing import size_plan
+from rebalance.planning.whole_shares import round_to_whole_shares
 from rebalance.snapshot import HoldingsSnapshot
 
 ROWS: list[dict[str, Any]] = [
@@ -62,7 +62,7 @@ def test_the_tie_break_spreads_the_budget_whichever_optimum_the_first_solve_find
     book = build_book(snapshot(ROWS, CASH), TARGETS, RULE, cash_target=None, today=TODAY)
     intents, _ = decide_intents(book, RULE, rates)
     sizing = size_plan(book, intents, RULE, rates)
-    _, sizing = reconcile(book, sizing, RULE, rates)
+    _, sizing = round_to_whole_shares(book, sizing, RULE, rates)
     tracked = tracked_targets(book, intents, RULE)
     even = {"B": 25, "C": 50}
     tied = objective(book, intents, even, tracked, RULE, rates) * (1 + TIE_SHARE)
