@@ -15,11 +15,13 @@ The objective is flat over many plans (a rupee bought cuts drift the same in any
 symbol), so ties (plans within ``TIE_SHARE`` of the best objective, and never worse than the fast
 plan) are broken in a second solve that starts from the first one's plan: closest to the notes'
 proportional plan (4.3), then fewer orders, then less turnover (skipped when the first solve keeps
-the fast plan, which is built on the proportional plan). The fast plan (``round_to_whole_shares``)
-is the first solve's starting solution and cutoff, and the answer when the solver hits its time cap
-without a better plan. The program lists the symbols in one order (the caller sorts them) and HiGHS
-runs on one thread with a node limit for the tie-break, so one portfolio gets one plan, whatever the
-order of its rows, unless the time cap is reached.
+the fast plan, which is built on the proportional plan, or when its LP relaxation shows that no
+tied plan is ``TIE_SKIP`` closer to the proportional plan; searched near the first plan). The
+fast plan (``round_to_whole_shares``) is the first solve's starting solution and cutoff, and the
+answer when the solver hits its time cap without a better plan. The program lists the symbols in
+one order (the caller sorts them) and HiGHS runs on one thread with a node limit for the
+tie-break, so one portfolio gets one plan, whatever the order of its rows, unless the time cap is
+reached.
 """
 
 from __future__ import annotations
