@@ -607,6 +607,10 @@ def _build(
             )
         by_symbol[line.symbol] = c
     m.row(charge_row, 0.0, 0.0)
+    # the chord rows pay when every candidate may trade (whole shares are then what is left to
+    # decide); when max_trades binds, the choice of symbols is, and they slowed a 30-symbol,
+    # 3-trade case by 30%
+    chords = policy.max_trades >= len(candidates)
     for ln in book.lines:
         target = tracked[ln.symbol]
         ln_price, ln_held = ln.price * k, ln.value * k
@@ -619,7 +623,8 @@ def _build(
         m.row([(dev, 1.0), *move, (charges, target)], -gap, math.inf)
         if trader:  # without an order the deviation stays: e >= |gap| (1 - y) - target x C
             m.row([(dev, 1.0), (trader.trade, abs(gap)), (charges, target)], abs(gap), math.inf)
-            _rounding_cut(m, trader, dev, charges, gap, ln_price, target)
+            if chords:
+                _rounding_cut(m, trader, dev, charges, gap, ln_price, target)
     net = [*buy_terms, *[(k, -v) for k, v in sell_terms]]
     cash_gap = book.cash * k - book.cash_target * value
     keep = 1.0 - book.cash_target
