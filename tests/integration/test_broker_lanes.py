@@ -46,27 +46,10 @@ def emulators(
 ) -> Iterator[tuple[KiteEmulator, SmartApiEmulator]]:
     account = demo_account(demo_copy.parent / "data" / "demo_holdings.csv")
     with KiteEmulator(holdings=account) as kite, SmartApiEmulator(holdings=account) as angel:
-        zerodha_conn = {
-            "conn_type": "generic",
-            "login": kite.api_key,
-            "password": kite.access_token,
-            # No default protection: an unpriced order fails loudly, so every send is priced.
-            "extra": {"root": kite.url, "default_market_protection": "none"},
-        }
-        angel_conn = {
-            "conn_type": "generic",
-            "login": angel.client_code,
-            "password": angel.pin,
-            "extra": {
-                "api_key": angel.api_key,
-                "totp_secret": angel.totp_secret,
-                "root": angel.url,
-                "instrument_master_url": angel.master_url,
-                "default_market_protection": "none",
-            },
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_ZERODHA_TEST", json.dumps(zerodha_conn))
-        monkeypatch.setenv("AIRFLOW_CONN_ANGELONE_TEST", json.dumps(angel_conn))
+        # No default protection: an unpriced order fails loudly, so every send is priced.
+        unprotected = {"default_market_protection": "none"}
+        monkeypatch.setenv("AIRFLOW_CONN_ZERODHA_TEST", kite.airflow_connection(**unprotected))
+        monkeypatch.setenv("AIRFLOW_CONN_ANGELONE_TEST", angel.airflow_connection(**unprotected))
         yield kite, angel
 
 

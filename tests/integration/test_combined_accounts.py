@@ -9,7 +9,6 @@ target except a new ITC weight of 3%, which neither account's ₹10,000 can fund
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,25 +45,8 @@ def emulators(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[KiteEmulator, S
             kite.prices.setdefault(h.symbol, h.last_price)
             if h.symbol not in {held.symbol for held in angel_holdings}:
                 angel.extra[h.symbol] = (h.last_price, h.previous_close, h.isin, h.token)
-        zerodha_conn = {
-            "conn_type": "generic",
-            "login": kite.api_key,
-            "password": kite.access_token,
-            "extra": {"root": kite.url},
-        }
-        angel_conn = {
-            "conn_type": "generic",
-            "login": angel.client_code,
-            "password": angel.pin,
-            "extra": {
-                "api_key": angel.api_key,
-                "totp_secret": angel.totp_secret,
-                "root": angel.url,
-                "instrument_master_url": angel.master_url,
-            },
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_ZERODHA_TEST", json.dumps(zerodha_conn))
-        monkeypatch.setenv("AIRFLOW_CONN_ANGELONE_TEST", json.dumps(angel_conn))
+        monkeypatch.setenv("AIRFLOW_CONN_ZERODHA_TEST", kite.airflow_connection())
+        monkeypatch.setenv("AIRFLOW_CONN_ANGELONE_TEST", angel.airflow_connection())
         yield kite, angel
 
 

@@ -7,7 +7,6 @@ it with ``rebalance ledger resolve``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,13 +30,7 @@ KEY = "zerodha/zerodha_test"
 @pytest.fixture
 def kite(monkeypatch: pytest.MonkeyPatch) -> Iterator[KiteEmulator]:
     with KiteEmulator(cash=100_000.0, holdings=list(DEMO_HOLDINGS)) as emulator:
-        conn = {
-            "conn_type": "generic",
-            "login": emulator.api_key,
-            "password": emulator.access_token,
-            "extra": {"root": emulator.url},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_ZERODHA_TEST", json.dumps(conn))
+        monkeypatch.setenv("AIRFLOW_CONN_ZERODHA_TEST", emulator.airflow_connection())
         yield emulator
 
 

@@ -4,7 +4,6 @@ the real kiteconnect client. Real Postgres, real Airflow."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,13 +53,8 @@ def test_the_risk_parity_demo_runs_end_to_end_on_the_paper_broker(
 @pytest.fixture
 def kite_connection(monkeypatch: pytest.MonkeyPatch) -> Iterator[KiteEmulator]:
     with KiteEmulator() as kite:
-        conn = {
-            "conn_type": "generic",
-            "login": kite.api_key,
-            "password": kite.access_token,
-            "extra": {"root": kite.url, "default_market_protection": "none"},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_ZERODHA_TEST", json.dumps(conn))
+        unprotected = kite.airflow_connection(default_market_protection="none")
+        monkeypatch.setenv("AIRFLOW_CONN_ZERODHA_TEST", unprotected)
         yield kite
 
 

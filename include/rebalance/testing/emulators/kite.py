@@ -85,6 +85,18 @@ class KiteEmulator(EmulatorServer):
         self.prices = {s: p for s, (p, *_r) in EXTRA_PRICES.items()}
         self._next_id = 1
 
+    def airflow_connection(self, **extra: str) -> str:
+        """This emulator as an ``AIRFLOW_CONN_*`` value (JSON) for ``brokers/connections.py``;
+        ``extra`` adds connection extras such as ``default_market_protection``."""
+        return json.dumps(
+            {
+                "conn_type": "generic",
+                "login": self.api_key,
+                "password": self.access_token,
+                "extra": {"root": self.url, **extra},
+            }
+        )
+
     # --- envelopes --------------------------------------------------------------------------
 
     @staticmethod

@@ -85,6 +85,24 @@ class SmartApiEmulator(EmulatorServer):
     def master_url(self) -> str:
         return self.url + MASTER_PATH
 
+    def airflow_connection(self, **extra: str) -> str:
+        """This emulator as an ``AIRFLOW_CONN_*`` value (JSON) for ``brokers/connections.py``;
+        ``extra`` adds connection extras such as ``default_market_protection``."""
+        return json.dumps(
+            {
+                "conn_type": "generic",
+                "login": self.client_code,
+                "password": self.pin,
+                "extra": {
+                    "api_key": self.api_key,
+                    "totp_secret": self.totp_secret,
+                    "root": self.url,
+                    "instrument_master_url": self.master_url,
+                    **extra,
+                },
+            }
+        )
+
     def expire_sessions(self) -> None:
         """Invalidate every token handed out so far (as at midnight)."""
         with self.lock:
