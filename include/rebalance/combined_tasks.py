@@ -101,12 +101,10 @@ def plan(template: Lane, store: HistoryStore) -> dict[str, Any] | None:
         return {"combined_run": combined_id, "plan_hash": record.plan_hash}
     runs = {}
     problems = []
-    if portfolio.needs_target_model:  # the combined planner reads the file's fixed weights
-        problems.append(
-            "the combined mode plans on fixed target weights only, and this portfolio's targets "
-            "come from a model or a universe: run its accounts separately"
-        )
-    problems += combined_refusals(template.policy, [lane.account_config for lane in lanes])
+    accounts = [lane.account_config for lane in lanes]
+    problems += combined_refusals(
+        template.policy, accounts, computed_targets=portfolio.needs_target_model
+    )
     for lane in lanes:
         run_id = store.find_run(lane.run_key)
         run = store.run(run_id) if run_id is not None else None

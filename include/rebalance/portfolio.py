@@ -383,13 +383,10 @@ class Portfolio(NumbersAreNumbers):
             )
         if self.accounts_mode is AccountsMode.COMBINED and len(self.accounts) < 2:
             raise ValueError("accounts_mode: combined needs at least two accounts")
-        if self.accounts_mode is AccountsMode.COMBINED and self.needs_target_model:
-            raise ValueError(
-                "accounts_mode: combined plans on fixed target weights only; targets.model and "
-                "universe need accounts_mode: separate"
-            )
         if self.accounts_mode is AccountsMode.COMBINED and (
-            refused := combined_refusals(self.policy, self.accounts)
+            refused := combined_refusals(
+                self.policy, self.accounts, computed_targets=self.needs_target_model
+            )
         ):
             raise ValueError("\n".join(refused))
         if len(self.accounts) > 1 and "combined" in names:
