@@ -11,17 +11,21 @@ brokerage as a piecewise-linear function with two binaries), sell proceeds, the 
 buy against the value after charges. The objective's terms are set in one place, ``_build``
 (the ``cost=`` of its columns): a new term (a tax cost) is a column with a cost there.
 
+The first solve starts from the LP relaxation's plan rounded to whole shares (``_guided_start``):
+the relaxation is nearly tight, so that start is near the optimum and HiGHS mostly proves the gap
+(``MIP_GAP`` relative or ``MIP_ABS_GAP`` absolute) at its root. The fast plan
+(``round_to_whole_shares``) is its cutoff, its start when the rounding finds nothing better, and
+the answer when the solver hits its time cap without a better plan.
+
 The objective is flat over many plans (a rupee bought cuts drift the same in any underweight
 symbol), so ties (plans within ``TIE_SHARE`` of the best objective, and never worse than the fast
-plan) are broken in a second solve that starts from the first one's plan: closest to the notes'
-proportional plan (4.3), then fewer orders, then less turnover (skipped when the first solve keeps
-the fast plan, which is built on the proportional plan, or when its LP relaxation shows that no
-tied plan is ``TIE_SKIP`` closer to the proportional plan; searched near the first plan). The
-fast plan (``round_to_whole_shares``) is the first solve's starting solution and cutoff, and the
-answer when the solver hits its time cap without a better plan. The program lists the symbols in
-one order (the caller sorts them) and HiGHS runs on one thread with a node limit for the
-tie-break, so one portfolio gets one plan, whatever the order of its rows, unless the time cap is
-reached.
+plan) are broken by a second step (``_tie_break``): closest to the notes' proportional plan
+(4.3), then fewer orders, then less turnover. It rounds the relaxation's closest tied plan to
+whole shares; when that rounding is not a tie, or the relaxation shows that no tied plan is
+``TIE_SKIP`` closer to the proportional plan, or the first solve keeps the fast plan (built on the
+proportional plan), the first solve's plan stands. The program lists the symbols in one order (the
+caller sorts them), HiGHS runs on one thread and the roundings within a node limit, so one
+portfolio gets one plan, whatever the order of its rows, unless the time cap is reached.
 """
 
 from __future__ import annotations
@@ -64,10 +68,8 @@ MIP_GAP = 2e-3  # relative optimality gap HiGHS must prove (1e-3 cost up to 25x 
 # alone asks for a proof to the rupee when the plan leaves almost no drift (an objective of 0.6%
 # of the value), which took 200-300 ms of a 50-symbol plan's search.
 MIP_ABS_GAP = 100.0
-TIE_GAP = 1e-3  # the tie-break needs no proof as tight
 TIE_SKIP = 500.0  # money units (0.05% of value): the least gain the tie-break is run for
 GUIDE_NODES = 50  # the guided start's narrow program (proven at its root in the cases measured)
-TIE_NODES = 200  # the tie-break's search (its first node found the plan in most cases measured)
 SLACK_INR = 1e-4  # rupees of float noise tolerated when the plan is checked exactly
 ORDER_WEIGHT = 1e-3  # tie-break weights (money units), far below the distance to the
 TURNOVER_WEIGHT = 1e-6  # proportional plan
@@ -203,6 +205,11 @@ class _Model:
         self.row_upper.append(upper)
         return index
 
+    def activity(self, row: int, x: np.ndarray) -> float:
+        """The value of row ``row`` at the solution ``x``."""
+        entries = zip(self.rows, self.cols, self.vals, strict=True)
+        return sum(v * float(x[c]) for r, c, v in entries if r == row)
+
     def solve(
         self,
         cost: Sequence[float],
@@ -226,7 +233,6 @@ class _Model:
         with _stdout_to_stderr():
             highs.setOptionValue("output_flag", False)
             highs.setOptionValue("threads", 1)  # one plan, one core: the machine is shared
-            highs.setOptionValue("time_limit", max(0.01, deadline - time.perf_counter()))
             highs.setOptionValue("mip_rel_gap", gap)
             highs.setOptionValue("mip_abs_gap", MIP_ABS_GAP)
             # RENS and feasibility jump at the root took most of the time of small programs
@@ -245,6 +251,8 @@ class _Model:
                     np.asarray(columns, dtype=np.int32),
                     np.asarray([start[c] for c in columns], dtype=np.float64),
                 )
+            # set last: building and passing a 500-symbol program takes tens of milliseconds
+            highs.setOptionValue("time_limit", max(0.01, deadline - time.perf_counter()))
             highs.run()
         status = _STATUS.get(highs.getModelStatus(), 4)
         info = highs.getInfo()
@@ -407,7 +415,10 @@ def optimise_plan(
             shares = fast.get(c.intent.line.symbol, 0)
             start[c.units], start[c.trade] = float(shares), float(shares > 0)
     deadline = started + cap  # the cap covers building the program and every solve
-    guided, guided_value = _guided_start(model, cands, policy.max_trades, deadline)
+    # the rounding gets at most half of what is left: the first solve needs the rest (on 500
+    # symbols a rounding took the whole cap and left the first solve its 10 ms)
+    halfway = (time.perf_counter() + deadline) / 2
+    guided, guided_value = _guided_start(model, cands, policy.max_trades, halfway)
     if guided is not None and (not start or guided_value < limit):
         integers = [column for column, flag in enumerate(model.integer) if flag]
         start = {i: round(float(guided[i])) for i in integers}
@@ -505,35 +516,25 @@ def _rounded(
     cost: Sequence[float],
     max_trades: int,
     deadline: float,
-    keep: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, float]:
     """The relaxed plan ``relaxed`` rounded to whole shares by HiGHS (see ``_guided_start``):
-    the solution and its objective under ``cost``. With ``keep`` (a plan that fits) each
-    symbol's shares may also go as far as that plan's, which is the starting solution: then a
-    plan is always found."""
+    the solution and its objective under ``cost``."""
     traded = [c for c in cands if relaxed[c.units] > 1e-6]
     traded.sort(key=lambda c: (-float(relaxed[c.trade]), -float(relaxed[c.units])))
     allowed = {id(c) for c in traded[:max_trades]}
     saved = {c.units: (model.lower[c.units], model.upper[c.units]) for c in cands}
     for c in cands:
         lower, upper = saved[c.units]
-        if id(c) in allowed:
-            below = math.floor(float(relaxed[c.units]) + 1e-6)
-            # below the smallest order the relaxation trades a fraction of an order: none or
-            # the smallest one
-            low, high = (below if below >= c.smallest else 0), max(below + 1, c.smallest)
-        else:
-            low = high = 0
-        if keep is not None:
-            first = round(float(keep[c.units]))
-            low, high = min(low, first), max(high, first)
-        model.lower[c.units] = max(lower, float(low))
-        model.upper[c.units] = min(upper, float(high))
-    start = None
-    if keep is not None:
-        start = {i: round(float(keep[i])) for i, flag in enumerate(model.integer) if flag}
+        if id(c) not in allowed:
+            model.upper[c.units] = 0.0
+            continue
+        below = math.floor(float(relaxed[c.units]) + 1e-6)
+        # below the smallest order the relaxation trades a fraction of an order: none or the
+        # smallest one
+        model.lower[c.units] = max(lower, float(below) if below >= c.smallest else 0.0)
+        model.upper[c.units] = min(upper, float(max(below + 1, c.smallest)))
     try:
-        status, x, value = model.solve(cost, deadline, start=start, nodes=GUIDE_NODES)
+        status, x, value = model.solve(cost, deadline, nodes=GUIDE_NODES)
     finally:
         for c in cands:
             model.lower[c.units], model.upper[c.units] = saved[c.units]
@@ -550,15 +551,12 @@ def _tie_break(
     best: float,
     deadline: float,
 ) -> tuple[int, np.ndarray | None]:
-    """The second solve (status, solution), or (2, None) when it cannot pay: its LP relaxation
-    bounds what any tied plan can gain over the first solve's plan ``x``; when that is at most
-    ``TIE_SKIP`` the first plan stands (the search cost up to 0.5 s on 50 symbols to move a plan
-    a few rupees closer to the proportional one). Otherwise the tied plan closest to the
-    proportional one in the relaxation, found with half the tie share (so that whole shares have
-    room within the other half), is rounded to whole shares (``_rounded``); only when no rounding
-    fits does HiGHS search from the first plan, near it and the relaxed plan, within
-    ``TIE_NODES`` nodes (its root alone took 120-150 ms on 50 symbols: the rounding is 10-30 ms,
-    and leaves the plan within about a share a symbol of the searched one)."""
+    """The tie-break's plan (status, solution), or (2, None) when the first plan ``x`` stands:
+    when the LP relaxation shows that no tied plan is more than ``TIE_SKIP`` closer to the
+    proportional plan, or when the relaxation's closest tied plan (found with half the tie share,
+    so that whole shares have room within the other half), rounded to whole shares, is not a tie
+    or not closer. A branch-and-bound search here (before 2026-12) took 120-150 ms on 50 symbols
+    and up to 0.8 s on 200 for a plan a share or so a symbol closer than the rounding."""
     first_value = 0.0
     for c in cands:
         units = round(float(x[c.units]))
@@ -571,11 +569,16 @@ def _tie_break(
     tied = model.row_upper[objective_row]
     model.row_upper[objective_row] = min(tied, best * (1 + TIE_SHARE / 2))
     status, inner, _ = model.solve(phase_two, deadline, relax=True)
+    # rounded without the objective row (with it, rounding 200 symbols took up to 0.8 s), then
+    # checked against it
+    model.row_upper[objective_row] = math.inf
+    rounded, value = (None, math.inf)
+    if inner is not None and status == 0:
+        rounded, value = _rounded(model, cands, inner, phase_two, len(cands), deadline)
     model.row_upper[objective_row] = tied
-    if inner is None or status != 0:
+    if rounded is None or value >= first_value or model.activity(objective_row, rounded) > tied:
         return 2, None
-    rounded, value = _rounded(model, cands, inner, phase_two, len(cands), deadline, keep=x)
-    return (0, rounded) if rounded is not None and value < first_value else (2, None)
+    return 0, rounded
 
 
 def _charge_of(intent: Intent, shares: int, rates: BrokerRates) -> float:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 SNAPSHOT_TTL = 300.0  # seconds a kept snapshot serves re-plans before it is read again
 BROKER_CHOICES = ("zerodha", "angelone", "both")
-# The optimiser's time cap in a preview (the pipeline's default is 0.9 s): a re-plan answers within
+# The optimiser's time cap in a preview (the pipeline's default is 0.75 s): a re-plan answers within
 # 300 ms at p95. A plan the optimiser would improve given longer may differ slightly from the run's;
 # the run's approval shows every difference from the preview.
 PREVIEW_OPTIMISER_CAP_S = 0.2
