@@ -21,11 +21,12 @@ The objective is flat over many plans (a rupee bought cuts drift the same in any
 symbol), so ties (plans within ``TIE_SHARE`` of the best objective, and never worse than the fast
 plan) are broken by a second step (``_tie_break``): closest to the notes' proportional plan
 (4.3), then fewer orders, then less turnover. It rounds the relaxation's closest tied plan to
-whole shares; when that rounding is not a tie, or the relaxation shows that no tied plan is
-``TIE_SKIP`` closer to the proportional plan, or the first solve keeps the fast plan (built on the
-proportional plan), the first solve's plan stands. The program lists the symbols in one order (the
-caller sorts them), HiGHS runs on one thread and the roundings within a node limit, so one
-portfolio gets one plan, whatever the order of its rows, unless the time cap is reached.
+whole shares, or, when that rounding is no tie, searches briefly from the first plan; it is
+skipped when the relaxation shows that no tied plan is ``TIE_SKIP`` closer to the proportional
+plan, or when the first solve keeps the fast plan (built on the proportional plan). The program
+lists the symbols in one order (the caller sorts them), HiGHS runs on one thread and within node
+limits, so one portfolio gets one plan, whatever the order of its rows, unless a time limit (the
+cap, or the tie-break search's share of it) is reached.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ MIP_GAP = 2e-3  # relative optimality gap HiGHS must prove (1e-3 cost up to 25x 
 # of the value), which took 200-300 ms of a 50-symbol plan's search.
 MIP_ABS_GAP = 100.0
 TIE_SKIP = 500.0  # money units (0.05% of value): the least gain the tie-break is run for
+TIE_NODES = 200  # the tie-break's search, when its rounding is no tie ...
+TIE_SEARCH_SHARE = 0.1  # ... and at most this share of the time cap (75 ms of the default)
 GUIDE_NODES = 50  # the guided start's narrow program (proven at its root in the cases measured)
 SLACK_INR = 1e-4  # rupees of float noise tolerated when the plan is checked exactly
 ORDER_WEIGHT = 1e-3  # tie-break weights (money units), far below the distance to the
@@ -453,7 +456,15 @@ def optimise_plan(
             if not first.get(symbol) and proportional.get(symbol, 0.0) <= 0.0:
                 model.upper[c.units] = model.upper[c.trade] = 0.0
         status_two, x_two = _tie_break(
-            model, cands, x, phase_two, SCALE / book.value, objective_row, best, deadline
+            model,
+            cands,
+            x,
+            phase_two,
+            SCALE / book.value,
+            objective_row,
+            best,
+            deadline,
+            min(deadline, time.perf_counter() + TIE_SEARCH_SHARE * cap),
         )
         if x_two is not None and status_two in (0, 1):
             chosen = _units(cands, x_two)
@@ -550,13 +561,18 @@ def _tie_break(
     objective_row: int,
     best: float,
     deadline: float,
+    search_deadline: float,
 ) -> tuple[int, np.ndarray | None]:
-    """The tie-break's plan (status, solution), or (2, None) when the first plan ``x`` stands:
-    when the LP relaxation shows that no tied plan is more than ``TIE_SKIP`` closer to the
-    proportional plan, or when the relaxation's closest tied plan (found with half the tie share,
-    so that whole shares have room within the other half), rounded to whole shares, is not a tie
-    or not closer. A branch-and-bound search here (before 2026-12) took 120-150 ms on 50 symbols
-    and up to 0.8 s on 200 for a plan a share or so a symbol closer than the rounding."""
+    """The tie-break's plan (status, solution), or (2, None) when the first plan ``x`` stands.
+
+    When the LP relaxation shows that no tied plan is more than ``TIE_SKIP`` closer to the
+    proportional plan, the first plan stands. Otherwise the relaxation's closest tied plan (found
+    with half the tie share, so that whole shares have room within the other half) is rounded to
+    whole shares without the objective row, which is fast, and kept if it is a tie and closer.
+    When whole shares cost more than the tie share, a search with the row runs from the first
+    plan, each symbol between its first and its relaxed trade, within ``TIE_NODES`` nodes and
+    until ``search_deadline`` (a share of the cap: its root alone took 120-150 ms on 50 symbols
+    and up to 0.8 s on 200); it keeps what it found closer than the first plan."""
     first_value = 0.0
     for c in cands:
         units = round(float(x[c.units]))
@@ -569,16 +585,32 @@ def _tie_break(
     tied = model.row_upper[objective_row]
     model.row_upper[objective_row] = min(tied, best * (1 + TIE_SHARE / 2))
     status, inner, _ = model.solve(phase_two, deadline, relax=True)
-    # rounded without the objective row (with it, rounding 200 symbols took up to 0.8 s), then
-    # checked against it
-    model.row_upper[objective_row] = math.inf
-    rounded, value = (None, math.inf)
-    if inner is not None and status == 0:
-        rounded, value = _rounded(model, cands, inner, phase_two, len(cands), deadline)
     model.row_upper[objective_row] = tied
-    if rounded is None or value >= first_value or model.activity(objective_row, rounded) > tied:
+    if inner is None or status != 0:
         return 2, None
-    return 0, rounded
+    # the rounding, without the objective row (with it, 200 symbols took up to 0.8 s), checked
+    # against it after
+    model.row_upper[objective_row] = math.inf
+    rounded, value = _rounded(model, cands, inner, phase_two, len(cands), deadline)
+    model.row_upper[objective_row] = tied
+    if (
+        rounded is not None
+        and value < first_value
+        and model.activity(objective_row, rounded) <= tied
+    ):
+        return 0, rounded
+    # whole shares cost more than the tie share there: a short search with the row, from the
+    # first plan, each symbol between its first and its relaxed trade
+    for c in cands:
+        between = sorted((round(float(x[c.units])), float(inner[c.units])))
+        model.lower[c.units] = max(model.lower[c.units], float(math.floor(between[0])))
+        model.upper[c.units] = min(model.upper[c.units], float(math.ceil(between[1])))
+    integers = [column for column, flag in enumerate(model.integer) if flag]
+    start = {i: round(float(x[i])) for i in integers}
+    status, found, value = model.solve(
+        phase_two, search_deadline, start=start, nodes=TIE_NODES, cutoff=first_value
+    )
+    return (status, found) if found is not None and status in (0, 1) else (2, None)
 
 
 def _charge_of(intent: Intent, shares: int, rates: BrokerRates) -> float:
