@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -79,6 +80,8 @@ PLACE_RETRIES = 3
 PLACE_RETRY_DELAY = timedelta(seconds=30)
 RECORD_RETRIES = 2
 RECORD_RETRY_DELAY = timedelta(seconds=30)
+RETRY_DELAY = timedelta(seconds=30)  # every other task of a lane (DAG default_args)
+APPROVAL_RETRY_DELAY = timedelta(seconds=5)
 INVALID_TASK_ID = "portfolio_file_invalid"
 # The portfolio folder is split over this many DAG files, dags/rebalance_portfolios_<k>.py.
 SHARDS = 4
@@ -94,7 +97,7 @@ ORDERS_QUEUE_ENV = "REBALANCE_ORDERS_QUEUE"
 def _orders_queue() -> dict[str, str]:
     """``queue=`` for place_orders from ``REBALANCE_ORDERS_QUEUE``, or nothing (default queue)."""
     queue = os.environ.get(ORDERS_QUEUE_ENV, "").strip()
-    return {"queue": queue} if queue else {}
+    return {"queue": sys.intern(queue)} if queue else {}  # one string for every lane
 
 
 # Airflow checks every Param's schema against its meta-schema whenever it validates a value (once
@@ -447,7 +450,7 @@ def _build_lane(portfolio_file: str, account: str) -> None:
         # A decision once recorded is final, so a retry only re-reads it. Airflow 3.3 can fail a
         # resumed human-in-the-loop task in a race with its own success report; a retry heals it.
         retries=APPROVAL_RETRIES,
-        retry_delay=timedelta(seconds=5),
+        retry_delay=APPROVAL_RETRY_DELAY,
         doc_md=task_docs.APPROVAL,
     )
     place = LaneStepOperator(
@@ -509,6 +512,13 @@ def _market_close_deadline(portfolio: Portfolio) -> DeadlineAlert:
     )
 
 
+def _failure_callbacks() -> dict[str, Any]:
+    """``on_failure_callback`` for a DAG's default_args, or nothing when no alert channel is set
+    (the same: no callback)."""
+    notifiers = failure_notifiers()
+    return {"on_failure_callback": notifiers} if notifiers else {}
+
+
 def _describe_trigger(portfolio: Portfolio) -> str:
     mode = portfolio.trigger.mode
     if mode is TriggerMode.DRIFT:
@@ -556,8 +566,9 @@ def build_dag(
         default_args={
             "owner": portfolio.owner,
             "retries": 0,
-            "retry_delay": timedelta(seconds=30),
-            "on_failure_callback": failure_notifiers(),
+            "retry_delay": RETRY_DELAY,
+            # Only when alerts are on: each operator keeps its init arguments, defaults included.
+            **_failure_callbacks(),
         },
         deadline=_market_close_deadline(portfolio) if deadline_alerts_enabled() else None,
         doc_md=(
@@ -738,10 +749,10 @@ class PortfolioFacts:
             tuple(
                 AccountFacts(
                     account.name,
-                    str(account.broker),
+                    account.broker.value,  # the member's own string, not a copy per file
                     None
                     if account.broker is BrokerName.PAPER
-                    else (str(account.broker), str(account.connection_id)),
+                    else (account.broker.value, str(account.connection_id)),
                     account.ledger,
                 )
                 for account in portfolio.accounts
