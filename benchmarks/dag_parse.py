@@ -4,7 +4,10 @@ Each sample parses a DAG folder in a fresh process, the way Airflow's DAG proces
 of the folder), and reports the process's wall time and peak memory. For each N in ``--sizes``
 (default 1, 100, 1,000 and 2,000 portfolio files) it prints the median of ``--repeat`` samples,
 the ratio to the median of the trivial DAG file, and the cost of one more portfolio (time and
-memory above the one-portfolio folder, per extra file).
+memory above the one-portfolio folder, per extra file). Then each shard file of the largest folder
+alone, as the dag-processor parses it: the slowest one's fresh process (wall, CPU, peak) and the
+longest one's own import (what ``dagbag_import_timeout`` bounds). ``dag_floor.py`` gives
+Airflow's own cost for the same DAG shape.
 
 Goals: 1,000 files within 2x the trivial DAG file (issue 11); about 3 ms and 20 KiB per portfolio
 and 1,000 files within 1.5x (issue 19, the direction). Run it by hand on a quiet machine:
