@@ -15,6 +15,7 @@ waits, who may answer, the cut-off in IST and the link to the Required Action.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -49,12 +50,20 @@ def deadline_alerts_enabled() -> bool:
 
 def configured_channels() -> dict[str, Any]:
     """The alert channels this deployment turned on (empty: alerts off)."""
+    url, emails = _channel_values(os.environ.get(WEBHOOK_ENV, ""), os.environ.get(EMAIL_ENV, ""))
     channels: dict[str, Any] = {}
-    if url := os.environ.get(WEBHOOK_ENV, "").strip():
+    if url:
         channels["webhook"] = url
-    if emails := os.environ.get(EMAIL_ENV, "").strip():
-        channels["email"] = [e.strip() for e in emails.split(",") if e.strip()]
+    if emails:
+        channels["email"] = list(emails)
     return channels
+
+
+@functools.lru_cache(maxsize=4)
+def _channel_values(webhook: str, emails: str) -> tuple[str, tuple[str, ...]]:
+    """The webhook URL and addresses, one set of strings per process for as long as the variables
+    do not change: every DAG of a fleet keeps them (its failure notifier, its deadline alert)."""
+    return webhook.strip(), tuple(e.strip() for e in emails.split(",") if e.strip())
 
 
 def orders_summary(dag_id: str, airflow_run_id: str, account: str) -> str:
@@ -216,10 +225,17 @@ def approval_notifiers(waiting: ApprovalWaiting) -> list[BaseNotifier]:
 
 def failure_notifiers() -> list[BaseNotifier]:
     """The on-failure callbacks for a DAG: none unless a channel is configured."""
-    channels = configured_channels()
-    if not channels:
+    url, emails = _channel_values(os.environ.get(WEBHOOK_ENV, ""), os.environ.get(EMAIL_ENV, ""))
+    if not url and not emails:
         return []
-    return [RebalanceFailureNotifier(channels.get("webhook"), channels.get("email"))]
+    return [_failure_notifier(url or None, emails)]
+
+
+@functools.lru_cache(maxsize=4)
+def _failure_notifier(webhook: str | None, emails: tuple[str, ...]) -> RebalanceFailureNotifier:
+    """One notifier per channel set, shared by every DAG (and task) of the process: it holds no
+    state of a run (no template fields), and a fleet's parse builds thousands of DAGs."""
+    return RebalanceFailureNotifier(webhook, list(emails))
 
 
 async def notify_deadline_missed(context: Any = None, **kwargs: Any) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +80,8 @@ PLACE_RETRIES = 3
 PLACE_RETRY_DELAY = timedelta(seconds=30)
 RECORD_RETRIES = 2
 RECORD_RETRY_DELAY = timedelta(seconds=30)
+RETRY_DELAY = timedelta(seconds=30)  # every other task of a lane (DAG default_args)
+APPROVAL_RETRY_DELAY = timedelta(seconds=5)
 INVALID_TASK_ID = "portfolio_file_invalid"
 # The portfolio folder is split over this many DAG files, dags/rebalance_portfolios_<k>.py.
 SHARDS = 4
@@ -94,7 +97,7 @@ ORDERS_QUEUE_ENV = "REBALANCE_ORDERS_QUEUE"
 def _orders_queue() -> dict[str, str]:
     """``queue=`` for place_orders from ``REBALANCE_ORDERS_QUEUE``, or nothing (default queue)."""
     queue = os.environ.get(ORDERS_QUEUE_ENV, "").strip()
-    return {"queue": queue} if queue else {}
+    return {"queue": sys.intern(queue)} if queue else {}  # one string for every lane
 
 
 # Airflow checks every Param's schema against its meta-schema whenever it validates a value (once
@@ -447,7 +450,7 @@ def _build_lane(portfolio_file: str, account: str) -> None:
         # A decision once recorded is final, so a retry only re-reads it. Airflow 3.3 can fail a
         # resumed human-in-the-loop task in a race with its own success report; a retry heals it.
         retries=APPROVAL_RETRIES,
-        retry_delay=timedelta(seconds=5),
+        retry_delay=APPROVAL_RETRY_DELAY,
         doc_md=task_docs.APPROVAL,
     )
     place = LaneStepOperator(
@@ -509,6 +512,13 @@ def _market_close_deadline(portfolio: Portfolio) -> DeadlineAlert:
     )
 
 
+def _failure_callbacks() -> dict[str, Any]:
+    """``on_failure_callback`` for a DAG's default_args, or nothing when no alert channel is set
+    (the same: no callback)."""
+    notifiers = failure_notifiers()
+    return {"on_failure_callback": notifiers} if notifiers else {}
+
+
 def _describe_trigger(portfolio: Portfolio) -> str:
     mode = portfolio.trigger.mode
     if mode is TriggerMode.DRIFT:
@@ -556,8 +566,9 @@ def build_dag(
         default_args={
             "owner": portfolio.owner,
             "retries": 0,
-            "retry_delay": timedelta(seconds=30),
-            "on_failure_callback": failure_notifiers(),
+            "retry_delay": RETRY_DELAY,
+            # Only when alerts are on: each operator keeps its init arguments, defaults included.
+            **_failure_callbacks(),
         },
         deadline=_market_close_deadline(portfolio) if deadline_alerts_enabled() else None,
         doc_md=(
@@ -705,18 +716,50 @@ def build_broken_dag(path: Path, dag_id: str, problems: list[str], data: Any = N
     return dag
 
 
-def _account_keys(portfolio: Portfolio) -> list[tuple[tuple[str, str], str]]:
-    """What identifies each broker account, with the account's name in the portfolio.
+@dataclass(frozen=True, slots=True)
+class AccountFacts:
+    """One account of a valid portfolio file, as the cross-file checks and the drift watch read
+    it. ``key``: what identifies the broker account (the broker and the Airflow connection), or
+    None for a paper account, which is never shared: its order book and fills live under the
+    portfolio's own id (``state_dir/paper/<id>``), and its ``holdings_file`` only seeds it, so
+    two portfolios may start from one file."""
 
-    Zerodha / AngelOne: the broker and the Airflow connection. A paper account is never shared:
-    its order book and fills live under the portfolio's own id (``state_dir/paper/<id>``), and its
-    ``holdings_file`` only seeds it, so two portfolios may start from one file.
-    """
-    return [
-        ((str(account.broker), str(account.connection_id)), account.name)
-        for account in portfolio.accounts
-        if account.broker is not BrokerName.PAPER
-    ]
+    name: str
+    broker: str
+    key: tuple[str, str] | None
+    ledger: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioFacts:
+    """What the folder's users read of a valid portfolio file besides its DAG: the cross-file
+    checks (its accounts) and the drift watch (its id, accounts, watch time and holiday
+    overrides). The load cache keeps these for every file of the folder, and the validated
+    ``Portfolio`` model (about 8 KiB) only until the file's DAG is built (``_take_model``)."""
+
+    id: str
+    accounts: tuple[AccountFacts, ...]
+    watch_time: time
+    holiday_overrides: str | None
+
+    @classmethod
+    def of(cls, portfolio: Portfolio) -> PortfolioFacts:
+        return cls(
+            portfolio.id,
+            tuple(
+                AccountFacts(
+                    account.name,
+                    account.broker.value,  # the member's own string, not a copy per file
+                    None
+                    if account.broker is BrokerName.PAPER
+                    else (account.broker.value, str(account.connection_id)),
+                    account.ledger,
+                )
+                for account in portfolio.accounts
+            ),
+            portfolio.trigger.watch_time,
+            portfolio.holiday_overrides,
+        )
 
 
 def _claim_order(files: list[Path]) -> list[tuple[Path, str, list[str]]]:
@@ -738,15 +781,16 @@ def _claim_order(files: list[Path]) -> list[tuple[Path, str, list[str]]]:
 class PortfolioEntry:
     """One portfolio file of the folder as the cross-file checks left it.
 
-    ``portfolio`` is set when the file validated and claimed its dag_id and accounts; otherwise
-    ``problems`` says why not (and ``data`` is what could be read, for the broken DAG's schedule).
+    ``facts`` is set when the file validated and claimed its dag_id and accounts (its model:
+    ``portfolio_model``); otherwise ``problems`` says why not (and ``data`` is what could be
+    read, for the broken DAG's schedule).
     """
 
     path: Path
     dag_id: str
     problems: tuple[str, ...]
     data: Any = None
-    portfolio: Portfolio | None = None
+    facts: PortfolioFacts | None = None
     timetable: TradingCalendarTimetable | None = None
 
 
@@ -761,30 +805,41 @@ def _stat_key(path: Path) -> tuple[int, ...] | None:
 @dataclass(frozen=True)
 class _Loaded:
     data: Any = None  # what could be read of a file that failed; None once it validated
-    portfolio: Portfolio | None = None
+    facts: PortfolioFacts | None = None
     timetable: TradingCalendarTimetable | None = None
     problems: tuple[str, ...] = ()
+    # The validated model, until the file's DAG is built (``_take_model``); the Rebalance page's
+    # ``loaded_portfolio`` keeps it.
+    portfolio: Portfolio | None = None
 
 
-# Per file, with its stat: the shard files of one DagBag (tests, benchmarks, ``dag.test``) read
-# and validate each portfolio file once, not once per shard.
+# Per file, with its stat: the shard files of one DagBag (tests, benchmarks, ``dag.test``) and the
+# drift watch read and validate each portfolio file once, not once per shard. Kept for the whole
+# folder between parses, so it holds neither the parsed text of a valid file (about 3 KiB: a
+# broken DAG of a valid file reads it again) nor, once its DAG is built, its model (about 8 KiB).
 _LOADED: dict[Path, tuple[tuple[int, ...], _Loaded]] = {}
 
 
-def _load(path: Path) -> _Loaded:
-    """One file read, validated and its timetable built (with its holiday overrides); no raise."""
+def _load(path: Path, *, model: bool = False) -> _Loaded:
+    """One file read, validated and its timetable built (with its holiday overrides); no raise.
+
+    ``model``: the result holds the validated model too (read and validated again if the cache
+    dropped it).
+    """
     key = _stat_key(path)
     cached = _LOADED.get(path)
     if key is not None and cached is not None and cached[0] == key:
-        return cached[1]
+        loaded = cached[1]
+        if not model or loaded.portfolio is not None or loaded.facts is None:
+            return loaded
     data: Any = None
     try:
         data = read_portfolio_data(path)
         portfolio = portfolio_from_data(data, path)
         check_named_files(portfolio, path)
-        # Kept for the whole folder between parses, so not the parsed text too (about 3 KiB a
-        # file): a broken DAG of a valid file (a cross-file conflict) reads it again.
-        loaded = _Loaded(None, portfolio, build_timetable(portfolio, path))
+        loaded = _Loaded(
+            None, PortfolioFacts.of(portfolio), build_timetable(portfolio, path), (), portfolio
+        )
     except ConfigError as exc:
         loaded = _Loaded(data, problems=tuple(exc.problems))
     except Exception as exc:  # whatever it is, it stays with this file
@@ -792,6 +847,20 @@ def _load(path: Path) -> _Loaded:
     if key is not None and key == _stat_key(path):
         _LOADED[path] = (key, loaded)
     return loaded
+
+
+def _take_model(path: Path) -> Portfolio:
+    """A valid file's model, for building its DAG, which the cache then no longer holds (a DAG is
+    built once per file and process; the cross-file checks and the drift watch need only its
+    facts). Read and validated again if already dropped; raises ConfigError if it no longer
+    validates (the file changed since the checks)."""
+    loaded = _load(path, model=True)
+    if loaded.portfolio is None:
+        raise ConfigError(str(path), list(loaded.problems) or ["cannot be loaded"])
+    cached = _LOADED.get(path)
+    if cached is not None and cached[1] is loaded:
+        _LOADED[path] = (cached[0], replace(loaded, portfolio=None))
+    return loaded.portfolio
 
 
 def _read_again(path: Path) -> Any:
@@ -808,7 +877,7 @@ def loaded_portfolio(
 ) -> tuple[Portfolio | None, TradingCalendarTimetable | None, tuple[str, ...]]:
     """The portfolio file validated and its timetable built, or its problems: cached by (path,
     stat) like the DAG files' reads (the Rebalance page reads every file per request)."""
-    loaded = _load(path)
+    loaded = _load(path, model=True)
     return loaded.portfolio, loaded.timetable, loaded.problems
 
 
@@ -834,40 +903,39 @@ def folder_entries(folder: Path) -> list[PortfolioEntry]:
             dag_id = f"rebalance_{fallback_portfolio_id(path)}"
         dag_files[dag_id] = path
         loaded = _load(path)
-        portfolio = loaded.portfolio
+        facts = loaded.facts
         if not problems:
             problems += loaded.problems
-        if portfolio is not None and not problems:
-            keys = _account_keys(portfolio)
-            ledgered = {a.name for a in portfolio.accounts if a.ledger}
-            for key, account in keys:
-                if key in accounts and account in ledgered and accounts[key][2]:
+        if facts is not None and not problems:
+            keyed = [a for a in facts.accounts if a.key is not None]
+            for account in keyed:
+                key = account.key
+                assert key is not None
+                if key in accounts and account.ledger and accounts[key][2]:
                     continue  # both keep a ledger of their part of the account (docs/accounts.md)
                 if key in accounts:
                     other, other_account, _ = accounts[key]
                     problems.append(
-                        f"accounts.{account}: the {key[0]} account of connection {key[1]!r} is "
-                        f"already used by {other} (account {other_account}); two portfolios in "
-                        "one account "
+                        f"accounts.{account.name}: the {key[0]} account of connection "
+                        f"{key[1]!r} is already used by {other} (account {other_account}); two "
+                        "portfolios in one account "
                         "would each count the other's shares as theirs (docs/dags.md); to "
                         f"share it, set `ledger: true` on the account in both {other} and "
                         f"{path.name} (docs/accounts.md, ledgers)"
                     )
             if not problems:
-                accounts.update(
-                    (key, (path, account, account in ledgered)) for key, account in keys
-                )
+                accounts.update((a.key, (path, a.name, a.ledger)) for a in keyed if a.key)
         if problems:
             entries.append(
                 PortfolioEntry(
                     path,
                     dag_id,
                     tuple(problems),
-                    loaded.data if portfolio is None else _read_again(path),
+                    loaded.data if facts is None else _read_again(path),
                 )
             )
         else:
-            entries.append(PortfolioEntry(path, dag_id, (), None, portfolio, loaded.timetable))
+            entries.append(PortfolioEntry(path, dag_id, (), None, facts, loaded.timetable))
     live = {path for path, _, _ in claims}
     for gone in set(_LOADED) - live:
         del _LOADED[gone]
@@ -892,17 +960,16 @@ def build_dags(folder: Path, shard: int | None = None, shards: int = SHARDS) -> 
         if shard is not None and shard_of(entry.path, shards) != shard:
             continue
         problems = list(entry.problems)
-        if entry.portfolio is not None:
+        if entry.facts is not None:
             try:
-                dags[entry.dag_id] = build_dag(
-                    entry.path.resolve(), entry.portfolio, entry.timetable
-                )
+                portfolio = _take_model(entry.path)
+                dags[entry.dag_id] = build_dag(entry.path.resolve(), portfolio, entry.timetable)
                 continue
             except ConfigError as exc:
                 problems += exc.problems
             except Exception as exc:  # whatever it is, it stays with this file
                 problems.append(f"cannot build its DAG: {type(exc).__name__}: {exc}")
-        data = entry.data if entry.portfolio is None else _read_again(entry.path)
+        data = entry.data if entry.facts is None else _read_again(entry.path)
         dags[entry.dag_id] = build_broken_dag(entry.path, entry.dag_id, problems, data)
     return dags
 

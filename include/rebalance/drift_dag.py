@@ -37,7 +37,7 @@ from airflow.sdk import DAG, Asset, AssetAlias, BaseOperator
 
 from rebalance.alerts import failure_notifiers
 from rebalance.calendar import HolidayOverrides
-from rebalance.dag_factory import START_DATE, folder_entries
+from rebalance.dag_factory import START_DATE, PortfolioFacts, folder_entries
 from rebalance.drift.config import WatchTarget, batches, breach_asset_name, watch_schedule
 from rebalance.portfolio import Portfolio, resolve_relative
 from rebalance.timetable import TradingCalendarTimetable
@@ -189,16 +189,15 @@ class DecideOperator(BaseOperator):
 
 def build_watch_dag(
     watch_time: dt.time,
-    portfolios: list[tuple[Path, Portfolio]],
+    portfolios: list[tuple[Path, PortfolioFacts]],
     overrides: HolidayOverrides | None = None,
     dag_id: str | None = None,
 ) -> DAG:
     """The watch DAG of the portfolios whose watch is at ``watch_time`` on the calendar of
-    ``overrides`` (the holiday override file they share)."""
+    ``overrides`` (the holiday override file they share); ``portfolios``: their files and what
+    the load cache keeps of them (``dag_factory.PortfolioFacts``)."""
     targets = [
-        WatchTarget(str(path), p.id, a.name, str(a.broker))
-        for path, p in portfolios
-        for a in p.accounts
+        WatchTarget(str(path), p.id, a.name, a.broker) for path, p in portfolios for a in p.accounts
     ]
     mapped = batches(targets)
     names = ", ".join(p.id for _, p in portfolios)
@@ -240,17 +239,17 @@ def build_watch_dags(folder: Path) -> dict[str, DAG]:
     (``rebalance_drift_watch_1000``), so the usual single yearly file never renames the DAG;
     any other calendar at that time adds a DAG named after its file (``watch_dag_id``).
     """
-    groups: dict[tuple[dt.time, str], list[tuple[Path, Portfolio]]] = defaultdict(list)
+    groups: dict[tuple[dt.time, str], list[tuple[Path, PortfolioFacts]]] = defaultdict(list)
     calendars: dict[tuple[dt.time, str], tuple[Path | None, HolidayOverrides | None]] = {}
     for entry in folder_entries(folder):
-        if entry.portfolio is None or entry.problems:
+        if entry.facts is None or entry.problems:
             continue
-        path, portfolio = entry.path.resolve(), entry.portfolio
+        path, facts = entry.path.resolve(), entry.facts
         overrides_file = None
-        if portfolio.holiday_overrides is not None:
-            overrides_file = resolve_relative(path, portfolio.holiday_overrides).resolve()
-        key = (portfolio.trigger.watch_time, str(overrides_file or ""))
-        groups[key].append((path, portfolio))
+        if facts.holiday_overrides is not None:
+            overrides_file = resolve_relative(path, facts.holiday_overrides).resolve()
+        key = (facts.watch_time, str(overrides_file or ""))
+        groups[key].append((path, facts))
         overrides = entry.timetable.overrides if entry.timetable is not None else None
         calendars[key] = (overrides_file, overrides)
     # largest group of each watch time first: it gets the plain id

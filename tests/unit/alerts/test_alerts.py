@@ -54,6 +54,21 @@ def test_alerts_are_off_unless_configured(monkeypatch: pytest.MonkeyPatch) -> No
     assert notifier.email == ["ops@example.com", "me@example.com"]
 
 
+def test_every_dag_shares_one_notifier_per_channel_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(alerts.WEBHOOK_ENV, "http://127.0.0.1:9/hook")
+    monkeypatch.setenv(alerts.EMAIL_ENV, "ops@example.com")
+    (first,) = alerts.failure_notifiers()
+    (second,) = alerts.failure_notifiers()
+    assert first is second  # a fleet's thousands of DAGs hold one object, not one each
+    assert alerts.configured_channels()["webhook"] is alerts.configured_channels()["webhook"]
+
+    monkeypatch.setenv(alerts.EMAIL_ENV, "risk@example.com")
+    (changed,) = alerts.failure_notifiers()
+    assert changed is not first
+    assert changed.email == ["risk@example.com"]
+    assert changed.webhook == "http://127.0.0.1:9/hook"
+
+
 def test_failure_message_names_portfolio_account_task_error_and_orders(history_db: str) -> None:
     text = alerts.failure_message(context())
     assert "rebalance_demo / account zerodha_main / place_orders" in text
@@ -109,6 +124,12 @@ def test_the_production_dag_carries_the_alerts(monkeypatch: pytest.MonkeyPatch) 
     task = dag.get_task("paper.place_orders")
     (notifier,) = task.on_failure_callback
     assert isinstance(notifier, alerts.RebalanceFailureNotifier)
+
+    monkeypatch.delenv(alerts.WEBHOOK_ENV)
+    monkeypatch.delenv(alerts.EMAIL_ENV, raising=False)
+    quiet = build_dag(demo, load_portfolio(demo))
+    assert "on_failure_callback" not in quiet.default_args  # each operator keeps fewer kwargs
+    assert all(task.on_failure_callback == [] for task in quiet.tasks)
 
 
 def waiting(approvers: tuple[str, ...] = ("asha", "ravi")) -> alerts.ApprovalWaiting:
