@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import time
 from difflib import get_close_matches
 from enum import StrEnum
+from functools import cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Self
 
@@ -32,6 +33,19 @@ from rebalance.targets.config import ModelName, TargetsSection, UniverseConfig
 from rebalance.targets.section import split_targets
 
 log = logging.getLogger(__name__)
+
+
+@cache
+def _warn_missing_scrip_groups(portfolio_id: str, missing: tuple[str, ...]) -> None:
+    """Once a process (each DAG parse validates every file again): the groups a BSE portfolio
+    lacks."""
+    log.warning(
+        "portfolio %s trades on BSE but execution.bse_scrip_groups gives no group for "
+        "%s: charged at group A's rate (X/Z groups pay 0.1%%, 27 times more)",
+        portfolio_id,
+        ", ".join(missing),
+    )
+
 
 WEIGHT_SUM_TOLERANCE_PCT = 0.01
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9&_.\-]{0,29}$")
@@ -375,12 +389,7 @@ class Portfolio(NumbersAreNumbers):
                 f"execution.bse_scrip_groups: {', '.join(stray)} not among the targets"
             )
         if self.exchange == "BSE" and (missing := self.symbols_without_scrip_group()):
-            log.warning(
-                "portfolio %s trades on BSE but execution.bse_scrip_groups gives no group for "
-                "%s: charged at group A's rate (X/Z groups pay 0.1%%, 27 times more)",
-                self.id,
-                ", ".join(missing),
-            )
+            _warn_missing_scrip_groups(self.id, tuple(missing))
         if self.accounts_mode is AccountsMode.COMBINED and len(self.accounts) < 2:
             raise ValueError("accounts_mode: combined needs at least two accounts")
         if self.accounts_mode is AccountsMode.COMBINED and (
