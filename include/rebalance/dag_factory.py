@@ -63,14 +63,6 @@ from rebalance.timetable import TradingCalendarTimetable, build_timetable
 if TYPE_CHECKING:
     from rebalance.lane import Lane
 
-TASK_ORDER = (
-    "fetch_holdings",
-    "validate_snapshot",
-    "plan_trades",
-    "approval",
-    "place_orders",
-    "record_run",
-)
 START_DATE = pendulum.datetime(2026, 1, 1, tz=IST_NAME)
 READ_RETRIES = 2
 APPROVAL_RETRIES = 2

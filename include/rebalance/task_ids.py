@@ -7,6 +7,14 @@ approval task, the alerts read the account back from a failed task's id.
 from __future__ import annotations
 
 APPROVAL = "approval"  # the step a person answers (approval_operator.PlanApprovalOperator)
+TASK_ORDER = (  # the steps of a lane, in order
+    "fetch_holdings",
+    "validate_snapshot",
+    "plan_trades",
+    APPROVAL,
+    "place_orders",
+    "record_run",
+)
 
 
 def lane_task_id(account: str, step: str) -> str:

@@ -14,10 +14,10 @@ from rebalance.dag_factory import (
     PLACE_RETRIES,
     RECORD_RETRIES,
     SHARDS,
-    TASK_ORDER,
     shard_of,
 )
 from rebalance.portfolio import load_portfolio, portfolio_files
+from rebalance.task_ids import TASK_ORDER
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTFOLIOS = ROOT / "portfolios"
