@@ -50,13 +50,18 @@ def deadline_alerts_enabled() -> bool:
 
 def configured_channels() -> dict[str, Any]:
     """The alert channels this deployment turned on (empty: alerts off)."""
-    url, emails = _channel_values(os.environ.get(WEBHOOK_ENV, ""), os.environ.get(EMAIL_ENV, ""))
+    url, emails = _environment_channels()
     channels: dict[str, Any] = {}
     if url:
         channels["webhook"] = url
     if emails:
         channels["email"] = list(emails)
     return channels
+
+
+def _environment_channels() -> tuple[str, tuple[str, ...]]:
+    """The webhook URL and the addresses this deployment's environment sets."""
+    return _channel_values(os.environ.get(WEBHOOK_ENV, ""), os.environ.get(EMAIL_ENV, ""))
 
 
 @functools.lru_cache(maxsize=4)
@@ -225,7 +230,7 @@ def approval_notifiers(waiting: ApprovalWaiting) -> list[BaseNotifier]:
 
 def failure_notifiers() -> list[BaseNotifier]:
     """The on-failure callbacks for a DAG: none unless a channel is configured."""
-    url, emails = _channel_values(os.environ.get(WEBHOOK_ENV, ""), os.environ.get(EMAIL_ENV, ""))
+    url, emails = _environment_channels()
     if not url and not emails:
         return []
     return [_failure_notifier(url or None, emails)]

@@ -209,6 +209,10 @@ class _Model:
         self.row_upper.append(upper)
         return index
 
+    def integer_start(self, x: np.ndarray) -> dict[int, float]:
+        """The integer columns of the solution ``x``, whole: a starting solution for ``solve``."""
+        return {i: float(round(float(x[i]))) for i, flag in enumerate(self.integer) if flag}
+
     def activity(self, row: int, x: np.ndarray) -> float:
         """The value of row ``row`` at the solution ``x``."""
         entries = zip(self.rows, self.cols, self.vals, strict=True)
@@ -424,8 +428,7 @@ def optimise_plan(
     halfway = (time.perf_counter() + deadline) / 2
     guided, guided_value = _guided_start(model, cands, policy.max_trades, halfway)
     if guided is not None and (not start or guided_value < limit):
-        integers = [column for column, flag in enumerate(model.integer) if flag]
-        start = {i: round(float(guided[i])) for i in integers}
+        start = model.integer_start(guided)
     status, x, best = model.solve(
         model.cost,
         deadline,
@@ -606,10 +609,12 @@ def _tie_break(
         between = sorted((round(float(x[c.units])), float(inner[c.units])))
         model.lower[c.units] = max(model.lower[c.units], float(math.floor(between[0])))
         model.upper[c.units] = min(model.upper[c.units], float(math.ceil(between[1])))
-    integers = [column for column, flag in enumerate(model.integer) if flag]
-    start = {i: round(float(x[i])) for i in integers}
-    status, found, value = model.solve(
-        phase_two, search_deadline, start=start, nodes=TIE_NODES, cutoff=first_value
+    status, found, _ = model.solve(
+        phase_two,
+        search_deadline,
+        start=model.integer_start(x),
+        nodes=TIE_NODES,
+        cutoff=first_value,
     )
     return (status, found) if found is not None and status in (0, 1) else (2, None)
 
